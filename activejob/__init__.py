@@ -1,0 +1,83 @@
+"""activejob: background jobs for Python, with a durable queue in your own SQL database.
+
+    from pydantic import BaseModel
+    import activejob
+    from activejob import BaseJob, job
+
+    class EmailArgs(BaseModel):
+        to: str
+        subject: str
+
+    @job("send_email", schema=EmailArgs, max_retries=3, backoff="exponential", timeout=30)
+    class SendEmail(BaseJob[EmailArgs]):
+        async def perform(self, args: EmailArgs) -> dict:
+            self.progress(0.5, message="rendering")
+            return {"sent": True}
+
+    queue = activejob.configure(database_url="sqlite:///jobs.db")
+    handle = SendEmail.perform_later(to="a@example.com", subject="Hi")
+    queue.run_until_idle()
+    assert queue.get_job(handle.id).status == "completed"
+"""
+
+from . import signals
+from .backoff import Exponential, Fixed, Linear
+from .config import Settings
+from .context import JobContext
+from .definition import BaseJob, JobOptions, NoArgs, job, registry
+from .enqueuing import ConfiguredJob
+from .errors import (
+    ActiveJobError,
+    ConfigurationError,
+    Discard,
+    InvalidTransition,
+    JobArgumentsError,
+    JobCancelled,
+    JobNotFound,
+    JobTimeout,
+    LeaseLost,
+    Retry,
+    UnknownJobError,
+    WorkerLost,
+)
+from .handle import JobHandle
+from .models import JobStatus
+from .queue import JobQueue, configure
+from .records import EventRecord, JobInfo, WorkerInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveJobError",
+    "BaseJob",
+    "ConfigurationError",
+    "ConfiguredJob",
+    "Discard",
+    "EventRecord",
+    "Exponential",
+    "Fixed",
+    "InvalidTransition",
+    "JobArgumentsError",
+    "JobCancelled",
+    "JobContext",
+    "JobHandle",
+    "JobInfo",
+    "JobNotFound",
+    "JobOptions",
+    "JobQueue",
+    "JobStatus",
+    "JobTimeout",
+    "LeaseLost",
+    "Linear",
+    "NoArgs",
+    "Retry",
+    "Settings",
+    "UnknownJobError",
+    "WorkerInfo",
+    "WorkerLost",
+    "__version__",
+    "configure",
+    "job",
+    "registry",
+    "signals",
+]

@@ -1,0 +1,98 @@
+"""Job arguments and results as JSON, through pydantic only (never pickle).
+
+Arguments are validated against the job's schema and must survive a JSON round trip
+unchanged; anything that would not (NaN, a set of objects under `Any`, a too-large
+payload) is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, ValidationError
+
+from .errors import JobArgumentsError
+
+TEXT_LIMIT = 16_384
+"""Stored error messages and tracebacks are cut to this many characters."""
+
+
+def _field_errors(job: str, error: ValidationError) -> JobArgumentsError:
+    fields = [".".join(str(p) for p in e["loc"]) or "(args)" for e in error.errors()]
+    details = "; ".join(
+        f"field '{'.'.join(str(p) for p in e['loc']) or '(args)'}': {e['msg']}"
+        for e in error.errors()
+    )
+    return JobArgumentsError(job, f"invalid arguments: {details}", fields)
+
+
+def validate(job: str, schema: type[BaseModel], args: BaseModel | None, kwargs: dict[str, Any]) -> BaseModel:
+    """Build the schema instance from a model instance or keyword arguments."""
+    if args is not None:
+        if kwargs:
+            raise JobArgumentsError(job, "pass either a schema instance or keyword arguments, not both")
+        if not isinstance(args, schema):
+            raise JobArgumentsError(
+                job, f"expected a {schema.__name__} instance, got {type(args).__name__}"
+            )
+        # Revalidate: the instance may have been built with model_construct or mutated.
+        kwargs = args.model_dump()
+    try:
+        return schema.model_validate(kwargs)
+    except ValidationError as error:
+        raise _field_errors(job, error) from None
+
+
+def encode(job: str, model: BaseModel, max_bytes: int) -> str:
+    """The JSON text stored for `model`; refuses what would not come back unchanged."""
+    try:
+        text = model.model_dump_json()
+    except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as error:
+        raise JobArgumentsError(job, f"arguments cannot be stored as JSON: {error}") from None
+    if len(text) > max_bytes:
+        raise JobArgumentsError(
+            job, f"arguments are {len(text)} bytes as JSON, over the limit of {max_bytes}; "
+            "store large data elsewhere and pass a reference (or raise max_args_bytes)"
+        )
+    try:
+        back = type(model).model_validate_json(text)
+    except ValidationError as error:
+        raise JobArgumentsError(
+            job, f"arguments do not survive a JSON round trip: {_field_errors(job, error)}"
+        ) from None
+    if back != model:
+        changed = [
+            name for name in type(model).model_fields
+            if getattr(back, name, None) != getattr(model, name, None)
+        ]
+        raise JobArgumentsError(
+            job,
+            "arguments would not come back unchanged from JSON (NaN/infinity, sets, or "
+            f"objects without a JSON form) in field(s): {', '.join(changed) or '(args)'}",
+            changed,
+        )
+    return text
+
+
+def decode(job: str, schema: type[BaseModel], text: str) -> BaseModel:
+    """Rebuild the arguments of a stored job; a readable error when they no longer fit."""
+    try:
+        return schema.model_validate_json(text)
+    except ValidationError as error:
+        raise _field_errors(job, error) from None
+
+
+def encode_result(value: Any) -> str | None:
+    """A job's return value as JSON; values with no JSON form are stored as their repr."""
+    if value is None:
+        return None
+    return pydantic_core.to_json(value, fallback=repr, inf_nan_mode="null").decode()
+
+
+def truncate(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
+    """Cut long error messages and tracebacks, keeping the start and the end."""
+    if text is None or len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n... [{len(text) - limit} characters cut] ...\n{text[-half:]}"

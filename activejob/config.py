@@ -1,0 +1,89 @@
+"""The settings of a JobQueue, checked once, with errors that say what to fix."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+DEFAULT_RETENTION = timedelta(days=7)
+ENV_URL = "ACTIVEJOB_DATABASE_URL"
+
+
+def default_database_url() -> str:
+    """`ACTIVEJOB_DATABASE_URL`, else `activejob.db` in the working directory."""
+    return os.environ.get(ENV_URL) or f"sqlite:///{Path.cwd() / 'activejob.db'}"
+
+
+def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class Settings:
+    """Options of `activejob.configure(...)` / `JobQueue(...)`; see docs/reference/settings.md."""
+
+    database_url: str = field(default_factory=default_database_url)
+    concurrency: int = 10
+    queues: tuple[str, ...] | None = None  # None: every queue
+    poll_interval: float = 1.0
+    lease: float = 30.0
+    heartbeat_interval: float | None = None  # default: min(1s, lease / 3)
+    shutdown_grace: float = 30.0
+    cancel_grace: float = 5.0  # how long a sync job may take to notice a cancel request
+    progress_interval: float = 0.25
+    retention: dict[str, timedelta] = field(default_factory=dict)
+    event_retention: timedelta = DEFAULT_RETENTION
+    prune_interval: float = 60.0
+    max_args_bytes: int = 1_000_000
+    auto_migrate: bool = True
+    pool_size: int = 5
+    watch: bool = True  # wake on other processes' writes (NOTIFY / data_version)
+    worker_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
+        if isinstance(self.queues, str):
+            self.queues = tuple(q.strip() for q in self.queues.split(",") if q.strip())
+        if self.queues is not None:
+            self.queues = tuple(self.queues) or None
+            if self.queues and "*" in self.queues:
+                self.queues = None
+        for name in ("poll_interval", "lease", "progress_interval", "prune_interval"):
+            setattr(self, name, _seconds(name, getattr(self, name)))
+        for name in ("shutdown_grace", "cancel_grace"):
+            setattr(self, name, _seconds(name, getattr(self, name), allow_zero=True))
+        if self.heartbeat_interval is None:
+            self.heartbeat_interval = min(1.0, self.lease / 3)
+        self.heartbeat_interval = _seconds("heartbeat_interval", self.heartbeat_interval)
+        if self.heartbeat_interval >= self.lease:
+            raise ConfigurationError("heartbeat_interval must be shorter than the lease")
+        if not isinstance(self.max_args_bytes, int) or self.max_args_bytes < 2:
+            raise ConfigurationError(f"max_args_bytes must be a positive whole number, got {self.max_args_bytes!r}")
+        retention = {s: DEFAULT_RETENTION for s in ("completed", "failed", "cancelled")}
+        for status, keep in dict(self.retention or {}).items():
+            if status not in retention:
+                raise ConfigurationError(f"retention is per finished status (completed, failed, cancelled), not {status!r}")
+            retention[status] = keep if isinstance(keep, timedelta) else timedelta(seconds=_seconds("retention", keep))
+        self.retention = retention
+        if not isinstance(self.event_retention, timedelta):
+            self.event_retention = timedelta(seconds=_seconds("event_retention", self.event_retention))
+
+    @classmethod
+    def build(cls, **options: Any) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
+        if options.get("database_url") is None:
+            options.pop("database_url", None)
+        return cls(**options)

@@ -1,0 +1,320 @@
+"""Job types: the `@job` decorator, `BaseJob`, their options and the registry.
+
+    class EmailArgs(BaseModel):
+        to: str
+        subject: str
+
+    @job("send_email", schema=EmailArgs, max_retries=3, backoff="exponential", timeout=30)
+    class SendEmail(BaseJob[EmailArgs]):
+        async def perform(self, args: EmailArgs) -> dict:
+            self.progress(0.5, message="rendering")
+            return {"sent": True}
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from . import backoff as backoffs
+from .context import JobContext
+from .enqueuing import ConfiguredJob, is_async
+from .errors import ConfigurationError, UnknownJobError
+
+S = TypeVar("S", bound=BaseModel)
+J = TypeVar("J", bound="type[BaseJob[Any]]")
+
+
+class NoArgs(BaseModel):
+    """The schema of a job that takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Everything `@job(...)` said about a job type."""
+
+    name: str
+    schema: type[BaseModel]
+    max_retries: int
+    backoff: Callable[[int], float]
+    timeout: float | None
+    queue: str
+    priority: int
+    retry_on: tuple[type[BaseException], ...] = ()
+    discard_on: tuple[type[BaseException], ...] = ()
+    label: str = ""
+    description: str = ""
+    phases: tuple[str, ...] = ()
+    resource_link: Callable[[dict[str, Any]], str | None] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary, for the CLI and the dashboard."""
+        return {
+            "name": self.name, "label": self.label, "description": self.description,
+            "queue": self.queue, "priority": self.priority, "max_retries": self.max_retries,
+            "timeout": self.timeout, "phases": list(self.phases),
+            "schema": self.schema.model_json_schema(),
+        }
+
+
+class Registry(Mapping[str, "type[BaseJob[Any]]"]):
+    """Job types by name, as registered by `@job` in this process."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, type[BaseJob[Any]]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseJob[Any]]:
+        try:
+            return self._jobs[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._jobs, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else (
+                "; import the module that defines it (activejob worker --import MODULE)")
+            raise UnknownJobError(f"no job type named {name!r} is registered{hint}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._jobs))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._jobs.get(name, default)
+
+    def add(self, cls: type[BaseJob[Any]]) -> None:
+        name = cls.options.name
+        existing = self._jobs.get(name)
+        if existing is not None and existing is not cls and _origin(existing) != _origin(cls):
+            raise ConfigurationError(
+                f"job name {name!r} is already registered by {_origin(existing)}; "
+                f"{_origin(cls)} needs another name"
+            )
+        self._jobs[name] = cls  # the same class defined again (a module reload) replaces it
+
+    def remove(self, name: str) -> None:
+        self._jobs.pop(name, None)
+
+
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+registry = Registry()
+
+
+class BaseJob(Generic[S]):
+    """The base of every job type. Define `perform`, decorate with `@job`.
+
+    On the class: `perform_later`, `perform_at`, `perform_in`, `perform_all_later`,
+    `perform_now`, `set(...)`, each with an `a`-prefixed awaitable twin.
+    Inside `perform`: `self.progress`, `self.progress_count`, `self.log`,
+    `self.checkpoint`, `self.checkpoint_data`, `self.job_id`, `self.attempt`,
+    `self.cancelled`, `self.check_cancelled()`.
+    """
+
+    options: ClassVar[JobOptions]
+
+    def __init__(self, context: JobContext | None = None) -> None:
+        self.context = context or JobContext(job_id=None, name=self._name(), attempt=1)
+
+    @classmethod
+    def _name(cls) -> str:
+        opts = cls.__dict__.get("options")
+        return opts.name if opts is not None else cls.__name__
+
+    def perform(self, args: S) -> Any:
+        """Do the work. May be `async def` or plain `def`; the return value is stored."""
+        raise NotImplementedError
+
+    # -- inside a job -----------------------------------------------------------------
+
+    @property
+    def job_id(self) -> int | None:
+        return self.context.job_id
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first run, 2 on the first retry, ..."""
+        return self.context.attempt
+
+    @property
+    def checkpoint_data(self) -> Any:
+        """What the last `checkpoint(...)` saved, also across retries and crashes."""
+        return self.context.checkpoint_data
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked to cancel this job (check it in long sync loops)."""
+        return self.context.cancelled
+
+    def check_cancelled(self) -> None:
+        """Raise `JobCancelled` if someone asked to cancel this job."""
+        self.context.check_cancelled()
+
+    def progress(self, fraction: float, message: str | None = None, phase: str | None = None) -> None:
+        """Report how far along the job is, 0.0 to 1.0: `self.progress(0.5, message="half")`."""
+        self.context.progress(fraction, message, phase)
+
+    def progress_count(self, current: int, total: int, message: str | None = None,
+                       phase: str | None = None) -> None:
+        """Report "X of Y": `self.progress_count(30, 120, message="rows")`."""
+        self.context.progress_count(current, total, message, phase)
+
+    def log(self, message: str, **data: Any) -> None:
+        """Add a line to the job's timeline: `self.log("fetched", rows=120)`."""
+        self.context.log(message, **data)
+
+    def checkpoint(self, data: Any) -> None:
+        """Save JSON data to resume from: `self.checkpoint({"offset": 1000})`."""
+        self.context.checkpoint(data)
+
+    # -- enqueueing (class side) ------------------------------------------------------
+
+    @classmethod
+    def set(cls, **options: Any) -> ConfiguredJob[S]:
+        """Options for one enqueue: `Job.set(queue="mail", wait=60).perform_later(...)`."""
+        return ConfiguredJob(cls).set(**options)
+
+    @classmethod
+    def perform_later(cls, args: S | None = None, /, **kwargs: Any) -> Any:
+        """Store the job for a worker: `handle = SendEmail.perform_later(to="a@b.c", subject="Hi")`."""
+        return ConfiguredJob(cls).perform_later(args, **kwargs)
+
+    @classmethod
+    async def aperform_later(cls, args: S | None = None, /, **kwargs: Any) -> Any:
+        """`await SendEmail.aperform_later(...)` from async code."""
+        return await ConfiguredJob(cls).aperform_later(args, **kwargs)
+
+    @classmethod
+    def perform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> Any:
+        """Run at a time: `SendEmail.perform_at(tomorrow_2am, to=..., subject=...)` (naive = UTC)."""
+        return ConfiguredJob(cls).perform_at(when, args, **kwargs)
+
+    @classmethod
+    async def aperform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> Any:
+        return await ConfiguredJob(cls).aperform_at(when, args, **kwargs)
+
+    @classmethod
+    def perform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> Any:
+        """Run after a delay: `SendEmail.perform_in(timedelta(minutes=5), to=..., subject=...)`."""
+        return ConfiguredJob(cls).perform_in(delay, args, **kwargs)
+
+    @classmethod
+    async def aperform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> Any:
+        return await ConfiguredJob(cls).aperform_in(delay, args, **kwargs)
+
+    @classmethod
+    def perform_all_later(cls, items: Any) -> Any:
+        """Bulk enqueue in one transaction: `SendEmail.perform_all_later([{...}, {...}])`."""
+        return ConfiguredJob(cls).perform_all_later(items)
+
+    @classmethod
+    async def aperform_all_later(cls, items: Any) -> Any:
+        return await ConfiguredJob(cls).aperform_all_later(items)
+
+    @classmethod
+    def perform_now(cls, args: S | None = None, /, **kwargs: Any) -> Any:
+        """Run here, now, with no database: `result = SendEmail.perform_now(to=..., subject=...)`."""
+        return ConfiguredJob(cls).perform_now(args, **kwargs)
+
+    @classmethod
+    async def aperform_now(cls, args: S | None = None, /, **kwargs: Any) -> Any:
+        return await ConfiguredJob(cls).aperform_now(args, **kwargs)
+
+
+def _exceptions(job: str, option: str, value: Any) -> tuple[type[BaseException], ...]:
+    items = (value,) if isinstance(value, type) else tuple(value or ())
+    for item in items:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise ConfigurationError(f"{job}: {option} takes exception classes, got {item!r}")
+    return items
+
+
+def job(
+    name: str,
+    *,
+    schema: type[BaseModel] | None = None,
+    max_retries: int = 3,
+    backoff: str | float | Callable[[int], float] = "exponential",
+    backoff_base: float = 1.0,
+    backoff_cap: float = 3600.0,
+    backoff_jitter: float = 0.0,
+    timeout: float | timedelta | None = None,
+    queue: str = "default",
+    priority: int = 0,
+    retry_on: Any = (),
+    discard_on: Any = (),
+    label: str | None = None,
+    description: str | None = None,
+    phases: Any = (),
+    resource_link: Callable[[dict[str, Any]], str | None] | None = None,
+    **extra: Any,
+) -> Callable[[J], J]:
+    """Register a `BaseJob` subclass under `name`.
+
+        @job("resize_image", schema=ResizeArgs, max_retries=5, backoff="linear", backoff_base=10,
+             timeout=120, queue="media", priority=5, retry_on=[ConnectionError], discard_on=[KeyError],
+             label="Resize image", phases=["download", "resize", "upload"],
+             resource_link=lambda args: f"/images/{args['image_id']}")
+        class ResizeImage(BaseJob[ResizeArgs]):
+            def perform(self, args: ResizeArgs) -> None: ...
+
+    `max_retries=3` means up to four attempts. `backoff` is "exponential", "linear",
+    "fixed", a number of seconds, or a callable `(attempt) -> seconds`. `retry_on`
+    narrows which errors are retried (others fail at once); `discard_on` errors fail
+    at once. Unknown keyword options are refused, to catch typos.
+    """
+    if extra:
+        raise ConfigurationError(f"{name}: unknown option(s) {sorted(extra)} for @job")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"a job needs a non-empty name, got {name!r}")
+    if schema is None:
+        schema = NoArgs
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise ConfigurationError(f"{name}: schema must be a pydantic BaseModel subclass, got {schema!r}")
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ConfigurationError(f"{name}: max_retries must be a whole number >= 0, got {max_retries!r}")
+    if isinstance(timeout, timedelta):
+        timeout = timeout.total_seconds()
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise ConfigurationError(f"{name}: timeout must be a number of seconds > 0 (or None), got {timeout!r}")
+    if not isinstance(queue, str) or not queue:
+        raise ConfigurationError(f"{name}: queue must be a non-empty string, got {queue!r}")
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise ConfigurationError(f"{name}: priority must be an integer, got {priority!r}")
+    try:
+        policy = backoffs.resolve(backoff, base=backoff_base, cap=backoff_cap, jitter=backoff_jitter)
+    except ValueError as error:
+        raise ConfigurationError(f"{name}: {error}") from None
+    options = JobOptions(
+        name=name, schema=schema, max_retries=max_retries, backoff=policy,
+        timeout=float(timeout) if timeout is not None else None, queue=queue, priority=priority,
+        retry_on=_exceptions(name, "retry_on", retry_on), discard_on=_exceptions(name, "discard_on", discard_on),
+        label=label or name.replace("_", " ").capitalize(), description=description or "",
+        phases=tuple(phases), resource_link=resource_link,
+    )
+
+    def register(cls: J) -> J:
+        if not (isinstance(cls, type) and issubclass(cls, BaseJob)):
+            raise ConfigurationError(f"{name}: @job decorates BaseJob subclasses, not {cls!r}")
+        if cls.perform is BaseJob.perform:
+            raise ConfigurationError(f"{name}: {cls.__qualname__} must define perform(self, args)")
+        cls.options = options
+        if not options.description and cls.__doc__:
+            object.__setattr__(options, "description", cls.__doc__.strip().splitlines()[0])
+        registry.add(cls)
+        return cls
+
+    return register
+
+
+def job_is_async(cls: type[BaseJob[Any]]) -> bool:
+    return is_async(cls.perform)

@@ -1,0 +1,158 @@
+"""What differs between SQLite and PostgreSQL, kept in one place.
+
+Engines and their connection settings, the claim statement's locking clause, and how a
+worker learns that other processes wrote something (LISTEN/NOTIFY, or SQLite's
+`PRAGMA data_version`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger("activejob.store")
+
+NOTIFY_CHANNEL = "activejob"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people write; pick psycopg 3 for PostgreSQL.
+
+    >>> normalize_url("postgres://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    >>> normalize_url("jobs.db")
+    'sqlite:///jobs.db'
+    """
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def create(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine configured for a job queue's access pattern."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, memory=parsed.database in (None, "", ":memory:"))
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        pool_recycle=1800, connect_args={"application_name": "activejob"},
+    )
+
+
+def _sqlite_engine(url: str, *, memory: bool) -> Engine:
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transactions into our own hands (see _on_begin) and set up WAL once.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the lock at BEGIN: a deferred transaction that upgrades to a
+        # writer later can fail with SQLITE_BUSY at once instead of waiting its turn.
+        mode = "DEFERRED" if conn.get_execution_options().get("activejob_read") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def claim_lock_clause(engine: Engine) -> str:
+    # SKIP LOCKED lets many workers claim side by side, each taking different rows;
+    # SQLite has one writer at a time, so BEGIN IMMEDIATE already serialises claims.
+    return " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
+
+
+def notify(conn: Connection, payload: str = "") -> None:
+    """Wake listeners in other processes when this transaction commits (PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}, '{payload}'")
+
+
+class ChangeWatcher:
+    """Calls `on_change` soon after another process commits to the database.
+
+    PostgreSQL: a dedicated connection LISTENs for the NOTIFY sent with every enqueue.
+    SQLite: `PRAGMA data_version` changes whenever another connection commits, and is
+    cheap enough to read every few milliseconds. Either way polling remains the
+    safety net; a lost connection is retried with backoff.
+    """
+
+    def __init__(self, url: str, on_change: Callable[[str], None], *, interval: float = 0.005) -> None:
+        self.url = normalize_url(url)
+        self.on_change = on_change
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        target = self._listen_pg if self.url.startswith("postgresql") else self._watch_sqlite
+        self._thread = threading.Thread(target=self._run, args=(target,), name="activejob-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self, target: Callable[[], None]) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                target()
+                delay = 0.1
+            except Exception as error:  # a dropped connection: back off and reconnect
+                log.warning("change watcher lost its connection (%s); retrying in %.1fs", error, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _watch_sqlite(self) -> None:
+        import sqlite3
+
+        path = make_url(self.url).database or ":memory:"
+        if path == ":memory:":
+            self._stop.wait()
+            return
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stop.wait(self.interval):
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != last:
+                    last = version
+                    self.on_change("")
+
+    def _listen_pg(self) -> None:
+        import psycopg
+
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True, application_name="activejob-listen") as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.on_change("")  # anything enqueued while we were not listening
+            while not self._stop.is_set():
+                for note in _notifies(conn, timeout=0.5):
+                    self.on_change(note)
+
+
+def _notifies(conn: Any, timeout: float) -> Iterator[str]:
+    for note in conn.notifies(timeout=timeout, stop_after=256):
+        yield note.payload

@@ -1,0 +1,113 @@
+"""Sending events as signals: to sync and async receivers, never letting one break us."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from blinker import NamedSignal
+
+from . import signals
+from .records import EventRecord
+
+log = logging.getLogger("activejob.signals")
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _senders(name: str) -> Any:
+    from .definition import registry
+
+    return registry.get(name) or name
+
+
+def _receivers(signal: NamedSignal, sender: Any) -> list[Any]:
+    if not signal.receivers:
+        return []
+    return list(signal.receivers_for(sender))
+
+
+def _failed(signal: NamedSignal, receiver: Any) -> None:
+    log.exception("receiver %r of %s raised; the job goes on", receiver, signal.name)
+
+
+def _signals_for(event: str) -> list[NamedSignal]:
+    out = [signals.BY_EVENT[event]] if event in signals.BY_EVENT else []
+    if event in signals.STATUS_EVENTS:
+        out.append(signals.job_status_changed)
+    return out
+
+
+def send(signal: NamedSignal, sender: Any, payload: dict[str, Any]) -> None:
+    """Send from sync code. Async receivers run on this thread's loop if it has one
+    (as a task), otherwise to completion in a fresh loop."""
+    for receiver in _receivers(signal, sender):
+        try:
+            out = receiver(sender, **payload)
+            if inspect.isawaitable(out):
+                _finish(signal, receiver, out)
+        except Exception:
+            _failed(signal, receiver)
+
+
+def _finish(signal: NamedSignal, receiver: Any, awaitable: Awaitable[Any]) -> None:
+    async def guarded() -> None:
+        try:
+            await awaitable
+        except Exception:
+            _failed(signal, receiver)
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(guarded())
+        return
+    task = loop.create_task(guarded())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def asend(signal: NamedSignal, sender: Any, payload: dict[str, Any]) -> None:
+    """Send from async code, awaiting async receivers."""
+    for receiver in _receivers(signal, sender):
+        try:
+            out = receiver(sender, **payload)
+            if inspect.isawaitable(out):
+                await out
+        except Exception:
+            _failed(signal, receiver)
+
+
+def any_receivers(event: str) -> bool:
+    return any(s.receivers for s in _signals_for(event))
+
+
+def emit(records: Iterable[EventRecord], extra: dict[int, dict[str, Any]] | None = None) -> None:
+    """Send stored events as their signals (sync callers)."""
+    for record in records:
+        for signal in _signals_for(record.type):
+            if signal.receivers:
+                payload = record.payload()
+                if extra and record.job_id in extra:
+                    payload.update(extra[record.job_id])
+                send(signal, _senders(record.name), payload)
+
+
+async def aemit(records: Iterable[EventRecord], extra: dict[int, dict[str, Any]] | None = None) -> None:
+    """Send stored events as their signals (async callers)."""
+    for record in records:
+        for signal in _signals_for(record.type):
+            if signal.receivers:
+                payload = record.payload()
+                if extra and record.job_id in extra:
+                    payload.update(extra[record.job_id])
+                await asend(signal, _senders(record.name), payload)
+
+
+def emit_local(event: str, sender: Any, payload: dict[str, Any]) -> None:
+    """Send an event that was never stored (perform_now, checkpoints)."""
+    for signal in _signals_for(event):
+        send(signal, sender, {**payload, "event": event})

@@ -1,0 +1,133 @@
+"""Running one claimed job, as a pipeline:
+
+resolve the job type → rebuild its arguments → perform under its cancel scope and
+timeout → turn what happened into an `Outcome` for the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from anyio import CancelScope
+
+from . import arguments, clock
+from .context import JobContext
+from .definition import BaseJob, job_is_async, registry
+from .errors import JobCancelled, JobTimeout
+from .records import Claimed
+from .retry import decide
+from .store import Outcome
+
+log = logging.getLogger("activejob.worker")
+
+
+@dataclass(eq=False)
+class Running:
+    """A job in flight in this worker."""
+
+    job: Claimed
+    context: JobContext
+    scope: CancelScope = field(default_factory=CancelScope)
+    sync: bool = False
+    stop_reason: str | None = None  # cancel | lease_lost | shutdown
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _failure(job: Claimed, error: BaseException, tb: str | None, cls: type[BaseJob[Any]] | None) -> Outcome:
+    opts = cls.options if cls is not None else None
+    decision = decide(
+        error, attempt=job.attempts, max_retries=job.max_retries,
+        backoff=opts.backoff if opts else (lambda _a: 0.0),
+        retry_on=opts.retry_on if opts else (), discard_on=opts.discard_on if opts else (),
+    )
+    message = arguments.truncate(_error_text(error))
+    tb = arguments.truncate(tb)
+    if decision.retry:
+        run_at = decision.at or clock.now() + timedelta(seconds=decision.delay)
+        log.warning("%s #%s attempt %s failed (%s); retrying at %s", job.name, job.id, job.attempts,
+                    message, run_at.isoformat(timespec="seconds"))
+        return Outcome(job.id, job.lease_token, "pending", "retrying", error=message, traceback=tb,
+                       run_at=run_at, data={"traceback": tb, "reason": decision.reason})
+    log.error("%s #%s failed after %s attempt(s): %s", job.name, job.id, job.attempts, message)
+    return Outcome(job.id, job.lease_token, "failed", "failed", error=message, traceback=tb,
+                   data={"reason": decision.reason})
+
+
+async def perform(entry: Running) -> Outcome | None:
+    """Run one attempt and say how it ended; None when the lease was lost (nothing to write)."""
+    job = entry.job
+    cls: type[BaseJob[Any]] | None = None
+    try:
+        cls = registry[job.name]
+        args = arguments.decode(job.name, cls.options.schema, job.args)
+    except Exception as error:  # unknown type, corrupt row, args that no longer validate
+        return _failure(job, error, None, cls)
+    instance = cls(entry.context)
+    entry.sync = not job_is_async(cls)
+    timeout = cls.options.timeout
+    error: BaseException | None = None
+    tb: str | None = None
+    result: Any = None
+    with entry.scope:
+        deadline: CancelScope | None = None
+        try:
+            with anyio.fail_after(timeout) as deadline:
+                if entry.sync:
+                    result = await anyio.to_thread.run_sync(instance.perform, args, abandon_on_cancel=True)
+                else:
+                    result = await instance.perform(args)
+        except TimeoutError as raised:
+            if deadline is not None and deadline.cancelled_caught:  # our deadline, not a TimeoutError from the job's own code
+                error = JobTimeout(f"{job.name} #{job.id} timed out after {timeout:g}s")
+                entry.context.request_cancel("timeout")  # a sync job's thread can still stop itself
+                tb = None
+            else:
+                error, tb = raised, traceback.format_exc()
+        except JobCancelled:
+            entry.stop_reason = entry.stop_reason or "cancel"
+        except Exception as raised:
+            error, tb = raised, traceback.format_exc()
+    if entry.stop_reason is not None or entry.scope.cancelled_caught:
+        return _stopped(entry)
+    if error is not None:
+        return _failure(job, error, tb, cls)
+    try:
+        encoded = arguments.encode_result(result)
+    except Exception as raised:
+        return _failure(job, raised, traceback.format_exc(), cls)
+    return Outcome(job.id, job.lease_token, "completed", "completed", result=encoded)
+
+
+def _stopped(entry: Running) -> Outcome | None:
+    job = entry.job
+    reason = entry.stop_reason or "cancel"
+    if reason == "lease_lost":
+        log.warning("%s #%s: this worker lost the job's lease; it stopped and wrote nothing", job.name, job.id)
+        return None
+    if reason == "shutdown":
+        log.info("%s #%s interrupted by shutdown; back to pending", job.name, job.id)
+        return Outcome(job.id, job.lease_token, "pending", "requeued", run_at=clock.now(),
+                       refund_attempt=True, data={"reason": "shutdown"})
+    log.info("%s #%s cancelled", job.name, job.id)
+    return Outcome(job.id, job.lease_token, "cancelled", "cancelled", data={"reason": "requested"})
+
+
+def context_for(job: Claimed) -> JobContext:
+    checkpoint = None
+    if job.checkpoint:
+        try:
+            checkpoint = json.loads(job.checkpoint)
+        except ValueError:
+            checkpoint = None
+    return JobContext(job_id=job.id, name=job.name, attempt=job.attempts, checkpoint=checkpoint,
+                      queue=job.queue, owner=job.owner, parent_id=job.parent_id)

@@ -1,0 +1,151 @@
+"""The tables: jobs, their durable event log, and the live workers.
+
+SQLModel classes, so applications can read them with their own sessions; only
+`store.py` writes to them. The schema itself is created by the Alembic migrations in
+`activejob/migrations` (`activejob db upgrade`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the database keeps.
+
+    SQLite has no time zones, so it stores naive UTC; PostgreSQL stores timestamptz.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def _id() -> Any:
+    # BIGINT on PostgreSQL; INTEGER PRIMARY KEY (the rowid alias) on SQLite.
+    return Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Job(SQLModel, table=True):
+    """One job: its arguments, where it is in its life, and what came of it."""
+
+    __tablename__ = "activejob_jobs"
+    __table_args__ = (
+        # The claim query walks this in order and stops after a few rows.
+        Index(
+            "ix_activejob_jobs_due",
+            text("priority DESC"), "run_at", "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_activejob_jobs_leases",
+            "lease_expires_at",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index("ix_activejob_jobs_status_finished", "status", "finished_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    name: str = Field(index=True, max_length=200)
+    queue: str = Field(default="default", index=True, max_length=200)
+    priority: int = 0
+    status: str = Field(default=JobStatus.PENDING, max_length=20)
+    args: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    result: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    traceback: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0
+    max_retries: int = 0
+    run_at: datetime = Field(sa_column=_ts(nullable=False))
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_ts())
+    finished_at: datetime | None = Field(default=None, sa_column=_ts())
+    worker_id: str | None = Field(default=None, max_length=200)
+    lease_token: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, sa_column=_ts())
+    cancel_requested: bool = False
+    progress: float | None = None
+    progress_message: str | None = Field(default=None, sa_column=Column(Text))
+    progress_phase: str | None = Field(default=None, max_length=200)
+    progress_current: int | None = Field(default=None, sa_column=Column(BigInteger))
+    progress_total: int | None = Field(default=None, sa_column=Column(BigInteger))
+    checkpoint: str | None = Field(default=None, sa_column=Column(Text))
+    parent_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    owner: str | None = Field(default=None, index=True, max_length=200)
+
+
+class JobEvent(SQLModel, table=True):
+    """One entry of the durable event log: a transition, progress, a log line.
+
+    Ids only grow, so a reader that remembers the last id it saw can ask for the rest.
+    """
+
+    __tablename__ = "activejob_events"
+    __table_args__ = (Index("ix_activejob_events_job", "job_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=_id())
+    job_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    type: str = Field(max_length=40)
+    name: str = Field(max_length=200)
+    queue: str = Field(default="default", max_length=200)
+    owner: str | None = Field(default=None, index=True, max_length=200)
+    status: str = Field(max_length=20)
+    attempt: int = 0
+    data: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+
+
+class Worker(SQLModel, table=True):
+    """A live worker process, kept fresh by its heartbeat."""
+
+    __tablename__ = "activejob_workers"
+
+    id: str = Field(primary_key=True, max_length=200)
+    host: str = Field(max_length=255)
+    pid: int
+    queues: str = Field(default="*", sa_column=Column(Text, nullable=False))
+    job_types: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    concurrency: int = 1
+    started_at: datetime = Field(sa_column=_ts(nullable=False))
+    heartbeat_at: datetime = Field(sa_column=_ts(nullable=False, index=True))

@@ -1,0 +1,389 @@
+"""`JobQueue`: the process-wide queue object, and `configure()` that sets it up.
+
+    queue = activejob.configure(database_url="sqlite:///jobs.db", concurrency=8)
+    SendEmail.perform_later(to="a@example.com", subject="Hi")
+    queue.run_until_idle()              # scripts and tests: run what is due, then return
+    queue.start(); ...; queue.stop()    # in-process worker on a background thread
+    async with queue: ...               # in an ASGI lifespan
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, ClassVar
+
+import anyio
+from sqlalchemy import event
+
+from . import clock, enqueuing
+from .config import Settings
+from .definition import registry
+from .dispatch import aemit, emit
+from .enqueuing import EnqueueRequest
+from .handle import JobHandle
+from .records import EventRecord, JobInfo, WorkerInfo
+from .runner import Runner
+from .store import NewJob, Store
+
+log = logging.getLogger("activejob")
+
+
+class JobQueue:
+    """The durable job queue in your database, and the worker that runs its jobs.
+
+    Usually made once per process by `activejob.configure(...)` and found again with
+    `JobQueue.get()`; `JobQueue.get()` without a configure uses `ACTIVEJOB_DATABASE_URL`,
+    else `activejob.db` in the working directory.
+    """
+
+    _current: ClassVar[JobQueue | None] = None
+    _current_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, database_url: str | None = None, **options: Any) -> None:
+        self.settings = Settings.build(database_url=database_url, **options)
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._runner: Runner | None = None
+        self._thread: threading.Thread | None = None
+        self._task_group: Any = None
+
+    def __repr__(self) -> str:
+        return f"<JobQueue {self.database_url} {self.state}>"
+
+    # -- the singleton ----------------------------------------------------------------
+
+    @classmethod
+    def get(cls) -> JobQueue:
+        """The process-wide queue (configured from the environment on first use)."""
+        with cls._current_lock:
+            if cls._current is None:
+                cls._current = cls()
+            return cls._current
+
+    @classmethod
+    def configure(cls, database_url: str | None = None, **options: Any) -> JobQueue:
+        """Make a new process-wide queue from these settings and return it."""
+        queue = cls(database_url, **options)
+        with cls._current_lock:
+            previous, cls._current = cls._current, queue
+        if previous is not None and previous is not queue:
+            previous.close()
+        if queue.settings.auto_migrate:
+            _ = queue.store  # create the schema now, so errors show at configure time
+        return queue
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget the process-wide queue (tests)."""
+        with cls._current_lock:
+            previous, cls._current = cls._current, None
+        if previous is not None:
+            previous.close()
+
+    @property
+    def database_url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        from .dialects import normalize_url
+
+        return make_url(normalize_url(self.settings.database_url)).render_as_string(hide_password=True)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    store = Store(self.settings.database_url, pool_size=self.settings.pool_size)
+                    if self.settings.auto_migrate:
+                        store.upgrade()
+                    self._store = store
+        return self._store
+
+    @property
+    def max_args_bytes(self) -> int:
+        return self.settings.max_args_bytes
+
+    def close(self) -> None:
+        """Stop the in-process worker, if any, and release database connections."""
+        self.stop()
+        if self._store is not None:
+            self._store.dispose()
+
+    # -- enqueue (the backend of perform_later) ---------------------------------------
+
+    @staticmethod
+    def _new(requests: Sequence[EnqueueRequest]) -> list[NewJob]:
+        return [NewJob(r.name, r.args, r.queue, r.priority, r.run_at, r.max_retries, r.owner, r.parent_id)
+                for r in requests]
+
+    def _handles(self, records: list[EventRecord]) -> list[JobHandle]:
+        return [JobHandle(r.job_id, r.name, self) for r in records]
+
+    def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
+        """Write validated jobs; with `session`, inside that session's transaction."""
+        if session is not None:
+            return self._enqueue_in(session, requests)
+        records = self.store.enqueue(self._new(requests), clock.now())
+        self._wake()
+        emit(records)
+        return self._handles(records)
+
+    async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
+        if session is not None:
+            return self._enqueue_in(session, requests)
+        records = await anyio.to_thread.run_sync(self.store.enqueue, self._new(requests), clock.now())
+        self._wake()
+        await aemit(records)
+        return self._handles(records)
+
+    def _enqueue_in(self, session: Any, requests: list[EnqueueRequest]) -> list[JobHandle]:
+        # The jobs commit or roll back with the caller's data; workers hear of them,
+        # and signals fire, only once the session commits.
+        records = self.store.enqueue(self._new(requests), clock.now(), conn=session.connection())
+
+        def committed(_session: Any) -> None:
+            self._wake()
+            emit(records)
+
+        event.listen(session, "after_commit", committed, once=True)
+        return self._handles(records)
+
+    def _wake(self) -> None:
+        if self._runner is not None:
+            self._runner.wake()
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> JobInfo | None:
+        """The job with this id, or None."""
+        return self.store.get(int(job_id))
+
+    def list_jobs(self, status: str | Sequence[str] | None = None, name: str | None = None,
+                  queue: str | None = None, owner: str | None = None, limit: int = 50, offset: int = 0,
+                  *, parent_id: int | None = None, search: str | None = None) -> list[JobInfo]:
+        """Jobs, newest first, filtered by any of status, name, queue, owner, parent, text."""
+        return self.store.list(status=status, name=name, queue=queue, owner=owner, parent_id=parent_id,
+                               search=search, limit=limit, offset=offset)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per status (`stats()["pending"]`), plus `by_name`, `by_queue`, `scheduled`,
+        and `unknown_job_types`: due jobs of types no live worker has registered."""
+        now = clock.now()
+        out = self.store.stats(now)
+        out["unknown_job_types"] = self.store.unclaimable(now, self._live_since())
+        return out
+
+    def available_job_types(self) -> list[str]:
+        """Names of the job types registered in this process."""
+        return list(registry)
+
+    def job_types(self) -> list[dict[str, Any]]:
+        """Each registered job type's options (label, phases, queue, schema, ...)."""
+        return [registry[name].options.describe() for name in registry]
+
+    def events(self, job_id: int | None = None, *, after: int = 0, owner: str | None = None,
+               limit: int = 500) -> list[EventRecord]:
+        """The durable event log, oldest first; `after` is the last event id already seen."""
+        return self.store.events(after=after, job_id=job_id, owner=owner, limit=limit)
+
+    def _live_since(self) -> Any:
+        assert self.settings.heartbeat_interval is not None
+        return clock.now() - timedelta(seconds=max(self.settings.lease, 5 * self.settings.heartbeat_interval))
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers with a recent heartbeat, in any process or machine."""
+        return self.store.workers(since=self._live_since())
+
+    # -- changing jobs ----------------------------------------------------------------
+
+    def cancel(self, job_id: int) -> str:
+        """Cancel a job: a pending one at once, a running one as soon as its worker hears
+        (at once in this process, within a heartbeat elsewhere). Returns its status now."""
+        status, records = self.store.request_cancel(int(job_id), clock.now())
+        emit(records)
+        if status == "running" and self._runner is not None:
+            self._runner.cancel_local(int(job_id))
+        return status
+
+    def retry(self, job_id: int) -> JobHandle:
+        """Run a failed or cancelled job again, with its attempts reset."""
+        records = self.store.retry_job(int(job_id), clock.now())
+        self._wake()
+        emit(records)
+        return self._handles(records)[0]
+
+    def delete(self, job_id: int) -> None:
+        """Delete a job that is not running, with its events."""
+        emit(self.store.delete(int(job_id), clock.now()))
+
+    def prune(self) -> int:
+        """Delete finished jobs past their retention now; returns how many."""
+        now = clock.now()
+        count = self.store.prune({s: now - keep for s, keep in self.settings.retention.items()})
+        self.store.prune_events(now - self.settings.event_retention)
+        return count
+
+    # -- running ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._runner.state if self._runner is not None else "idle"
+
+    def status(self) -> dict[str, Any]:
+        """Whether this process runs jobs, and how it is doing."""
+        runner = self._runner
+        s = self.settings
+        return {
+            "running": runner is not None and runner.state == "running",
+            "state": self.state,
+            "worker_id": runner.worker_id if runner else None,
+            "concurrency": s.concurrency,
+            "queues": list(s.queues) if s.queues else None,
+            "in_flight": len(runner.running) if runner else 0,
+            "jobs_in_flight": sorted(runner.running) if runner else [],
+            "uptime": (clock.now() - runner.started_at).total_seconds() if runner else 0.0,
+            "completed": runner.completed if runner else 0,
+            "failed": runner.failed if runner else 0,
+            "job_types": self.available_job_types(),
+            "database": self.database_url,
+        }
+
+    def _new_runner(self) -> Runner:
+        if self._runner is not None and self._runner.state in ("running", "stopping"):
+            raise RuntimeError("this JobQueue is already running")
+        self._runner = Runner(self.store, self.settings)
+        return self._runner
+
+    def start(self) -> None:
+        """Run jobs on a background thread of this process until `stop()`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        runner = self._new_runner()
+        started = threading.Event()
+
+        async def main() -> None:
+            started.set()
+            await runner.run()
+
+        def target() -> None:
+            try:
+                anyio.run(main, backend_options=clock.backend_options())
+            except Exception:
+                log.exception("the in-process worker stopped with an error")
+            finally:
+                started.set()
+
+        self._thread = threading.Thread(target=target, name="activejob-worker", daemon=True)
+        self._thread.start()
+        started.wait()
+        while runner.state == "idle" and self._thread.is_alive():
+            threading.Event().wait(0.005)
+
+    def stop(self, grace: float | None = None, timeout: float | None = None) -> None:
+        """Stop claiming, give running jobs `grace` seconds, requeue the rest, and wait."""
+        thread, runner = self._thread, self._runner
+        if thread is None or runner is None:
+            return
+        runner.request_stop(grace=grace)
+        thread.join(timeout)
+        self._thread = None
+
+    async def __aenter__(self) -> JobQueue:
+        runner = self._new_runner()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(runner.run)
+        while runner.state == "idle":
+            await anyio.sleep(0.001)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        if self._runner is not None:
+            self._runner.request_stop()
+        tg, self._task_group = self._task_group, None
+        return await tg.__aexit__(exc_type, exc, tb)  # type: ignore[no-any-return]
+
+    async def run(self) -> None:
+        """Run jobs in the current event loop until cancelled or `request_stop()`."""
+        await self._new_runner().run()
+
+    def request_stop(self, grace: float | None = None) -> None:
+        if self._runner is not None:
+            self._runner.request_stop(grace=grace)
+
+    def work(self) -> None:
+        """Run jobs in the foreground until SIGTERM or SIGINT (the `activejob worker` command).
+
+        The first signal stops claiming and lets running jobs finish within the shutdown
+        grace; a second one stops at once. Interrupted jobs go back to pending.
+        """
+        runner = self._new_runner()
+
+        async def main() -> None:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._signals, runner)
+                await runner.run()
+                tg.cancel_scope.cancel()
+
+        anyio.run(main, backend_options=clock.backend_options())
+
+    @staticmethod
+    async def _signals(runner: Runner) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+            count = 0
+            async for signum in received:
+                count += 1
+                if count == 1:
+                    log.info("received %s: finishing running jobs (send again to stop at once)",
+                             signal.Signals(signum).name)
+                    runner.request_stop()
+                else:
+                    log.info("received %s again: stopping now", signal.Signals(signum).name)
+                    runner.stop_now()
+
+    def run_until_idle(self) -> None:
+        """Run jobs until none is due and none is running, then return (scripts, tests).
+
+        Jobs scheduled for later stay pending; move time (freezegun) and call again.
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return self._wait_idle()
+        anyio.run(self.arun_until_idle, backend_options=clock.backend_options())
+        return None
+
+    async def arun_until_idle(self) -> None:
+        """The async twin of `run_until_idle`."""
+        if self._runner is not None and self._runner.state == "running":
+            await anyio.to_thread.run_sync(self._wait_idle)
+            return
+        runner = self._new_runner()
+        await runner.run(until_idle=True)
+
+    def _wait_idle(self, poll: float = 0.02) -> None:
+        names = list(registry)
+        while True:
+            runner = self._runner
+            busy = runner is not None and bool(runner.running)
+            if not busy and self.store.due_count(clock.now(), names, self.settings.queues) == 0:
+                return
+            threading.Event().wait(poll)
+
+
+def configure(database_url: str | None = None, **options: Any) -> JobQueue:
+    """Set up the process-wide JobQueue and return it.
+
+        queue = activejob.configure(database_url="postgresql://localhost/app", concurrency=20)
+
+    Options: concurrency, queues, poll_interval, lease, shutdown_grace, retention,
+    max_args_bytes, auto_migrate (default True: apply the migrations now), ...
+    """
+    return JobQueue.configure(database_url, **options)
+
+
+enqueuing.set_backend(JobQueue.get)

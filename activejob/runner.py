@@ -1,0 +1,382 @@
+"""The worker loop: claim due jobs into free slots, run them, write what happened.
+
+One task group holds everything: the claim loop, one task per running job, and the
+loops that heartbeat, flush progress, record outcomes (group commit: outcomes that
+finish together share one transaction) and do maintenance (recovering expired
+leases, pruning). Nothing outlives `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from anyio import CancelScope
+from anyio.abc import TaskGroup
+
+from . import clock, dialects
+from .config import Settings
+from .definition import registry
+from .dispatch import aemit, emit_local
+from .execution import Running, context_for, perform
+from .records import Claimed, EventRecord, WorkerInfo
+from .store import Outcome, ProgressUpdate, Store, hostname
+
+log = logging.getLogger("activejob.worker")
+
+
+def new_worker_id() -> str:
+    import uuid
+
+    return f"{hostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Runner:
+    """Runs jobs from `store` until told to stop (or, with `until_idle`, until none is due)."""
+
+    def __init__(self, store: Store, settings: Settings, *, worker_id: str | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id or settings.worker_id or new_worker_id()
+        self.running: dict[int, Running] = {}
+        self.state = "idle"
+        self.started_at = clock.now()
+        self.completed = 0
+        self.failed = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._tg: TaskGroup | None = None
+        self._claiming = True
+        self._wake: anyio.Event | None = None
+        self._outcome_wake: anyio.Event | None = None
+        self._pending: list[tuple[Running, Outcome, list[Any]]] = []
+        self._write_lock: anyio.Lock | None = None
+        self._last_prune = float("-inf")
+        self._last_unknown_warning = float("-inf")
+
+    # -- from any thread --------------------------------------------------------------
+
+    def _soon(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        else:
+            try:
+                loop.call_soon_threadsafe(fn)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def wake(self) -> None:
+        """Look for due jobs now (an enqueue happened)."""
+        self._soon(self._set_wake)
+
+    def _set_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def cancel_local(self, job_id: int) -> None:
+        """Stop a job of this worker at once, if it runs here."""
+        self._soon(lambda: self._stop_job(job_id, "cancel"))
+
+    def request_stop(self, *, grace: float | None = None) -> None:
+        """Stop claiming; in-flight jobs get `grace` seconds, then go back to pending."""
+        self._soon(lambda: self._begin_stop(self.settings.shutdown_grace if grace is None else grace))
+
+    def stop_now(self) -> None:
+        self._soon(lambda: self._begin_stop(0.0))
+
+    # -- in the loop ------------------------------------------------------------------
+
+    def _begin_stop(self, grace: float) -> None:
+        if self.state == "running":
+            log.info("worker %s stopping: %d job(s) in flight, %.0fs grace", self.worker_id, len(self.running), grace)
+        self._claiming = False
+        self.state = "stopping"
+        self._set_wake()
+        if self._tg is not None:
+            self._tg.start_soon(self._shutdown_after, grace)
+
+    async def _shutdown_after(self, grace: float) -> None:
+        await anyio.sleep(grace)
+        for job_id in list(self.running):
+            self._stop_job(job_id, "shutdown", sync_grace=0.0 if grace == 0 else None)
+
+    def _stop_job(self, job_id: int, reason: str, *, sync_grace: float | None = None) -> None:
+        entry = self.running.get(job_id)
+        if entry is None:
+            return
+        if entry.stop_reason is None:
+            entry.stop_reason = reason
+        entry.context.request_cancel(reason)
+        grace = self.settings.cancel_grace if sync_grace is None else sync_grace
+        if entry.sync and grace > 0 and self._tg is not None:
+            # A thread cannot be interrupted: give it time to see `self.cancelled`,
+            # then abandon it and record the outcome anyway.
+            self._tg.start_soon(self._cancel_later, entry, grace)
+        else:
+            entry.scope.cancel()
+
+    @staticmethod
+    async def _cancel_later(entry: Running, grace: float) -> None:
+        await anyio.sleep(grace)
+        entry.scope.cancel()
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake = anyio.Event()
+        self._outcome_wake = anyio.Event()
+        self._write_lock = anyio.Lock()
+        self._claiming = True
+        self.state = "running"
+        self.started_at = clock.now()
+        worker = self.worker_info()
+        await anyio.to_thread.run_sync(self.store.register_worker, worker, clock.now())
+        watcher = None
+        if self.settings.watch and not until_idle:
+            watcher = dialects.ChangeWatcher(self.store.url, lambda _payload: self.wake())
+            watcher.start()
+        log.info("worker %s started: concurrency %d, queues %s, jobs %s", self.worker_id,
+                 self.settings.concurrency, ",".join(self.settings.queues or ["*"]), ", ".join(registry))
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._outcome_loop)
+                tg.start_soon(self._progress_loop)
+                tg.start_soon(self._heartbeat_loop)
+                if not until_idle:
+                    tg.start_soon(self._maintenance_loop)
+                else:
+                    await self._maintain()
+                await self._claim_loop(tg, until_idle)
+                while self.running:
+                    await self._wait(None)
+                tg.cancel_scope.cancel()
+        finally:
+            self._tg = None
+            self.state = "stopped"
+            if watcher is not None:
+                watcher.stop()
+            with CancelScope(shield=True):
+                try:
+                    await anyio.to_thread.run_sync(self.store.unregister_worker, self.worker_id)
+                except Exception:
+                    log.exception("could not remove worker %s from the registry", self.worker_id)
+            self._loop = None
+            log.info("worker %s stopped", self.worker_id)
+
+    def worker_info(self) -> WorkerInfo:
+        s = self.settings
+        return WorkerInfo(
+            id=self.worker_id, host=hostname(), pid=os.getpid(), queues=list(s.queues) if s.queues else None,
+            job_types=list(registry), concurrency=s.concurrency, started_at=self.started_at,
+            heartbeat_at=clock.now(),
+        )
+
+    async def _wait(self, timeout: float | None) -> None:
+        assert self._wake is not None
+        with anyio.move_on_after(timeout):
+            await self._wake.wait()
+        self._wake = anyio.Event()
+
+    async def _claim_loop(self, tg: TaskGroup, until_idle: bool) -> None:
+        s = self.settings
+        failures = 0
+        while self._claiming:
+            self._wake = anyio.Event()
+            free = s.concurrency - len(self.running)
+            claimed: list[Claimed] = []
+            if free > 0:
+                try:
+                    claimed, recorded = await anyio.to_thread.run_sync(self._claim, free)
+                    failures = 0
+                except Exception as error:
+                    failures += 1
+                    delay = min(0.1 * 2**failures, 10.0)
+                    log.warning("claiming failed (%s); retrying in %.1fs", error, delay)
+                    await anyio.sleep(delay)
+                    continue
+                for job in claimed:
+                    entry = Running(job, context_for(job))
+                    self.running[job.id] = entry
+                    tg.start_soon(self._run_one, entry)
+                if recorded:
+                    await aemit(recorded)
+            if until_idle and not claimed and not self.running:
+                return
+            if claimed and len(claimed) == free:
+                continue  # there may be more: take them as soon as slots free up
+            await self._wait(s.poll_interval if free > 0 else None)
+
+    def _claim(self, limit: int) -> tuple[list[Claimed], list[EventRecord]]:
+        return self.store.claim(
+            worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
+            limit=limit, now=clock.now(), lease=self.settings.lease,
+        )
+
+    async def _run_one(self, entry: Running) -> None:
+        try:
+            outcome = await perform(entry)
+            if outcome is None:
+                return
+            with CancelScope(shield=True):
+                records = await self._record(entry, outcome)
+            if outcome.status == "completed":
+                self.completed += 1
+            elif outcome.status == "failed":
+                self.failed += 1
+            await aemit(records)
+        except Exception:
+            log.exception("%s #%s: internal error while running", entry.job.name, entry.job.id)
+        finally:
+            self.running.pop(entry.job.id, None)
+            self._set_wake()
+
+    async def _record(self, entry: Running, outcome: Outcome) -> list[EventRecord]:
+        """Queue the outcome for the next group commit and wait until it is durable."""
+        assert self._outcome_wake is not None
+        done = anyio.Event()
+        slot: list[Any] = [done, []]
+        self._pending.append((entry, outcome, slot))
+        self._outcome_wake.set()
+        await done.wait()
+        records: list[EventRecord] = slot[1]
+        return records
+
+    def _updates(self, entries: list[Running]) -> list[ProgressUpdate]:
+        updates = []
+        for entry in entries:
+            progress, checkpoint, logs = entry.context.take()
+            if progress is None and checkpoint is None and not logs:
+                continue
+            updates.append(ProgressUpdate(entry.job.id, entry.job.lease_token, progress, checkpoint, logs))
+            if checkpoint is not None:
+                emit_local("checkpoint", registry.get(entry.job.name) or entry.job.name, {
+                    "job_id": entry.job.id, "name": entry.job.name, "status": "running",
+                    "attempt": entry.job.attempts, "queue": entry.job.queue, "owner": entry.job.owner,
+                    "checkpoint": entry.context.checkpoint_data, "at": clock.now(), "event_id": None,
+                })
+        return updates
+
+    async def _outcome_loop(self) -> None:
+        assert self._outcome_wake is not None and self._write_lock is not None
+        failures = 0
+        while True:
+            await self._outcome_wake.wait()
+            self._outcome_wake = anyio.Event()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            async with self._write_lock:
+                updates = self._updates([entry for entry, _, _ in batch])
+                while True:
+                    try:
+                        written, records = await anyio.to_thread.run_sync(
+                            self._write_outcomes, updates, [o for _, o, _ in batch])
+                        failures = 0
+                        break
+                    except Exception as error:  # the database is away: keep the outcomes, try again
+                        failures += 1
+                        delay = min(0.1 * 2**failures, 5.0)
+                        log.warning("recording %d outcome(s) failed (%s); retrying in %.1fs", len(batch), error, delay)
+                        await anyio.sleep(delay)
+            by_job: dict[int, list[EventRecord]] = {}
+            for record in records:
+                by_job.setdefault(record.job_id, []).append(record)
+            for entry, outcome, slot in batch:
+                if outcome.job_id not in written:
+                    log.warning("%s #%s: lease lost before its outcome was written; another worker owns it",
+                                entry.job.name, entry.job.id)
+                slot[1] = by_job.get(outcome.job_id, [])
+                slot[0].set()
+
+    def _write_outcomes(self, updates: list[ProgressUpdate], outcomes: list[Outcome]
+                        ) -> tuple[set[int], list[EventRecord]]:
+        now = clock.now()
+        records: list[EventRecord] = []
+        if updates:
+            _lost, records = self.store.save_progress(updates, now)
+        written, finished = self.store.finish(outcomes, now)
+        return written, records + finished
+
+    async def _progress_loop(self) -> None:
+        assert self._write_lock is not None
+        while True:
+            await anyio.sleep(self.settings.progress_interval)
+            async with self._write_lock:
+                updates = self._updates(list(self.running.values()))
+                if not updates:
+                    continue
+                try:
+                    lost, records = await anyio.to_thread.run_sync(self.store.save_progress, updates, clock.now())
+                except Exception as error:
+                    log.warning("saving progress failed (%s); the next report will carry it", error)
+                    continue
+            for job_id in lost:
+                self._stop_job(job_id, "lease_lost")
+            await aemit(records)
+
+    async def _heartbeat_loop(self) -> None:
+        s = self.settings
+        assert s.heartbeat_interval is not None
+        last_ok = clock.monotonic()
+        while True:
+            await anyio.sleep(s.heartbeat_interval)
+            tokens = {job_id: e.job.lease_token for job_id, e in self.running.items()}
+            try:
+                beat = await anyio.to_thread.run_sync(
+                    self.store.heartbeat, self.worker_info(), tokens, clock.now(), s.lease)
+                last_ok = clock.monotonic()
+            except Exception as error:
+                log.warning("heartbeat failed (%s)", error)
+                if clock.monotonic() - last_ok > s.lease:
+                    # Our leases have expired by now and another worker may hold these
+                    # jobs: stop rather than run them twice.
+                    for job_id in list(self.running):
+                        self._stop_job(job_id, "lease_lost")
+                continue
+            for job_id in beat.lost:
+                self._stop_job(job_id, "lease_lost")
+            for job_id in beat.cancel:
+                self._stop_job(job_id, "cancel")
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            try:
+                await self._maintain()
+            except Exception as error:
+                log.warning("maintenance failed (%s)", error)
+            await anyio.sleep(self.settings.poll_interval)
+
+    async def _maintain(self) -> None:
+        s = self.settings
+        now = clock.now()
+        recovered = await anyio.to_thread.run_sync(self.store.recover_expired, now)
+        for record in recovered:
+            log.warning("%s #%s recovered from a lost worker: %s", record.name, record.job_id, record.type)
+        await aemit(recovered)
+        if recovered:
+            self._set_wake()
+        # A worker silent for several leases is gone (killed, or its machine is).
+        await anyio.to_thread.run_sync(self.store.remove_dead_workers, now - timedelta(seconds=max(3 * s.lease, 60)))
+        if clock.monotonic() - self._last_prune >= s.prune_interval:
+            self._last_prune = clock.monotonic()
+            cutoffs = {status: now - keep for status, keep in s.retention.items()}
+            pruned = await anyio.to_thread.run_sync(self.store.prune, cutoffs)
+            await anyio.to_thread.run_sync(self.store.prune_events, now - s.event_retention)
+            if pruned:
+                log.info("pruned %d finished job(s)", pruned)
+        if clock.monotonic() - self._last_unknown_warning >= 60:
+            self._last_unknown_warning = clock.monotonic()
+            unknown = await anyio.to_thread.run_sync(self.store.unclaimable, now, now - timedelta(seconds=2 * s.lease))
+            if unknown:
+                log.warning("pending jobs of types no live worker knows: %s",
+                            ", ".join(f"{n} ({c})" for n, c in sorted(unknown.items())))
