@@ -36,10 +36,10 @@ class _Policy:
         raise NotImplementedError
 
     def __call__(self, attempt: int) -> float:
-        delay = min(self.raw(max(attempt, 1)), self.cap)
+        delay: float = min(self.raw(max(attempt, 1)), self.cap)
         if self.jitter:
             delay += delay * random.uniform(0, self.jitter)
-        return float(delay)
+        return delay
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Exponential(_Policy):
     """base, 2*base, 4*base, ... capped at `cap` seconds."""
 
     def raw(self, attempt: int) -> float:
-        return self.base * 2 ** min(attempt - 1, 64)
+        return self.base * float(2 ** min(attempt - 1, 64))
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,11 @@ class Settings:
         retention = {s: DEFAULT_RETENTION for s in ("completed", "failed", "cancelled")}
         for status, keep in dict(self.retention or {}).items():
             if status not in retention:
-                raise ConfigurationError(f"retention is per finished status (completed, failed, cancelled), not {status!r}")
-            retention[status] = keep if isinstance(keep, timedelta) else timedelta(seconds=_seconds("retention", keep))
+                raise ConfigurationError(
+                    f"retention is per finished status (completed, failed, cancelled), not {status!r}")
+            if not isinstance(keep, timedelta):
+                keep = timedelta(seconds=_seconds("retention", keep))
+            retention[status] = keep
         self.retention = retention
         if not isinstance(self.event_retention, timedelta):
             self.event_retention = timedelta(seconds=_seconds("event_retention", self.event_retention))

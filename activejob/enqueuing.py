@@ -36,7 +36,8 @@ class EnqueueRequest:
 
 
 class Backend(Protocol):
-    max_args_bytes: int
+    @property
+    def max_args_bytes(self) -> int: ...
 
     def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]: ...
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]: ...
@@ -99,7 +100,8 @@ class ConfiguredJob(Generic[S]):
                 max_args_bytes: int, **kwargs: Any) -> EnqueueRequest:
         opts = self.job.options
         if isinstance(args, dict):
-            args, kwargs = None, {**args, **kwargs}
+            kwargs = {**args, **kwargs}
+            args = None
         model = arguments.validate(opts.name, opts.schema, args, kwargs)
         text = arguments.encode(opts.name, model, max_args_bytes)
         parent = getattr(self.parent, "id", self.parent)
@@ -173,7 +175,8 @@ class ConfiguredJob(Generic[S]):
     def _now_args(self, args: S | dict[str, Any] | None, kwargs: dict[str, Any]) -> BaseModel:
         opts = self.job.options
         if isinstance(args, dict):
-            args, kwargs = None, {**args, **kwargs}
+            kwargs = {**args, **kwargs}
+            args = None
         model = arguments.validate(opts.name, opts.schema, args, kwargs)
         # The same JSON round trip as a stored job, so perform_now sees what a worker would.
         text = arguments.encode(opts.name, model, 1 << 62)

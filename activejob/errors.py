@@ -49,7 +49,7 @@ class WorkerLost(ActiveJobError):
     """The worker running the job stopped heartbeating (killed, cut off) and its lease expired."""
 
 
-class Retry(Exception):  # noqa: N818 - a verb, like Rails' retry_job
+class Retry(Exception):
     """Raise from `perform` to run the job again later.
 
     Counts as an attempt; when attempts are spent the job fails.
@@ -71,7 +71,7 @@ class Retry(Exception):  # noqa: N818 - a verb, like Rails' retry_job
         self.at = at
 
 
-class Discard(Exception):  # noqa: N818 - a verb, like Rails' discard_on
+class Discard(Exception):
     """Raise from `perform` to fail the job at once, with no further attempts.
 
         raise Discard("the account was closed")

@@ -70,8 +70,8 @@ async def perform(entry: Running) -> Outcome | None:
     try:
         cls = registry[job.name]
         args = arguments.decode(job.name, cls.options.schema, job.args)
-    except Exception as error:  # unknown type, corrupt row, args that no longer validate
-        return _failure(job, error, None, cls)
+    except Exception as invalid:  # unknown type, corrupt row, args that no longer validate
+        return _failure(job, invalid, None, cls)
     instance = cls(entry.context)
     entry.sync = not job_is_async(cls)
     timeout = cls.options.timeout
@@ -87,8 +87,9 @@ async def perform(entry: Running) -> Outcome | None:
                 else:
                     result = await instance.perform(args)
         except TimeoutError as raised:
-            if deadline is not None and deadline.cancelled_caught:  # our deadline, not a TimeoutError from the job's own code
-                error = JobTimeout(f"{job.name} #{job.id} timed out after {timeout:g}s")
+            # Our deadline, as opposed to a TimeoutError raised by the job's own code.
+            if deadline is not None and deadline.cancelled_caught:
+                error = JobTimeout(f"{job.name} #{job.id} timed out after {timeout or 0:g}s")
                 entry.context.request_cancel("timeout")  # a sync job's thread can still stop itself
                 tb = None
             else:

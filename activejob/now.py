@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import traceback
 from functools import partial
@@ -89,12 +90,10 @@ async def arun_now(cls: Any, args: BaseModel, *, owner: str | None = None) -> An
 
 def _loop_running() -> bool:
     try:
-        import sniffio
-
-        sniffio.current_async_library()
-        return True
-    except Exception:
+        asyncio.get_running_loop()
+    except RuntimeError:
         return False
+    return True
 
 
 def _in_fresh_thread(call: Any) -> Any:

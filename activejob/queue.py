@@ -167,7 +167,7 @@ class JobQueue:
                   queue: str | None = None, owner: str | None = None, limit: int = 50, offset: int = 0,
                   *, parent_id: int | None = None, search: str | None = None) -> list[JobInfo]:
         """Jobs, newest first, filtered by any of status, name, queue, owner, parent, text."""
-        return self.store.list(status=status, name=name, queue=queue, owner=owner, parent_id=parent_id,
+        return self.store.list_jobs(status=status, name=name, queue=queue, owner=owner, parent_id=parent_id,
                                search=search, limit=limit, offset=offset)
 
     def stats(self) -> dict[str, Any]:

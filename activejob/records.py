@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,7 +55,7 @@ class JobInfo:
     owner: str | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> JobInfo:
+    def from_row(cls, row: Any) -> JobInfo:
         values = {name: row[name] for name in cls.__dataclass_fields__ if name in row}
         values["args"] = _loads(row["args"])
         values["result"] = _loads(row["result"])
@@ -100,7 +99,7 @@ class EventRecord:
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EventRecord:
+    def from_row(cls, row: Any) -> EventRecord:
         data = _loads(row["data"]) or {}
         return cls(
             id=row["id"], job_id=row["job_id"], type=row["type"], name=row["name"],

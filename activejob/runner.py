@@ -9,6 +9,7 @@ leases, pruning). Nothing outlives `run()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -69,10 +70,8 @@ class Runner:
         if threading.get_ident() == self._loop_thread:
             fn()
         else:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(fn)
-            except RuntimeError:  # the loop closed meanwhile
-                pass
 
     def wake(self) -> None:
         """Look for due jobs now (an enqueue happened)."""

@@ -40,7 +40,7 @@ that raises is logged and never breaks the job, the worker or the caller.
 
 from __future__ import annotations
 
-from blinker import Namespace, NamedSignal
+from blinker import NamedSignal, Namespace
 
 _ns = Namespace()
 

@@ -159,9 +159,9 @@ class Store:
         with self.write(conn) as c:
             ids = [row[0] for row in c.execute(stmt, params)]
             rows = [
-                self._event({**p, "id": i}, "enqueued", now, {"run_at": p["run_at"].isoformat()}
-                            if p["run_at"] > now else None)
-                for i, p in zip(ids, params, strict=True)
+                self._event({**p, "id": i}, "enqueued", now, {"run_at": j.run_at.isoformat()}
+                            if j.run_at > now else None)
+                for i, p, j in zip(ids, params, new, strict=True)
             ]
             recorded = self._append(c, rows)
             dialects.notify(c)
@@ -507,7 +507,7 @@ class Store:
         with self.read() as c:
             return dict(c.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(ids)))).tuples().all())
 
-    def list(self, *, status: str | Sequence[str] | None = None, name: str | None = None,
+    def list_jobs(self, *, status: str | Sequence[str] | None = None, name: str | None = None,
              queue: str | None = None, owner: str | None = None, parent_id: int | None = None,
              search: str | None = None, limit: int = 50, offset: int = 0,
              order: str = "newest") -> list[JobInfo]:

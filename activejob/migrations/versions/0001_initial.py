@@ -1,14 +1,13 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = '0001'
 down_revision = None
@@ -71,7 +70,10 @@ def upgrade() -> None:
             'ix_activejob_jobs_due', [sa.text('priority DESC'), 'run_at', 'id'], unique=False,
             sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"),
         )
-        batch_op.create_index('ix_activejob_jobs_leases', ['lease_expires_at'], unique=False, sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
+        batch_op.create_index(
+            'ix_activejob_jobs_leases', ['lease_expires_at'], unique=False,
+            sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"),
+        )
         batch_op.create_index(batch_op.f('ix_activejob_jobs_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_activejob_jobs_owner'), ['owner'], unique=False)
         batch_op.create_index(batch_op.f('ix_activejob_jobs_parent_id'), ['parent_id'], unique=False)
@@ -106,7 +108,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_activejob_jobs_parent_id'))
         batch_op.drop_index(batch_op.f('ix_activejob_jobs_owner'))
         batch_op.drop_index(batch_op.f('ix_activejob_jobs_name'))
-        batch_op.drop_index('ix_activejob_jobs_leases', sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
+        batch_op.drop_index('ix_activejob_jobs_leases')
 
     op.drop_table('activejob_jobs')
     with op.batch_alter_table('activejob_events', schema=None) as batch_op:

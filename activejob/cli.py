@@ -1,0 +1,249 @@
+"""The `activejob` command: run workers, migrate, inspect and control jobs.
+
+    activejob worker --database-url sqlite:///jobs.db --import myapp.jobs --concurrency 8
+    activejob db upgrade
+    activejob jobs --status failed
+    activejob dashboard --port 8000
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from .config import ENV_URL
+
+_url = click.option("--database-url", envvar=ENV_URL, default=None, show_envvar=True,
+                    help="Database URL (default: sqlite:///activejob.db in the working directory).")
+_imports = click.option("--import", "imports", multiple=True, envvar="ACTIVEJOB_IMPORT",
+                        help="Module that defines jobs (repeatable).")
+
+
+def _import(modules: tuple[str, ...]) -> None:
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`, so app modules import
+    for name in modules:
+        for part in name.split(","):
+            if part.strip():
+                try:
+                    importlib.import_module(part.strip())
+                except ImportError as error:
+                    raise click.ClickException(f"cannot import {part.strip()!r}: {error}") from None
+
+
+def _queue(url: str | None, **options: Any) -> Any:
+    from .queue import JobQueue
+
+    return JobQueue.configure(url, **{k: v for k, v in options.items() if v is not None})
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.version_option(package_name="activejob")
+def main(verbose: int) -> None:
+    """Background jobs in your own database."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@main.command()
+@_url
+@_imports
+@click.option("--concurrency", "-c", type=int, default=None, help="Jobs at once per process (default 10).")
+@click.option("--queues", "-q", default=None, help="Comma-separated queues to take jobs from (default: all).")
+@click.option("--poll-interval", type=float, default=None, help="Seconds between polls when nothing wakes us.")
+@click.option("--lease", type=float, default=None, help="Seconds a job stays ours without a heartbeat.")
+@click.option("--shutdown-grace", type=float, default=None, help="Seconds running jobs get on SIGTERM.")
+@click.option("--processes", "-p", type=int, default=1, show_default=True, help="Worker processes to run.")
+def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int | None, queues: str | None,
+           poll_interval: float | None, lease: float | None, shutdown_grace: float | None, processes: int) -> None:
+    """Run jobs until SIGTERM/SIGINT (a second signal stops at once)."""
+    logging.getLogger("activejob").setLevel(min(logging.getLogger().level, logging.INFO))
+    if processes > 1:
+        from .supervisor import Supervisor
+
+        argv = [a for a in sys.argv[2:]]
+        argv = _strip_processes(argv)
+        sys.exit(Supervisor(argv, processes).run())
+    _import(imports)
+    queue = _queue(database_url, concurrency=concurrency, queues=queues, poll_interval=poll_interval,
+                   lease=lease, shutdown_grace=shutdown_grace)
+    queue.work()
+
+
+def _strip_processes(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--processes", "-p"):
+            skip = True
+            continue
+        if arg.startswith("--processes="):
+            continue
+        out.append(arg)
+    return out
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations shipped with activejob)."""
+
+
+@db.command("upgrade")
+@_url
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(database_url: str | None, revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from . import migrate
+    from .store import Store
+
+    store = Store(_resolved(database_url))
+    migrate.upgrade(store.engine, revision)
+    click.echo(f"database at revision {migrate.current(store.engine)}")
+
+
+@db.command("current")
+@_url
+def db_current(database_url: str | None) -> None:
+    """Show the schema revision of the database."""
+    from . import migrate
+    from .store import Store
+
+    store = Store(_resolved(database_url))
+    click.echo(f"{migrate.current(store.engine) or '(none)'} (newest: {migrate.head()})")
+
+
+@db.command("downgrade")
+@_url
+@click.argument("revision")
+def db_downgrade(database_url: str | None, revision: str) -> None:
+    """Revert migrations down to REVISION ('base' removes activejob's tables)."""
+    from . import migrate
+    from .store import Store
+
+    migrate.downgrade(Store(_resolved(database_url)).engine, revision)
+
+
+def _resolved(url: str | None) -> str:
+    from .config import default_database_url
+
+    return url or default_database_url()
+
+
+@main.command()
+@_url
+def prune(database_url: str | None) -> None:
+    """Delete finished jobs past their retention, once."""
+    click.echo(f"pruned {_queue(database_url).prune()} job(s)")
+
+
+@main.command()
+@_url
+@_imports
+def stats(database_url: str | None, imports: tuple[str, ...]) -> None:
+    """Counts per status, job type and queue."""
+    _import(imports)
+    _echo_json(_queue(database_url).stats())
+
+
+@main.command()
+@_url
+@click.option("--status", default=None)
+@click.option("--name", default=None)
+@click.option("--queue", "queue_name", default=None)
+@click.option("--owner", default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def jobs(database_url: str | None, status: str | None, name: str | None, queue_name: str | None,
+         owner: str | None, limit: int, as_json: bool) -> None:
+    """List jobs, newest first."""
+    found = _queue(database_url).list_jobs(status=status, name=name, queue=queue_name, owner=owner, limit=limit)
+    if as_json:
+        _echo_json([j.to_dict() for j in found])
+        return
+    for j in found:
+        progress = f"{j.progress:.0%}" if j.progress is not None else ""
+        click.echo(f"{j.id:>8}  {j.status:<10} {j.name:<28} {j.queue:<12} attempts={j.attempts} {progress}")
+
+
+@main.command()
+@_url
+@click.argument("job_id", type=int)
+def show(database_url: str | None, job_id: int) -> None:
+    """One job, with its events."""
+    queue = _queue(database_url)
+    info = queue.get_job(job_id)
+    if info is None:
+        raise click.ClickException(f"no job with id {job_id}")
+    _echo_json({**info.to_dict(), "events": [e.to_dict() for e in queue.events(job_id)]})
+
+
+@main.command()
+@_url
+@click.argument("job_id", type=int)
+def cancel(database_url: str | None, job_id: int) -> None:
+    """Cancel a pending or running job."""
+    click.echo(_queue(database_url).cancel(job_id))
+
+
+@main.command()
+@_url
+@click.argument("job_id", type=int)
+def retry(database_url: str | None, job_id: int) -> None:
+    """Run a failed or cancelled job again."""
+    from .errors import ActiveJobError
+
+    try:
+        click.echo(f"job {_queue(database_url).retry(job_id).id} is pending again")
+    except ActiveJobError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@_url
+@click.argument("job_id", type=int)
+def delete(database_url: str | None, job_id: int) -> None:
+    """Delete a job that is not running."""
+    from .errors import ActiveJobError
+
+    try:
+        _queue(database_url).delete(job_id)
+    except ActiveJobError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"deleted job {job_id}")
+
+
+@main.command()
+@_url
+def workers(database_url: str | None) -> None:
+    """Live workers and their last heartbeat."""
+    _echo_json([w.to_dict() for w in _queue(database_url).workers()])
+
+
+@main.command()
+@_imports
+def types(imports: tuple[str, ...]) -> None:
+    """Job types registered by the imported modules."""
+    from .definition import registry
+
+    _import(imports)
+    _echo_json([registry[n].options.describe() for n in registry])
+
+
+def run() -> None:
+    main(prog_name="activejob")
