@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from . import dialects
 from .errors import InvalidTransition, JobNotFound
-from .models import FINISHED, Job, JobEvent, JobStatus, Worker
+from .models import FINISHED, Job, JobEvent, JobStatus, UTCDateTime, Worker
 from .records import STATUSES, Claimed, EventRecord, JobInfo, WorkerInfo
 
 jobs: Table = Job.__table__  # type: ignore[attr-defined]
@@ -191,7 +191,12 @@ class Store:
             RETURNING id, name, queue, owner, args, attempts, max_retries, lease_token,
                       checkpoint, parent_id
             """
-        ).bindparams(bindparam("names", expanding=True))
+        ).bindparams(
+            bindparam("names", expanding=True),
+            # Typed, so SQLite compares the same text form the columns were written in.
+            bindparam("now", type_=UTCDateTime()),
+            bindparam("expires", type_=UTCDateTime()),
+        )
         params: dict[str, Any] = {
             "worker": worker_id, "token": token, "expires": now + timedelta(seconds=lease),
             "now": now, "names": list(names), "limit": limit, "false": False,
@@ -493,7 +498,7 @@ class Store:
                 select(jobs.c.name, func.count())
                 .where(jobs.c.status == PENDING, jobs.c.run_at <= now)
                 .group_by(jobs.c.name)
-            ).tuples().all()
+            ).all()
         return {name: n for name, n in rows if name not in known}
 
     # -- reads ------------------------------------------------------------------------
@@ -505,7 +510,7 @@ class Store:
 
     def statuses(self, ids: Iterable[int]) -> dict[int, str]:
         with self.read() as c:
-            return dict(c.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(ids)))).tuples().all())
+            return dict(c.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(ids)))).all())
 
     def list_jobs(self, *, status: str | Sequence[str] | None = None, name: str | None = None,
              queue: str | None = None, owner: str | None = None, parent_id: int | None = None,

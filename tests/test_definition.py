@@ -1,0 +1,130 @@
+"""@job registers BaseJob subclasses and refuses bad definitions clearly."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from activejob import BaseJob, ConfigurationError, UnknownJobError, job, registry
+from activejob.backoff import Exponential
+
+
+class Args(BaseModel):
+    n: int
+
+
+def test_job_registers_the_class_under_its_name() -> None:
+    @job("defn_double", schema=Args)
+    class Double(BaseJob[Args]):
+        def perform(self, args: Args) -> int:
+            return args.n * 2
+
+    assert registry["defn_double"] is Double
+    assert "defn_double" in list(registry)
+    assert Double.options.name == "defn_double"
+    assert Double.options.schema is Args
+
+
+def test_options_default_to_three_retries_exponential_backoff_default_queue() -> None:
+    @job("defn_defaults", schema=Args)
+    class Defaults(BaseJob[Args]):
+        def perform(self, args: Args) -> None: ...
+
+    opts = Defaults.options
+    assert (opts.max_retries, opts.queue, opts.priority, opts.timeout) == (3, "default", 0, None)
+    assert isinstance(opts.backoff, Exponential)
+
+
+def test_async_and_sync_perform_are_both_accepted() -> None:
+    @job("defn_async", schema=Args)
+    class AsyncJob(BaseJob[Args]):
+        async def perform(self, args: Args) -> int:
+            return args.n
+
+    @job("defn_sync", schema=Args)
+    class SyncJob(BaseJob[Args]):
+        def perform(self, args: Args) -> int:
+            return args.n
+
+    assert AsyncJob.perform_now(n=1) == 1
+    assert SyncJob.perform_now(n=2) == 2
+
+
+def test_a_second_class_cannot_take_a_registered_name() -> None:
+    @job("defn_taken", schema=Args)
+    class First(BaseJob[Args]):
+        def perform(self, args: Args) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="defn_taken.*already registered"):
+        @job("defn_taken", schema=Args)
+        class Second(BaseJob[Args]):
+            def perform(self, args: Args) -> None: ...
+
+
+def test_schema_must_be_a_pydantic_model() -> None:
+    with pytest.raises(ConfigurationError, match="bad_schema: schema must be a pydantic BaseModel"):
+        job("bad_schema", schema=dict)  # type: ignore[arg-type]
+
+
+def test_a_class_without_perform_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="must define perform"):
+        @job("defn_no_perform", schema=Args)
+        class NoPerform(BaseJob[Args]):
+            pass
+
+
+def test_only_basejob_subclasses_can_be_decorated() -> None:
+    with pytest.raises(ConfigurationError, match="decorates BaseJob subclasses"):
+        @job("defn_plain", schema=Args)
+        class Plain:
+            def perform(self, args: Args) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_retries": -1}, "max_retries must be a whole number"),
+        ({"timeout": 0}, "timeout must be a number of seconds"),
+        ({"backoff": "sometimes"}, "unknown backoff 'sometimes'"),
+        ({"queue": ""}, "queue must be a non-empty string"),
+        ({"priority": "high"}, "priority must be an integer"),
+        ({"retry_on": ["ValueError"]}, "retry_on takes exception classes"),
+        ({"max_retires": 3}, r"unknown option\(s\) \['max_retires'\]"),
+    ],
+)
+def test_bad_option_values_are_refused_with_the_job_name(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"bad_opts: {message}"):
+        job("bad_opts", schema=Args, **options)  # type: ignore[arg-type]
+
+
+def test_unknown_name_lookup_suggests_a_close_match() -> None:
+    @job("defn_send_email", schema=Args)
+    class SendEmail(BaseJob[Args]):
+        def perform(self, args: Args) -> None: ...
+
+    with pytest.raises(UnknownJobError, match="did you mean 'defn_send_email'"):
+        registry["defn_send_emial"]
+
+
+def test_a_job_without_schema_takes_no_arguments() -> None:
+    @job("defn_no_args")
+    class Tick(BaseJob):  # type: ignore[type-arg]
+        def perform(self, args: BaseModel) -> str:
+            return "tick"
+
+    assert Tick.perform_now() == "tick"
+
+
+def test_display_options_are_kept_for_the_dashboard() -> None:
+    @job("defn_report", schema=Args, label="Monthly report", phases=["load", "render"],
+         resource_link=lambda a: f"/reports/{a['n']}")
+    class Report(BaseJob[Args]):
+        """Builds the monthly report."""
+
+        def perform(self, args: Args) -> None: ...
+
+    opts = Report.options
+    assert opts.label == "Monthly report"
+    assert opts.phases == ("load", "render")
+    assert opts.resource_link is not None and opts.resource_link({"n": 3}) == "/reports/3"
+    assert opts.describe()["description"] == "Builds the monthly report."
