@@ -9,8 +9,8 @@ import anyio
 import pytest
 from freezegun import freeze_time
 from pydantic import BaseModel
-from sqlmodel import Session, SQLModel, create_engine
 from sqlmodel import Field as SQLField
+from sqlmodel import Session, SQLModel, create_engine
 
 from activejob import BaseJob, JobHandle, JobQueue, job
 

@@ -50,7 +50,9 @@ def test_get_without_configure_uses_the_environment(tmp_path: Path, monkeypatch:
         JobQueue.reset()
 
 
-def test_get_defaults_to_a_sqlite_file_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_defaults_to_a_sqlite_file_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ACTIVEJOB_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     JobQueue.reset()
