@@ -1,0 +1,108 @@
+"""The `activejob` command for inspecting and controlling jobs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+import activejob
+from activejob import BaseJob, JobQueue, job
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Args(BaseModel):
+    n: int
+
+
+@job("cli_noop", schema=Args)
+class Noop(BaseJob[Args]):
+    def perform(self, args: Args) -> None: ...
+
+
+@job("cli_fails", schema=Args, max_retries=0)
+class Fails(BaseJob[Args]):
+    def perform(self, args: Args) -> None:
+        raise RuntimeError("nope")
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "activejob", *args, "--database-url", url],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.fixture
+def queue(sqlite_url: str) -> JobQueue:
+    q = activejob.configure(sqlite_url)
+    yield q  # type: ignore[misc]
+    JobQueue.reset()
+
+
+def test_jobs_lists_newest_first(queue: JobQueue, sqlite_url: str) -> None:
+    a, b = Noop.perform_later(n=1), Noop.perform_later(n=2)
+    out = _cli(sqlite_url, "jobs", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [j["id"] for j in json.loads(out.stdout)] == [b.id, a.id]
+
+
+def test_jobs_filters_by_status(queue: JobQueue, sqlite_url: str) -> None:
+    Noop.perform_later(n=1)
+    failed = Fails.perform_later(n=2)
+    queue.run_until_idle()
+    out = _cli(sqlite_url, "jobs", "--status", "failed")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1 and str(failed.id) in lines[0] and "failed" in lines[0]
+
+
+def test_show_prints_the_job_and_its_events(queue: JobQueue, sqlite_url: str) -> None:
+    handle = Fails.perform_later(n=1)
+    queue.run_until_idle()
+    shown = json.loads(_cli(sqlite_url, "show", str(handle.id)).stdout)
+    assert shown["status"] == "failed" and shown["error"] == "RuntimeError: nope"
+    assert [e["type"] for e in shown["events"]] == ["enqueued", "started", "failed"]
+
+
+def test_show_an_unknown_job_fails_clearly(queue: JobQueue, sqlite_url: str) -> None:
+    out = _cli(sqlite_url, "show", "4242")
+    assert out.returncode != 0 and "no job with id 4242" in out.stderr
+
+
+def test_cancel_retry_and_delete(queue: JobQueue, sqlite_url: str) -> None:
+    pending = Noop.perform_later(n=1)
+    assert _cli(sqlite_url, "cancel", str(pending.id)).stdout.strip() == "cancelled"
+    assert "pending again" in _cli(sqlite_url, "retry", str(pending.id)).stdout
+    assert queue.get_job(pending.id).status == "pending"  # type: ignore[union-attr]
+    assert _cli(sqlite_url, "delete", str(pending.id)).returncode == 0
+    assert queue.get_job(pending.id) is None
+
+
+def test_retry_of_a_pending_job_is_refused(queue: JobQueue, sqlite_url: str) -> None:
+    handle = Noop.perform_later(n=1)
+    out = _cli(sqlite_url, "retry", str(handle.id))
+    assert out.returncode != 0 and "only failed or cancelled" in out.stderr
+
+
+def test_stats_prints_counts(queue: JobQueue, sqlite_url: str) -> None:
+    Noop.perform_later(n=1)
+    stats = json.loads(_cli(sqlite_url, "stats").stdout)
+    assert stats["pending"] == 1 and stats["by_name"]["cli_noop"]["pending"] == 1
+
+
+def test_types_lists_the_imported_job_types() -> None:
+    out = subprocess.run([sys.executable, "-m", "activejob", "types", "--import", "tests.test_cli"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    names = {t["name"] for t in json.loads(out.stdout)}
+    assert {"cli_noop", "cli_fails"} <= names
+
+
+def test_an_unimportable_module_is_reported() -> None:
+    out = subprocess.run([sys.executable, "-m", "activejob", "types", "--import", "no.such.module"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode != 0 and "cannot import 'no.such.module'" in out.stderr

@@ -1,0 +1,99 @@
+"""The schema comes from the Alembic migrations shipped inside the package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+import activejob
+from activejob import JobQueue, migrate
+from activejob.dialects import normalize_url
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = {"activejob_jobs", "activejob_events", "activejob_workers", "activejob_alembic_version"}
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(normalize_url(url))
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "activejob", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def test_db_upgrade_creates_the_tables(sqlite_url: str) -> None:
+    result = _cli("db", "upgrade", "--database-url", sqlite_url)
+    assert result.returncode == 0, result.stderr
+    assert "database at revision" in result.stdout
+    assert _tables(sqlite_url) >= TABLES
+
+
+def test_db_current_reports_the_revision(sqlite_url: str) -> None:
+    _cli("db", "upgrade", "--database-url", sqlite_url)
+    result = _cli("db", "current", "--database-url", sqlite_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(migrate.head() or "?")
+
+
+def test_configure_migrates_automatically(db_url: str) -> None:
+    queue = activejob.configure(db_url)
+    try:
+        assert migrate.current(queue.store.engine) == migrate.head()
+    finally:
+        JobQueue.reset()
+
+
+def test_auto_migrate_can_be_turned_off(sqlite_url: str) -> None:
+    queue = activejob.configure(sqlite_url, auto_migrate=False)
+    try:
+        _ = queue.store
+        assert "activejob_jobs" not in _tables(sqlite_url)
+    finally:
+        JobQueue.reset()
+
+
+def test_downgrade_to_base_and_back(sqlite_url: str) -> None:
+    assert _cli("db", "upgrade", "--database-url", sqlite_url).returncode == 0
+    result = _cli("db", "downgrade", "base", "--database-url", sqlite_url)
+    assert result.returncode == 0, result.stderr
+    assert not ({"activejob_jobs", "activejob_events", "activejob_workers"} & _tables(sqlite_url))
+    assert _cli("db", "upgrade", "--database-url", sqlite_url).returncode == 0
+    assert _tables(sqlite_url) >= TABLES
+
+
+def test_migrations_leave_the_applications_own_alembic_table_alone(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('app_rev_1')")
+    activejob.configure(sqlite_url)
+    JobQueue.reset()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "app_rev_1"
+    engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_package_installs_into_a_fresh_virtualenv(tmp_path: Path) -> None:
+    venv = tmp_path / "v"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(ROOT)], capture_output=True, text=True,
+                         timeout=540)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    check = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import activejob, activejob.migrate as m; print(activejob.__version__, m.head())"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split() == [activejob.__version__, migrate.head()]
