@@ -176,17 +176,22 @@ class Store:
             return [], []
         token = uuid.uuid4().hex
         queue_filter = "AND queue IN :queues" if queues else ""
+        # The pick is a CTE, MATERIALIZED on PostgreSQL: as a plain `IN (subquery)` the
+        # planner may rescan the LIMIT ... SKIP LOCKED subquery per row and claim more
+        # than `limit` jobs. A CTE is evaluated once.
+        materialized = " MATERIALIZED" if self._skip_locked else ""
         stmt = text(
             f"""
-            UPDATE activejob_jobs
-               SET status = 'running', attempts = attempts + 1, worker_id = :worker,
-                   lease_token = :token, lease_expires_at = :expires, started_at = :now,
-                   cancel_requested = :false
-             WHERE id IN (
+            WITH picked AS{materialized} (
                    SELECT id FROM activejob_jobs
                     WHERE status = 'pending' AND run_at <= :now AND name IN :names {queue_filter}
                     ORDER BY priority DESC, run_at, id
                     LIMIT :limit{self._skip_locked})
+            UPDATE activejob_jobs
+               SET status = 'running', attempts = attempts + 1, worker_id = :worker,
+                   lease_token = :token, lease_expires_at = :expires, started_at = :now,
+                   cancel_requested = :false
+             WHERE id IN (SELECT id FROM picked)
                AND status = 'pending'
             RETURNING id, name, queue, owner, args, attempts, max_retries, lease_token,
                       checkpoint, parent_id

@@ -1,0 +1,123 @@
+"""Helpers for the runner tests: waiting on conditions, worker subprocesses, raw SQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> T:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def sql(url: str, statement: str, **params: Any) -> list[Any]:
+    """Run one statement on the test database with a separate engine; return its rows."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+class WorkerProcess:
+    """An `activejob worker` subprocess; its output goes to a file we can read."""
+
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in kill()
+        env = {**os.environ, "AJ_TEST_WORKER": "1", "PYTHONUNBUFFERED": "1"}
+        env.pop("ACTIVEJOB_DATABASE_URL", None)
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, signum)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"worker {self.pid} still running after {timeout}s:\n{self.output()}") from None
+
+    def kill(self) -> None:
+        if self.alive():
+            with_cont = True
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                with_cont = False
+            if with_cont:
+                self.proc.wait(10)
+        self._log.close()
+
+
+class Workers:
+    """Starts worker subprocesses for one test and kills every one of them after it."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[WorkerProcess] = []
+
+    def start(self, url: str, *options: str, module: bool = True, imports: str = "tests.jobs_for_workers",
+              lease: float | None = 2.0, poll_interval: float | None = 0.05, wait_ready: bool = True
+              ) -> WorkerProcess:
+        head = [sys.executable, "-m", "activejob"] if module else [str(Path(sys.executable).parent / "activejob")]
+        argv = [*head, "worker", "--database-url", url, "--import", imports]
+        if lease is not None:
+            argv += ["--lease", str(lease)]
+        if poll_interval is not None:
+            argv += ["--poll-interval", str(poll_interval)]
+        argv += list(options)
+        worker = WorkerProcess(argv, self.tmp_path / f"worker-{len(self.started)}.log")
+        self.started.append(worker)
+        if wait_ready:
+            wait_for(lambda: "started: concurrency" in worker.output() or not worker.alive(), 30,
+                     what="the worker subprocess to start")
+            assert worker.alive(), worker.output()
+        return worker
+
+    def kill_all(self) -> None:
+        for worker in self.started:
+            worker.kill()
+
+
+@contextmanager
+def workers_for(tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.kill_all()
