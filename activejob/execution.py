@@ -60,7 +60,7 @@ def _failure(job: Claimed, error: BaseException, tb: str | None, cls: type[BaseJ
                        run_at=run_at, data={"traceback": tb, "reason": decision.reason})
     log.error("%s #%s failed after %s attempt(s): %s", job.name, job.id, job.attempts, message)
     return Outcome(job.id, job.lease_token, "failed", "failed", error=message, traceback=tb,
-                   data={"reason": decision.reason})
+                   data={"traceback": tb, "reason": decision.reason})
 
 
 async def perform(entry: Running) -> Outcome | None:
