@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from . import clock
@@ -36,6 +37,8 @@ class JobContext:
         self.pending_checkpoint: str | None = None
         self.pending_logs: list[dict[str, Any]] = []
         self.last_progress: dict[str, Any] | None = None
+        # Set by the runner: how this job reads its children (None under perform_now).
+        self.children_reader: Callable[[], list[Any]] | None = None
 
     # -- reporting --------------------------------------------------------------------
 

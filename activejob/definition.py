@@ -17,14 +17,14 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from . import backoff as backoffs
 from .context import JobContext
 from .enqueuing import ConfiguredJob, is_async
-from .errors import ConfigurationError, UnknownJobError
+from .errors import ConfigurationError, UnknownJobError, WaitForChildren
 
 S = TypeVar("S", bound=BaseModel)
 J = TypeVar("J", bound="type[BaseJob[Any]]")
@@ -175,6 +175,24 @@ class BaseJob(Generic[S]):
     def checkpoint(self, data: Any) -> None:
         """Save JSON data to resume from: `self.checkpoint({"offset": 1000})`."""
         self.context.checkpoint(data)
+
+    def children(self) -> list[Any]:
+        """The jobs enqueued with `set(parent=self)`, as `JobInfo`, oldest first."""
+        reader = self.context.children_reader
+        return reader() if reader is not None else []
+
+    def wait_for_children(self) -> NoReturn:
+        """End this attempt and wait: the job is `waiting` until every child has finished,
+        then it runs again (read `self.children()` or `self.checkpoint_data` to go on).
+
+            def perform(self, args):
+                if not self.children():
+                    for part in parts:
+                        ProcessPart.set(parent=self).perform_later(part=part)
+                    self.wait_for_children()
+                return {"parts": [c.result for c in self.children()]}
+        """
+        raise WaitForChildren()
 
     # -- enqueueing (class side) ------------------------------------------------------
 

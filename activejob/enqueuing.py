@@ -104,12 +104,16 @@ class ConfiguredJob(Generic[S]):
             args = None
         model = arguments.validate(opts.name, opts.schema, args, kwargs)
         text = arguments.encode(opts.name, model, max_args_bytes)
-        parent = getattr(self.parent, "id", self.parent)
+        parent, owner = self.parent, self.owner
+        if hasattr(parent, "context"):  # a running job passed as `parent=self`
+            owner = owner if owner is not None else parent.context.owner
+            parent = parent.job_id
+        parent = getattr(parent, "id", parent)
         return EnqueueRequest(
             name=opts.name, args=text, queue=self.queue or opts.queue,
             priority=opts.priority if self.priority is None else int(self.priority),
             run_at=run_at or self._run_at(clock.now()), max_retries=opts.max_retries,
-            owner=None if self.owner is None else str(self.owner),
+            owner=None if owner is None else str(owner),
             parent_id=None if parent is None else int(parent),
         )
 

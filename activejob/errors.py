@@ -78,6 +78,11 @@ class Discard(Exception):
     """
 
 
+class WaitForChildren(BaseException):
+    """Raised by `self.wait_for_children()`: the job waits (status `waiting`) until all
+    its children have finished, then runs again."""
+
+
 class JobCancelled(BaseException):
     """Raised inside a job (by `check_cancelled()`) when someone asked to cancel it.
 

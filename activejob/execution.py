@@ -19,10 +19,10 @@ from anyio import CancelScope
 from . import arguments, clock
 from .context import JobContext
 from .definition import BaseJob, job_is_async, registry
-from .errors import JobCancelled, JobTimeout
+from .errors import JobCancelled, JobTimeout, WaitForChildren
 from .records import Claimed
 from .retry import decide
-from .store import Outcome
+from .store import Outcome, Store
 
 log = logging.getLogger("activejob.worker")
 
@@ -78,6 +78,7 @@ async def perform(entry: Running) -> Outcome | None:
     error: BaseException | None = None
     tb: str | None = None
     result: Any = None
+    waiting = False
     with entry.scope:
         deadline: CancelScope | None = None
         try:
@@ -96,10 +97,15 @@ async def perform(entry: Running) -> Outcome | None:
                 error, tb = raised, traceback.format_exc()
         except JobCancelled:
             entry.stop_reason = entry.stop_reason or "cancel"
+        except WaitForChildren:
+            waiting = True
         except Exception as raised:
             error, tb = raised, traceback.format_exc()
     if entry.stop_reason is not None or entry.scope.cancelled_caught:
         return _stopped(entry)
+    if waiting:
+        # Not a spent attempt: the job runs again once its children have finished.
+        return Outcome(job.id, job.lease_token, "waiting", "waiting", refund_attempt=True)
     if error is not None:
         return _failure(job, error, tb, cls)
     try:
@@ -123,12 +129,15 @@ def _stopped(entry: Running) -> Outcome | None:
     return Outcome(job.id, job.lease_token, "cancelled", "cancelled", data={"reason": "requested"})
 
 
-def context_for(job: Claimed) -> JobContext:
+def context_for(job: Claimed, store: Store | None = None) -> JobContext:
     checkpoint = None
     if job.checkpoint:
         try:
             checkpoint = json.loads(job.checkpoint)
         except ValueError:
             checkpoint = None
-    return JobContext(job_id=job.id, name=job.name, attempt=job.attempts, checkpoint=checkpoint,
-                      queue=job.queue, owner=job.owner, parent_id=job.parent_id)
+    context = JobContext(job_id=job.id, name=job.name, attempt=job.attempts, checkpoint=checkpoint,
+                         queue=job.queue, owner=job.owner, parent_id=job.parent_id)
+    if store is not None:
+        context.children_reader = lambda: store.list_jobs(parent_id=job.id, order="oldest", limit=10_000)
+    return context

@@ -204,7 +204,7 @@ class Runner:
                     await anyio.sleep(delay)
                     continue
                 for job in claimed:
-                    entry = Running(job, context_for(job))
+                    entry = Running(job, context_for(job, self.store))
                     self.running[job.id] = entry
                     tg.start_soon(self._run_one, entry)
                 if recorded:
@@ -362,7 +362,9 @@ class Runner:
         for record in recovered:
             log.warning("%s #%s recovered from a lost worker: %s", record.name, record.job_id, record.type)
         await aemit(recovered)
-        if recovered:
+        woken = await anyio.to_thread.run_sync(self.store.wake_waiting, now)
+        await aemit(woken)
+        if recovered or woken:
             self._set_wake()
         # A worker silent for several leases is gone (killed, or its machine is).
         await anyio.to_thread.run_sync(self.store.remove_dead_workers, now - timedelta(seconds=max(3 * s.lease, 60)))

@@ -68,10 +68,11 @@ BY_EVENT: dict[str, NamedSignal] = {
     "deleted": job_deleted,
     "checkpoint": job_checkpoint,
     "requeued": job_status_changed,
+    "waiting": job_status_changed,
 }
 """The signal each event type is sent as."""
 
-STATUS_EVENTS = frozenset({"enqueued", "started", "retrying", "completed", "failed", "cancelled"})
+STATUS_EVENTS = frozenset({"enqueued", "started", "retrying", "completed", "failed", "cancelled", "waiting"})
 """Event types that set a status, and so also go out as `job_status_changed`."""
 
 INTERNAL_EVENTS = frozenset({"checkpoint"})

@@ -222,6 +222,7 @@ class Store:
         """Record how attempts ended, all in one transaction. Returns the ids written;
         an outcome whose lease was lost (recovered, taken over) changes nothing."""
         written: set[int] = set()
+        parents: set[int] = set()
         rows: list[dict[str, Any]] = []
         with self.write() as c:
             for o in outcomes:
@@ -241,12 +242,17 @@ class Store:
                     update(jobs)
                     .where(jobs.c.id == o.job_id, jobs.c.status == RUNNING, jobs.c.lease_token == o.token)
                     .values(**values)
-                    .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+                    .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
+                               jobs.c.parent_id)
                 )
                 row = c.execute(stmt).mappings().first()
                 if row is None:
                     continue
                 written.add(o.job_id)
+                if o.status == JobStatus.WAITING.value:
+                    parents.add(o.job_id)  # its children may all be done already
+                elif finished and row["parent_id"] is not None:
+                    parents.add(row["parent_id"])
                 data = dict(o.data)
                 if o.error is not None:
                     data.setdefault("error", o.error)
@@ -255,10 +261,45 @@ class Store:
                 if o.run_at is not None and o.status == PENDING:
                     data["run_at"] = o.run_at.isoformat()
                 rows.append(self._event(row, o.event, now, data))
-            recorded = self._append(c, rows)
-            if any(o.status == PENDING for o in outcomes):
+            woken = self._wake_parents(c, parents, now)
+            recorded = self._append(c, rows + woken)
+            if woken or any(o.status == PENDING for o in outcomes):
                 dialects.notify(c)
         return written, recorded
+
+    def _wake_parents(self, c: Connection, parent_ids: Iterable[int], now: datetime) -> list[dict[str, Any]]:
+        """Put waiting parents whose children have all finished back to pending."""
+        rows = []
+        child = jobs.alias("child")
+        for parent_id in sorted(parent_ids):
+            if self._skip_locked:
+                # Children finishing at once in separate transactions take turns here, so
+                # the last one to commit is sure to see all the others finished.
+                c.execute(select(jobs.c.id).where(jobs.c.id == parent_id).with_for_update())
+            open_children = (
+                select(func.count()).select_from(child)
+                .where(child.c.parent_id == parent_id, child.c.status.not_in([s.value for s in FINISHED]))
+                .scalar_subquery()
+            )
+            row = c.execute(
+                update(jobs)
+                .where(jobs.c.id == parent_id, jobs.c.status == JobStatus.WAITING.value, open_children == 0)
+                .values(status=PENDING, run_at=now)
+                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+            ).mappings().first()
+            if row is not None:
+                rows.append(self._event(row, "enqueued", now, {"reason": "children finished"}))
+        return rows
+
+    def wake_waiting(self, now: datetime) -> list[EventRecord]:
+        """Safety net: any waiting parent with no unfinished children runs again."""
+        with self.read() as c:
+            waiting = select(jobs.c.id).where(jobs.c.status == JobStatus.WAITING.value).limit(500)
+            ids = c.execute(waiting).scalars().all()
+        if not ids:
+            return []
+        with self.write() as c:
+            return self._append(c, self._wake_parents(c, ids, now))
 
     def save_progress(self, updates: Sequence[ProgressUpdate], now: datetime
                       ) -> tuple[set[int], list[EventRecord]]:
@@ -330,6 +371,7 @@ class Store:
         if self._skip_locked:
             pick = pick.with_for_update(skip_locked=True)
         rows: list[dict[str, Any]] = []
+        parents: set[int] = set()
         with self.write() as c:
             for job_id, token, attempts, max_retries, worker_id in c.execute(pick).all():
                 spent = attempts > max_retries
@@ -347,11 +389,15 @@ class Store:
                     update(jobs)
                     .where(jobs.c.id == job_id, jobs.c.status == RUNNING, jobs.c.lease_token == token)
                     .values(**values)
-                    .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+                    .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
+                               jobs.c.parent_id)
                 ).mappings().first()
                 if row is not None:
                     rows.append(self._event(row, "failed" if spent else "retrying", now,
                                             {"error": error, "reason": "worker_lost", "worker_id": worker_id}))
+                    if spent and row["parent_id"] is not None:
+                        parents.add(row["parent_id"])
+            rows.extend(self._wake_parents(c, parents, now))
             recorded = self._append(c, rows)
             if rows:
                 dialects.notify(c)
@@ -360,26 +406,46 @@ class Store:
     # -- operator verbs ---------------------------------------------------------------
 
     def request_cancel(self, job_id: int, now: datetime) -> tuple[str, list[EventRecord]]:
-        """Cancel a pending/waiting job at once; mark a running one for its worker.
-        Returns the job's status after the call."""
+        """Cancel a pending/waiting job at once; mark a running one for its worker. The
+        job's unfinished descendants are cancelled with it. Returns the job's status now."""
+        rows: list[dict[str, Any]] = []
+        parents: set[int] = set()
         with self.write() as c:
-            row = c.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.status.in_([PENDING, JobStatus.WAITING.value]))
-                .values(status=JobStatus.CANCELLED.value, finished_at=now, cancel_requested=True)
-                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
-            ).mappings().first()
-            if row is not None:
-                return row["status"], self._append(c, [self._event(row, "cancelled", now, {"reason": "requested"})])
-            status = c.execute(
-                update(jobs).where(jobs.c.id == job_id, jobs.c.status == RUNNING)
-                .values(cancel_requested=True).returning(jobs.c.status)
-            ).scalar()
-            if status is None:
-                status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+            status = self._cancel_one(c, job_id, now, rows, parents, "requested")
             if status is None:
                 raise JobNotFound(f"no job with id {job_id}")
-            return status, []
+            frontier = [job_id]
+            while frontier:
+                children = c.execute(
+                    select(jobs.c.id).where(jobs.c.parent_id.in_(frontier), jobs.c.status.not_in(list(FINISHED)))
+                ).scalars().all()
+                for child_id in children:
+                    self._cancel_one(c, child_id, now, rows, parents, "parent cancelled")
+                frontier = list(children)
+            rows.extend(self._wake_parents(c, parents - {job_id}, now))
+            return status, self._append(c, rows)
+
+    def _cancel_one(self, c: Connection, job_id: int, now: datetime, rows: list[dict[str, Any]],
+                    parents: set[int], reason: str) -> str | None:
+        row = c.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_([PENDING, JobStatus.WAITING.value]))
+            .values(status=JobStatus.CANCELLED.value, finished_at=now, cancel_requested=True)
+            .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
+                       jobs.c.parent_id)
+        ).mappings().first()
+        if row is not None:
+            rows.append(self._event(row, "cancelled", now, {"reason": reason}))
+            if row["parent_id"] is not None:
+                parents.add(row["parent_id"])
+            return str(row["status"])
+        status = c.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.status == RUNNING)
+            .values(cancel_requested=True).returning(jobs.c.status)
+        ).scalar()
+        if status is None:
+            status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+        return None if status is None else str(status)
 
     def retry_job(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None
                   ) -> list[EventRecord]:
@@ -408,7 +474,8 @@ class Store:
         with self.write() as c:
             row = c.execute(
                 delete(jobs).where(jobs.c.id == job_id, jobs.c.status != RUNNING)
-                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
+                           jobs.c.parent_id)
             ).mappings().first()
             if row is None:
                 status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
@@ -416,7 +483,8 @@ class Store:
                     raise JobNotFound(f"no job with id {job_id}")
                 raise InvalidTransition(f"job {job_id} is running; cancel it before deleting it")
             c.execute(delete(events).where(events.c.job_id == job_id))
-            return self._append(c, [self._event(row, "deleted", now)])
+            woken = self._wake_parents(c, [row["parent_id"]] if row["parent_id"] is not None else [], now)
+            return self._append(c, [self._event(row, "deleted", now), *woken])
 
     def prune(self, cutoffs: dict[str, datetime], *, batch: int = 1000) -> int:
         """Delete finished jobs (and their events) older than each status's cutoff."""
