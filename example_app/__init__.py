@@ -1,0 +1,12 @@
+"""The activejob example application: a web page where you start jobs and watch them run.
+
+    make example          # or: .venv/bin/python -m example_app
+
+It serves http://127.0.0.1:8000 with uvicorn, runs an in-process worker in the app's
+lifespan, and keeps its jobs in `example.db` in the working directory
+(`ACTIVEJOB_DATABASE_URL` overrides).
+"""
+
+from .app import create_app
+
+__all__ = ["create_app"]

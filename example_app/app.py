@@ -1,0 +1,112 @@
+"""The example's web app: Starlette, with the job queue's worker running in its lifespan."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+
+import activejob
+from activejob import JobArgumentsError, JobNotFound, JobQueue
+
+from .jobs import KINDS
+
+log = logging.getLogger("example_app")
+
+PAGE = (Path(__file__).parent / "index.html").read_text()
+DASHBOARD_PATH = "/jobs"
+
+
+def database_url() -> str:
+    """`ACTIVEJOB_DATABASE_URL`, else `example.db` in the working directory."""
+    return os.environ.get("ACTIVEJOB_DATABASE_URL") or f"sqlite:///{Path.cwd() / 'example.db'}"
+
+
+def dashboard(queue: JobQueue) -> Any | None:
+    """The activejob dashboard as an ASGI app, when `activejob.web` is installed."""
+    try:
+        from activejob.web import create_app as create_dashboard  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as error:
+        log.info("dashboard not mounted: %s", error)
+        return None
+    parameters = inspect.signature(create_dashboard).parameters
+    kwargs: dict[str, Any] = {}
+    if "queue" in parameters:
+        kwargs["queue"] = queue
+    if "root_path" in parameters:
+        kwargs["root_path"] = DASHBOARD_PATH
+    return create_dashboard(**kwargs)
+
+
+def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True, **queue_options: Any) -> Starlette:
+    """The app, with the process-wide queue configured on `database_url_` (default: `database_url()`).
+
+    `queue_options` go to `activejob.configure` (concurrency, poll_interval, ...).
+    """
+    options: dict[str, Any] = {"concurrency": 8, "shutdown_grace": 3.0, **queue_options}
+    queue = activejob.configure(database_url_ or database_url(), **options)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with queue:  # the worker runs in this event loop while the app serves
+            yield
+
+    async def index(_request: Request) -> Response:
+        return HTMLResponse(PAGE.replace("{{dashboard}}", DASHBOARD_PATH + "/" if board is not None else ""))
+
+    def list_jobs(_request: Request) -> Response:
+        jobs = queue.list_jobs(limit=15)
+        stats = queue.stats()
+        return JSONResponse({
+            "jobs": [j.to_dict() for j in jobs],
+            "counts": {s: stats[s] for s in ("pending", "running", "completed", "failed", "cancelled")},
+            "worker": {k: queue.status()[k] for k in ("state", "in_flight", "concurrency", "completed", "failed")},
+        })
+
+    async def start_job(request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        kind = body.get("kind", "")
+        if kind not in KINDS:
+            return JSONResponse({"error": f"unknown kind {kind!r}; use one of {sorted(KINDS)}"}, status_code=400)
+        try:
+            handle = await KINDS[kind].set(owner="demo").aperform_later(**body.get("args", {}))
+        except JobArgumentsError as error:
+            return JSONResponse({"error": str(error), "fields": error.fields}, status_code=422)
+        return JSONResponse({"id": handle.id, "name": handle.name}, status_code=201)
+
+    def cancel_job(request: Request) -> Response:
+        try:
+            status = queue.cancel(int(request.path_params["job_id"]))
+        except JobNotFound as error:
+            return JSONResponse({"error": str(error)}, status_code=404)
+        return JSONResponse({"status": status})
+
+    def get_job(request: Request) -> Response:
+        info = queue.get_job(int(request.path_params["job_id"]))
+        if info is None:
+            return JSONResponse({"error": "no such job"}, status_code=404)
+        return JSONResponse(info.to_dict())
+
+    board = dashboard(queue) if mount_dashboard else None
+    routes: list[Any] = [
+        Route("/", index),
+        Route("/api/jobs", list_jobs, methods=["GET"]),
+        Route("/api/jobs", start_job, methods=["POST"]),
+        Route("/api/jobs/{job_id:int}", get_job, methods=["GET"]),
+        Route("/api/jobs/{job_id:int}/cancel", cancel_job, methods=["POST"]),
+    ]
+    if board is not None:
+        routes.append(Mount(DASHBOARD_PATH, app=board))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.queue = queue
+    app.state.dashboard = board is not None
+    return app
