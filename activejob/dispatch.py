@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
+from collections import deque
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
@@ -16,6 +18,33 @@ from .records import EventRecord
 log = logging.getLogger("activejob.signals")
 
 _background: set[asyncio.Task[Any]] = set()
+
+# Events this process wrote (and so sends as signals itself), by database: an EventRelay
+# running here skips them instead of sending them twice. Marked when the row is inserted,
+# before commit, so a relay can never see a row before its mark.
+_WRITTEN_MEMORY = 100_000
+_written_lock = threading.Lock()
+_written: set[tuple[str, int]] = set()
+_written_order: deque[tuple[str, int]] = deque()
+
+
+def note_written(database: str, event_ids: Iterable[int]) -> None:
+    """Remember that this process wrote these events (bounded memory)."""
+    with _written_lock:
+        for event_id in event_ids:
+            key = (database, event_id)
+            if key in _written:
+                continue
+            _written.add(key)
+            _written_order.append(key)
+            if len(_written_order) > _WRITTEN_MEMORY:
+                _written.discard(_written_order.popleft())
+
+
+def written_here(database: str, event_id: int) -> bool:
+    """Whether this process wrote (and so emits itself) the event `event_id`."""
+    with _written_lock:
+        return (database, event_id) in _written
 
 
 def _senders(name: str) -> Any:

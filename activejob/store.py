@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from . import dialects
+from . import dialects, dispatch
 from .errors import InvalidTransition, JobNotFound
 from .models import FINISHED, Job, JobEvent, JobStatus, UTCDateTime, Worker
 from .records import STATUSES, Claimed, EventRecord, JobInfo, WorkerInfo
@@ -30,6 +30,9 @@ from .records import STATUSES, Claimed, EventRecord, JobInfo, WorkerInfo
 jobs: Table = Job.__table__  # type: ignore[attr-defined]
 events: Table = JobEvent.__table__  # type: ignore[attr-defined]
 workers: Table = Worker.__table__  # type: ignore[attr-defined]
+
+EVENTS_CHANNEL = "activejob_events"
+"""PostgreSQL channel NOTIFYed by every transaction that appends events (EventRelay listens)."""
 
 RUNNING = JobStatus.RUNNING.value
 PENDING = JobStatus.PENDING.value
@@ -45,6 +48,7 @@ class NewJob:
     max_retries: int
     owner: str | None = None
     parent_id: int | None = None
+    unique_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -128,7 +132,12 @@ class Store:
         if not rows:
             return []
         result = conn.execute(self._insert_events, rows)
-        return [EventRecord.from_row(r) for r in result.mappings()]
+        recorded = [EventRecord.from_row(r) for r in result.mappings()]
+        # This process emits these itself: an EventRelay here must not send them again.
+        dispatch.note_written(self.url, (r.id for r in recorded))
+        if conn.dialect.name == "postgresql":  # wake EventRelays (delivered at commit)
+            conn.exec_driver_sql(f"NOTIFY {EVENTS_CHANNEL}")
+        return recorded
 
     @staticmethod
     def _event(row: RowMapping | dict[str, Any], type_: str, now: datetime, data: dict[str, Any] | None = None,
@@ -142,30 +151,49 @@ class Store:
     # -- enqueue ----------------------------------------------------------------------
 
     def enqueue(self, new: Sequence[NewJob], now: datetime, *, conn: Connection | None = None
-                ) -> list[EventRecord]:
-        """Insert jobs (one transaction) with their `enqueued` events."""
+                ) -> tuple[list[int], list[EventRecord]]:
+        """Insert jobs (one transaction) with their `enqueued` events. Returns every job's
+        id, in order; a job whose unique key is taken gets the existing job's id and no event."""
         if not new:
-            return []
+            return [], []
         params = [
             {
                 "name": j.name, "queue": j.queue, "priority": j.priority, "status": PENDING,
                 "args": j.args, "attempts": 0, "max_retries": j.max_retries, "run_at": j.run_at,
                 "created_at": now, "cancel_requested": False, "owner": j.owner,
-                "parent_id": j.parent_id,
+                "parent_id": j.parent_id, "unique_key": j.unique_key,
             }
             for j in new
         ]
-        stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
+        ids: list[int] = [0] * len(new)
+        fresh: list[int] = []
+        plain = [i for i, j in enumerate(new) if j.unique_key is None]
         with self.write(conn) as c:
-            ids = [row[0] for row in c.execute(stmt, params)]
+            if plain:
+                stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
+                for i, row in zip(plain, c.execute(stmt, [params[i] for i in plain]), strict=True):
+                    ids[i] = row[0]
+                fresh.extend(plain)
+            for i, j in enumerate(new):
+                if j.unique_key is None:
+                    continue
+                stmt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect)
+                got = c.execute(stmt.values(**params[i]).returning(jobs.c.id)).scalar()
+                if got is None:  # the key is taken: hand back the job that holds it
+                    ids[i] = c.execute(select(jobs.c.id).where(jobs.c.unique_key == j.unique_key)).scalar_one()
+                else:
+                    ids[i] = got
+                    fresh.append(i)
+            fresh.sort()
             rows = [
-                self._event({**p, "id": i}, "enqueued", now, {"run_at": j.run_at.isoformat()}
-                            if j.run_at > now else None)
-                for i, p, j in zip(ids, params, new, strict=True)
+                self._event({**params[i], "id": ids[i]}, "enqueued", now,
+                            {"run_at": new[i].run_at.isoformat()} if new[i].run_at > now else None)
+                for i in fresh
             ]
             recorded = self._append(c, rows)
-            dialects.notify(c)
-        return recorded
+            if rows:
+                dialects.notify(c)
+        return ids, recorded
 
     # -- claim and run ----------------------------------------------------------------
 
@@ -482,9 +510,13 @@ class Store:
                 if status is None:
                     raise JobNotFound(f"no job with id {job_id}")
                 raise InvalidTransition(f"job {job_id} is running; cancel it before deleting it")
-            c.execute(delete(events).where(events.c.job_id == job_id))
+            # Append first, then drop the job's older events: on SQLite, deleting the newest
+            # rows before the insert would hand their ids out again, and a reader that
+            # already saw those ids (EventRelay, `since=`) would never see "deleted".
             woken = self._wake_parents(c, [row["parent_id"]] if row["parent_id"] is not None else [], now)
-            return self._append(c, [self._event(row, "deleted", now), *woken])
+            recorded = self._append(c, [self._event(row, "deleted", now), *woken])
+            c.execute(delete(events).where(events.c.job_id == job_id, events.c.id < recorded[0].id))
+            return recorded
 
     def prune(self, cutoffs: dict[str, datetime], *, batch: int = 1000) -> int:
         """Delete finished jobs (and their events) older than each status's cutoff."""
