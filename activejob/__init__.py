@@ -44,6 +44,7 @@ from .handle import JobHandle
 from .models import JobStatus
 from .queue import JobQueue, configure
 from .records import EventRecord, JobInfo, WorkerInfo
+from .recurring import Recurring, recurring
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,7 @@ __all__ = [
     "LeaseLost",
     "Linear",
     "NoArgs",
+    "Recurring",
     "Retry",
     "Settings",
     "UnknownJobError",
@@ -78,6 +80,7 @@ __all__ = [
     "__version__",
     "configure",
     "job",
+    "recurring",
     "registry",
     "signals",
 ]

@@ -274,6 +274,7 @@ def job(
     description: str | None = None,
     phases: Any = (),
     resource_link: Callable[[dict[str, Any]], str | None] | None = None,
+    cron: str | None = None,
     **extra: Any,
 ) -> Callable[[J], J]:
     """Register a `BaseJob` subclass under `name`.
@@ -285,6 +286,7 @@ def job(
         class ResizeImage(BaseJob[ResizeArgs]):
             def perform(self, args: ResizeArgs) -> None: ...
 
+    `cron="0 2 * * *"` also runs the job on that schedule (UTC), with default arguments.
     `max_retries=3` means up to four attempts. `backoff` is "exponential", "linear",
     "fixed", a number of seconds, or a callable `(attempt) -> seconds`. `retry_on`
     narrows which errors are retried (others fail at once); `discard_on` errors fail
@@ -329,6 +331,10 @@ def job(
         if not options.description and cls.__doc__:
             object.__setattr__(options, "description", cls.__doc__.strip().splitlines()[0])
         registry.add(cls)
+        if cron is not None:
+            from .recurring import recurring
+
+            recurring(cron, cls)
         return cls
 
     return register

@@ -33,6 +33,7 @@ class EnqueueRequest:
     max_retries: int
     owner: str | None
     parent_id: int | None
+    unique_key: str | None = None
 
 
 class Backend(Protocol):
@@ -69,6 +70,7 @@ class ConfiguredJob(Generic[S]):
         SendEmail.set(queue="mail", priority=10, wait=timedelta(minutes=5)).perform_later(to=..., subject=...)
         SendEmail.set(owner="user-42").perform_later(...)     # the job's owner, for per-user views
         SendEmail.set(session=db_session).perform_later(...)  # commits with the caller's transaction
+        SendEmail.set(unique_key="welcome-42").perform_later(...)  # at most one job per key
     """
 
     job: type[BaseJob[S]]
@@ -79,11 +81,12 @@ class ConfiguredJob(Generic[S]):
     owner: str | None = None
     parent: Any = None
     session: Any = None
+    unique_key: str | None = None
 
     def set(self, **options: Any) -> ConfiguredJob[S]:
         unknown = set(options) - set(self.__dataclass_fields__) - {"job"}
         if unknown or "job" in options:
-            allowed = "queue, priority, wait, wait_until, owner, parent, session"
+            allowed = "queue, priority, wait, wait_until, owner, parent, session, unique_key"
             raise ConfigurationError(f"{self.job.options.name}: unknown option(s) {sorted(unknown)}; use {allowed}")
         return replace(self, **options)
 
@@ -115,6 +118,7 @@ class ConfiguredJob(Generic[S]):
             run_at=run_at or self._run_at(clock.now()), max_retries=opts.max_retries,
             owner=None if owner is None else str(owner),
             parent_id=None if parent is None else int(parent),
+            unique_key=None if self.unique_key is None else str(self.unique_key),
         )
 
     # -- enqueue verbs ----------------------------------------------------------------

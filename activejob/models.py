@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -84,6 +84,7 @@ class Job(SQLModel, table=True):
             postgresql_where=text("status = 'running'"),
         ),
         Index("ix_activejob_jobs_status_finished", "status", "finished_at"),
+        UniqueConstraint("unique_key", name="uq_activejob_jobs_unique_key"),
     )
 
     id: int | None = Field(default=None, sa_column=_id())
@@ -113,6 +114,7 @@ class Job(SQLModel, table=True):
     checkpoint: str | None = Field(default=None, sa_column=Column(Text))
     parent_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
     owner: str | None = Field(default=None, index=True, max_length=200)
+    unique_key: str | None = Field(default=None, max_length=255)
 
 
 class JobEvent(SQLModel, table=True):

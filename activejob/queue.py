@@ -27,7 +27,7 @@ from .dispatch import aemit, emit
 from .enqueuing import EnqueueRequest
 from .handle import JobHandle
 from .records import EventRecord, JobInfo, WorkerInfo
-from .runner import Runner
+from .runner import Runner, as_new_job
 from .store import NewJob, Store
 
 log = logging.getLogger("activejob")
@@ -118,40 +118,39 @@ class JobQueue:
 
     @staticmethod
     def _new(requests: Sequence[EnqueueRequest]) -> list[NewJob]:
-        return [NewJob(r.name, r.args, r.queue, r.priority, r.run_at, r.max_retries, r.owner, r.parent_id)
-                for r in requests]
+        return [as_new_job(r) for r in requests]
 
-    def _handles(self, records: list[EventRecord]) -> list[JobHandle]:
-        return [JobHandle(r.job_id, r.name, self) for r in records]
+    def _handles(self, ids: list[int], requests: Sequence[EnqueueRequest]) -> list[JobHandle]:
+        return [JobHandle(i, r.name, self) for i, r in zip(ids, requests, strict=True)]
 
     def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         """Write validated jobs; with `session`, inside that session's transaction."""
         if session is not None:
             return self._enqueue_in(session, requests)
-        records = self.store.enqueue(self._new(requests), clock.now())
+        ids, records = self.store.enqueue(self._new(requests), clock.now())
         self._wake()
         emit(records)
-        return self._handles(records)
+        return self._handles(ids, requests)
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         if session is not None:
             return self._enqueue_in(session, requests)
-        records = await anyio.to_thread.run_sync(self.store.enqueue, self._new(requests), clock.now())
+        ids, records = await anyio.to_thread.run_sync(self.store.enqueue, self._new(requests), clock.now())
         self._wake()
         await aemit(records)
-        return self._handles(records)
+        return self._handles(ids, requests)
 
     def _enqueue_in(self, session: Any, requests: list[EnqueueRequest]) -> list[JobHandle]:
         # The jobs commit or roll back with the caller's data; workers hear of them,
         # and signals fire, only once the session commits.
-        records = self.store.enqueue(self._new(requests), clock.now(), conn=session.connection())
+        ids, records = self.store.enqueue(self._new(requests), clock.now(), conn=session.connection())
 
         def committed(_session: Any) -> None:
             self._wake()
             emit(records)
 
         event.listen(session, "after_commit", committed, once=True)
-        return self._handles(records)
+        return self._handles(ids, requests)
 
     def _wake(self) -> None:
         if self._runner is not None:
@@ -181,6 +180,12 @@ class JobQueue:
     def available_job_types(self) -> list[str]:
         """Names of the job types registered in this process."""
         return list(registry)
+
+    def recurring(self) -> list[dict[str, Any]]:
+        """The cron schedules registered in this process, with their next run."""
+        from .recurring import schedules
+
+        return [s.describe() for s in schedules.values()]
 
     def job_types(self) -> list[dict[str, Any]]:
         """Each registered job type's options (label, phases, queue, schema, ...)."""
@@ -215,7 +220,7 @@ class JobQueue:
         records = self.store.retry_job(int(job_id), clock.now())
         self._wake()
         emit(records)
-        return self._handles(records)[0]
+        return JobHandle(int(job_id), records[0].name, self)
 
     def delete(self, job_id: int) -> None:
         """Delete a job that is not running, with its events."""

@@ -14,22 +14,27 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
 from anyio import CancelScope
 from anyio.abc import TaskGroup
 
-from . import clock, dialects
+from . import clock, dialects, recurring
 from .config import Settings
 from .definition import registry
 from .dispatch import aemit, emit_local
+from .enqueuing import EnqueueRequest
 from .execution import Running, context_for, perform
 from .records import Claimed, EventRecord, WorkerInfo
-from .store import Outcome, ProgressUpdate, Store, hostname
+from .store import NewJob, Outcome, ProgressUpdate, Store, hostname
 
 log = logging.getLogger("activejob.worker")
+
+
+def as_new_job(r: EnqueueRequest) -> NewJob:
+    return NewJob(r.name, r.args, r.queue, r.priority, r.run_at, r.max_retries, r.owner, r.parent_id, r.unique_key)
 
 
 def new_worker_id() -> str:
@@ -60,6 +65,7 @@ class Runner:
         self._write_lock: anyio.Lock | None = None
         self._last_prune = float("-inf")
         self._last_unknown_warning = float("-inf")
+        self._scheduled: dict[str, datetime] = {}
 
     # -- from any thread --------------------------------------------------------------
 
@@ -347,6 +353,20 @@ class Runner:
             for job_id in beat.cancel:
                 self._stop_job(job_id, "cancel")
 
+    def _schedule_recurring(self, now: datetime) -> None:
+        """Keep the next slot of every cron schedule enqueued (the unique key makes the
+        workers that race to do it agree on one job)."""
+        due = []
+        for key, schedule in list(recurring.schedules.items()):
+            slot = schedule.next_after(now)
+            if self._scheduled.get(key) != slot:
+                due.append((key, slot, schedule.request(slot, self.settings.max_args_bytes)))
+        if not due:
+            return
+        self.store.enqueue([as_new_job(r) for _, _, r in due], now)
+        for key, slot, _ in due:
+            self._scheduled[key] = slot
+
     async def _maintenance_loop(self) -> None:
         while True:
             try:
@@ -362,6 +382,7 @@ class Runner:
         for record in recovered:
             log.warning("%s #%s recovered from a lost worker: %s", record.name, record.job_id, record.type)
         await aemit(recovered)
+        await anyio.to_thread.run_sync(self._schedule_recurring, now)
         woken = await anyio.to_thread.run_sync(self.store.wake_waiting, now)
         await aemit(woken)
         if recovered or woken:
