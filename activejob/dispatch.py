@@ -65,7 +65,7 @@ def _failed(signal: NamedSignal, receiver: Any) -> None:
 
 def _signals_for(event: str) -> list[NamedSignal]:
     out = [signals.BY_EVENT[event]] if event in signals.BY_EVENT else []
-    if event in signals.STATUS_EVENTS:
+    if event in signals.STATUS_EVENTS and signals.job_status_changed not in out:  # "waiting" maps to it already
         out.append(signals.job_status_changed)
     return out
 
