@@ -45,6 +45,7 @@ from .models import JobStatus
 from .queue import JobQueue, configure
 from .records import EventRecord, JobInfo, WorkerInfo
 from .recurring import Recurring, recurring
+from .relay import EventRelay
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,7 @@ __all__ = [
     "ConfiguredJob",
     "Discard",
     "EventRecord",
+    "EventRelay",
     "Exponential",
     "Fixed",
     "InvalidTransition",
