@@ -147,6 +147,7 @@ class EnqueuedJob:
     max_retries: int = 0
     owner: str | None = None
     parent_id: int | None = None
+    unique_key: str | None = None
     created_at: datetime = field(default_factory=clock.now)
     status: str = "pending"
     result: Any = None
@@ -230,21 +231,31 @@ class CapturedJobs(Sequence[EnqueuedJob]):
         return self._max_args_bytes
 
     def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
-        """Keep the jobs (`session` is accepted and ignored: there is no transaction here)."""
+        """Keep the jobs (`session` is accepted and ignored: there is no transaction here).
+
+        A job whose `unique_key` a captured job already holds is not added: its handle is
+        that job's, as with the database."""
         import json
 
         from .definition import registry
 
         now = clock.now()
+        handed: list[EnqueuedJob] = []
         added: list[EnqueuedJob] = []
         with self._lock:
             for r in requests:
+                key = r.unique_key
+                holder = next((j for j in self.jobs if key is not None and j.unique_key == key), None)
+                if holder is not None:  # like the database: the job that holds the key, no new one
+                    handed.append(holder)
+                    continue
                 job = EnqueuedJob(
                     id=len(self.jobs) + 1, name=r.name, args=json.loads(r.args), queue=r.queue,
                     priority=r.priority, run_at=r.run_at, max_retries=r.max_retries, owner=r.owner,
-                    parent_id=r.parent_id, created_at=now,
+                    parent_id=r.parent_id, unique_key=key, created_at=now,
                 )
                 self.jobs.append(job)
+                handed.append(job)
                 added.append(job)
         for job in added:
             payload: dict[str, Any] = {
@@ -254,7 +265,7 @@ class CapturedJobs(Sequence[EnqueuedJob]):
             if job.run_at > now:
                 payload["run_at"] = job.run_at.isoformat()
             emit_local("enqueued", registry.get(job.name) or job.name, payload)
-        return [JobHandle(job.id, job.name, self) for job in added]
+        return [JobHandle(job.id, job.name, self) for job in handed]
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         return self.enqueue(requests, session)

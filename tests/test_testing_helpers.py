@@ -108,6 +108,13 @@ def test_perform_all_propagates_a_jobs_error_and_marks_it_failed() -> None:
     assert jobs[0].status == "failed" and jobs[0].error == "RuntimeError: boom"
 
 
+def test_capture_honours_unique_keys() -> None:
+    with capture_enqueued() as jobs:
+        first = SendEmail.set(unique_key="welcome-1").perform_later(to="o@example.com")
+        again = SendEmail.set(unique_key="welcome-1").perform_later(to="o@example.com")
+    assert len(jobs) == 1 and first == again
+
+
 def test_capture_cancel_through_the_handle() -> None:
     with capture_enqueued() as jobs:
         handle = SendEmail.perform_in(timedelta(hours=1), to="c@example.com")
