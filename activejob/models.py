@@ -85,6 +85,7 @@ class Job(SQLModel, table=True):
         ),
         Index("ix_activejob_jobs_status_finished", "status", "finished_at"),
         UniqueConstraint("unique_key", name="uq_activejob_jobs_unique_key"),
+        {"sqlite_autoincrement": True},  # ids are never reused (migration 0003)
     )
 
     id: int | None = Field(default=None, sa_column=_id())
@@ -124,7 +125,7 @@ class JobEvent(SQLModel, table=True):
     """
 
     __tablename__ = "activejob_events"
-    __table_args__ = (Index("ix_activejob_events_job", "job_id", "id"),)
+    __table_args__ = (Index("ix_activejob_events_job", "job_id", "id"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, sa_column=_id())
     job_id: int = Field(sa_column=Column(BigInteger, nullable=False))
