@@ -341,3 +341,104 @@ def test_worker_logs_retries_and_failures(queue: JobQueue, caplog: pytest.LogCap
                and "retrying" in m for level, m in messages), messages
     assert any(level == logging.ERROR and f"rt_flaky_logged #{handle.id} failed after 2 attempt(s)" in m
                and "boom" in m for level, m in messages), messages
+
+
+# -- retention ----------------------------------------------------------------------------
+
+
+def test_finished_jobs_past_their_retention_are_pruned(db_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from freezegun import freeze_time
+
+    queue = activejob.configure(db_url, poll_interval=0.05, retention={"completed": 3600})
+    double = _double()
+
+    @job("rt_fails_kept", schema=N, max_retries=0)
+    class FailsKept(BaseJob[N]):
+        async def perform(self, args: N) -> None:
+            raise ValueError("kept a week")
+
+    try:
+        with freeze_time(datetime(2030, 1, 1, tzinfo=UTC)) as frozen:
+            done = double.perform_later(n=1)
+            failed = FailsKept.perform_later()
+            later = double.perform_in(timedelta(days=30), n=2)
+            queue.run_until_idle()
+            frozen.tick(3599)
+            assert queue.prune() == 0
+            frozen.tick(2)
+            assert queue.prune() == 1
+            assert queue.get_job(done.id) is None
+            assert queue.events(done.id) == []
+            assert failed.status == "failed"  # default retention: 7 days
+            assert later.status == "pending"  # not finished: never pruned
+            frozen.tick(timedelta(days=7))
+            assert queue.prune() == 1
+            assert queue.get_job(failed.id) is None
+    finally:
+        JobQueue.reset()
+
+
+def test_the_worker_prunes_as_part_of_its_maintenance(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from freezegun import freeze_time
+
+    queue = activejob.configure(db_url, poll_interval=0.05, retention={"completed": 60})
+    double = _double()
+    try:
+        with freeze_time(datetime(2030, 1, 1, tzinfo=UTC)) as frozen:
+            old = double.perform_later(n=1)
+            queue.run_until_idle()
+            frozen.tick(61)
+            new = double.perform_later(n=2)
+            queue.run_until_idle()
+            assert queue.get_job(old.id) is None
+            assert new.status == "completed"
+    finally:
+        JobQueue.reset()
+
+
+def test_prune_command(db_url: str) -> None:
+    import subprocess
+    import sys
+
+    from runner_support import ROOT
+
+    queue = activejob.configure(db_url, poll_interval=0.05)
+    double = _double()
+    try:
+        old, recent = double.perform_later(n=1), double.perform_later(n=2)
+        queue.run_until_idle()
+        sql(db_url, "UPDATE activejob_jobs SET finished_at = :when WHERE id = :id",
+            when=datetime_days_ago(db_url, 8), id=old.id)
+        out = subprocess.run([sys.executable, "-m", "activejob", "prune", "--database-url", db_url],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "pruned 1 job(s)"
+        assert queue.get_job(old.id) is None
+        assert recent.status == "completed"
+    finally:
+        JobQueue.reset()
+
+
+def datetime_days_ago(url: str, days: int) -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    when = datetime.now(UTC) - timedelta(days=days)
+    return when.replace(tzinfo=None) if url.startswith("sqlite") else when  # SQLite keeps naive UTC
+
+
+def test_job_ids_are_never_reused_after_delete_or_prune(queue: JobQueue) -> None:
+    double = _double()
+    first = double.perform_later(n=1)
+    queue.run_until_idle()
+    queue.delete(first.id)
+    second = double.perform_later(n=2)
+    assert second.id > first.id
+    deleted = [e for e in queue.events() if e.type == "deleted"]
+    assert [e.job_id for e in deleted] == [first.id]
+    assert [e.type for e in queue.events(second.id)] == ["enqueued"]
+    with pytest.raises(activejob.JobNotFound):
+        first.info()
