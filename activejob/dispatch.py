@@ -7,7 +7,7 @@ import inspect
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any
 
 from blinker import NamedSignal
@@ -114,26 +114,24 @@ def any_receivers(event: str) -> bool:
     return any(s.receivers for s in _signals_for(event))
 
 
-def emit(records: Iterable[EventRecord], extra: dict[int, dict[str, Any]] | None = None) -> None:
+def _deliveries(records: Iterable[EventRecord]) -> Iterator[tuple[NamedSignal, Any, dict[str, Any]]]:
+    """(signal, sender, payload) for every stored event that someone listens to."""
+    for record in records:
+        for signal in _signals_for(record.type):
+            if signal.receivers:
+                yield signal, _senders(record.name), record.payload()
+
+
+def emit(records: Iterable[EventRecord]) -> None:
     """Send stored events as their signals (sync callers)."""
-    for record in records:
-        for signal in _signals_for(record.type):
-            if signal.receivers:
-                payload = record.payload()
-                if extra and record.job_id in extra:
-                    payload.update(extra[record.job_id])
-                send(signal, _senders(record.name), payload)
+    for signal, sender, payload in _deliveries(records):
+        send(signal, sender, payload)
 
 
-async def aemit(records: Iterable[EventRecord], extra: dict[int, dict[str, Any]] | None = None) -> None:
+async def aemit(records: Iterable[EventRecord]) -> None:
     """Send stored events as their signals (async callers)."""
-    for record in records:
-        for signal in _signals_for(record.type):
-            if signal.receivers:
-                payload = record.payload()
-                if extra and record.job_id in extra:
-                    payload.update(extra[record.job_id])
-                await asend(signal, _senders(record.name), payload)
+    for signal, sender, payload in _deliveries(records):
+        await asend(signal, sender, payload)
 
 
 def emit_local(event: str, sender: Any, payload: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from . import arguments, clock
 from .errors import ConfigurationError, JobArgumentsError
+from .store import NewJob
 
 if TYPE_CHECKING:
     from .definition import BaseJob
@@ -21,19 +22,8 @@ if TYPE_CHECKING:
 S = TypeVar("S", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueueRequest:
-    """One job, validated and encoded, ready to be written."""
-
-    name: str
-    args: str
-    queue: str
-    priority: int
-    run_at: datetime
-    max_retries: int
-    owner: str | None
-    parent_id: int | None
-    unique_key: str | None = None
+EnqueueRequest = NewJob
+"""One job, validated and encoded, ready to be written (the store's `NewJob`)."""
 
 
 class Backend(Protocol):

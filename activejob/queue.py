@@ -27,8 +27,8 @@ from .dispatch import aemit, emit
 from .enqueuing import EnqueueRequest
 from .handle import JobHandle
 from .records import EventRecord, JobInfo, WorkerInfo
-from .runner import Runner, as_new_job
-from .store import NewJob, Store
+from .runner import Runner
+from .store import Store
 
 log = logging.getLogger("activejob")
 
@@ -116,10 +116,6 @@ class JobQueue:
 
     # -- enqueue (the backend of perform_later) ---------------------------------------
 
-    @staticmethod
-    def _new(requests: Sequence[EnqueueRequest]) -> list[NewJob]:
-        return [as_new_job(r) for r in requests]
-
     def _handles(self, ids: list[int], requests: Sequence[EnqueueRequest]) -> list[JobHandle]:
         return [JobHandle(i, r.name, self) for i, r in zip(ids, requests, strict=True)]
 
@@ -127,7 +123,7 @@ class JobQueue:
         """Write validated jobs; with `session`, inside that session's transaction."""
         if session is not None:
             return self._enqueue_in(session, requests)
-        ids, records = self.store.enqueue(self._new(requests), clock.now())
+        ids, records = self.store.enqueue(requests, clock.now())
         self._wake()
         emit(records)
         return self._handles(ids, requests)
@@ -135,7 +131,7 @@ class JobQueue:
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         if session is not None:
             return self._enqueue_in(session, requests)
-        ids, records = await anyio.to_thread.run_sync(self.store.enqueue, self._new(requests), clock.now())
+        ids, records = await anyio.to_thread.run_sync(self.store.enqueue, requests, clock.now())
         self._wake()
         await aemit(records)
         return self._handles(ids, requests)
@@ -143,7 +139,7 @@ class JobQueue:
     def _enqueue_in(self, session: Any, requests: list[EnqueueRequest]) -> list[JobHandle]:
         # The jobs commit or roll back with the caller's data; workers hear of them,
         # and signals fire, only once the session commits.
-        ids, records = self.store.enqueue(self._new(requests), clock.now(), conn=session.connection())
+        ids, records = self.store.enqueue(requests, clock.now(), conn=session.connection())
 
         def committed(_session: Any) -> None:
             self._wake()

@@ -25,16 +25,11 @@ from . import clock, dialects, recurring
 from .config import Settings
 from .definition import registry
 from .dispatch import aemit, emit_local
-from .enqueuing import EnqueueRequest
 from .execution import Running, context_for, perform
 from .records import Claimed, EventRecord, WorkerInfo
-from .store import NewJob, Outcome, ProgressUpdate, Store, hostname
+from .store import Outcome, ProgressUpdate, Store, hostname
 
 log = logging.getLogger("activejob.worker")
-
-
-def as_new_job(r: EnqueueRequest) -> NewJob:
-    return NewJob(r.name, r.args, r.queue, r.priority, r.run_at, r.max_retries, r.owner, r.parent_id, r.unique_key)
 
 
 def new_worker_id() -> str:
@@ -363,7 +358,7 @@ class Runner:
                 due.append((key, slot, schedule.request(slot, self.settings.max_args_bytes)))
         if not due:
             return
-        self.store.enqueue([as_new_job(r) for _, _, r in due], now)
+        self.store.enqueue([r for _, _, r in due], now)
         for key, slot, _ in due:
             self._scheduled[key] = slot
 
