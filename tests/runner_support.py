@@ -121,3 +121,35 @@ def workers_for(tmp_path: Path) -> Iterator[Workers]:
         yield pool
     finally:
         pool.kill_all()
+
+
+def pause(worker: WorkerProcess, url: str, job_id: int, attempts: int = 50) -> None:
+    """SIGSTOP `worker` at a moment it holds no lock the others need.
+
+    A process stopped inside a write transaction would block every other writer
+    (SQLite's single write lock; PostgreSQL's lock on the job row), which is not the
+    situation under test: a worker that stalls while its job runs.
+    """
+    engine = create_engine(url)
+    try:
+        for _ in range(attempts):
+            worker.signal(signal.SIGSTOP)
+            try:
+                with engine.connect() as conn:
+                    if engine.dialect.name == "sqlite":
+                        conn.exec_driver_sql("PRAGMA busy_timeout = 100")
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                        conn.exec_driver_sql("ROLLBACK")
+                    else:
+                        with conn.begin():
+                            conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+                            conn.execute(text("SELECT id FROM activejob_jobs WHERE id = :id FOR UPDATE"),
+                                         {"id": job_id})
+                return
+            except Exception:
+                worker.signal(signal.SIGCONT)
+                time.sleep(0.05)
+        raise AssertionError("could not pause the worker outside a transaction")
+    finally:
+        engine.dispose()
+

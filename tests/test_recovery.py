@@ -12,7 +12,7 @@ from typing import Any
 
 import jobs_for_workers as wk
 import pytest
-from runner_support import wait_for, workers_for
+from runner_support import pause, wait_for, workers_for
 
 import activejob
 from activejob import JobQueue, clock
@@ -119,7 +119,7 @@ def test_a_paused_worker_that_resumes_changes_nothing_about_a_finished_job(recov
     handle = wk.WkBlock.perform_later(release=str(release))
     stalled = workers.start(db_url, lease=2)
     wait_for(lambda: _info(recovering, handle.id).status == "running")
-    stalled.signal(signal.SIGSTOP)  # paused past its lease (a GC pause, a frozen VM...)
+    pause(stalled, db_url, handle.id)  # SIGSTOP: paused past its lease (a GC pause, a frozen VM...)
     try:
         recovering.start()
         wait_for(lambda: _info(recovering, handle.id).worker_id == recovering.status()["worker_id"], 30,
