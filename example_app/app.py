@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
 import activejob
-from activejob import JobArgumentsError, JobNotFound, JobQueue
+from activejob import EventRelay, JobArgumentsError, JobNotFound, JobQueue
 
 from .jobs import KINDS
 
@@ -31,20 +30,14 @@ def database_url() -> str:
     return os.environ.get("ACTIVEJOB_DATABASE_URL") or f"sqlite:///{Path.cwd() / 'example.db'}"
 
 
-def dashboard(queue: JobQueue) -> Any | None:
-    """The activejob dashboard as an ASGI app, when `activejob.web` is installed."""
+def dashboard(queue: JobQueue, relay: EventRelay) -> Any | None:
+    """The activejob dashboard as an ASGI app, when `activejob.web` is importable."""
     try:
-        from activejob.web import create_app as create_dashboard  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as error:
-        log.info("dashboard not mounted: %s", error)
+        from activejob.web import create_app as create_dashboard
+    except ImportError as error:  # the web extra is not installed
+        log.warning("dashboard not mounted: %s", error)
         return None
-    parameters = inspect.signature(create_dashboard).parameters
-    kwargs: dict[str, Any] = {}
-    if "queue" in parameters:
-        kwargs["queue"] = queue
-    if "root_path" in parameters:
-        kwargs["root_path"] = DASHBOARD_PATH
-    return create_dashboard(**kwargs)
+    return create_dashboard(queue, relay=relay, title="activejob example")
 
 
 def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True, **queue_options: Any) -> Starlette:
@@ -55,9 +48,13 @@ def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True
     options: dict[str, Any] = {"concurrency": 8, "shutdown_grace": 3.0, **queue_options}
     queue = activejob.configure(database_url_ or database_url(), **options)
 
+    # The relay follows the event log for the dashboard's live updates. A mounted app's
+    # own lifespan does not run, so this app runs it (and the worker) in its lifespan.
+    relay = EventRelay(queue)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with queue:  # the worker runs in this event loop while the app serves
+        async with queue, relay:  # the worker runs in this event loop while the app serves
             yield
 
     async def index(_request: Request) -> Response:
@@ -96,7 +93,7 @@ def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True
             return JSONResponse({"error": "no such job"}, status_code=404)
         return JSONResponse(info.to_dict())
 
-    board = dashboard(queue) if mount_dashboard else None
+    board = dashboard(queue, relay) if mount_dashboard else None
     routes: list[Any] = [
         Route("/", index),
         Route("/api/jobs", list_jobs, methods=["GET"]),
