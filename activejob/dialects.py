@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -44,10 +45,34 @@ def create(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, memory=parsed.database in (None, "", ":memory:"))
-    return create_engine(
+    engine = create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
         pool_recycle=1800, connect_args={"application_name": "activejob"},
     )
+    _cheap_ping(engine)
+    return engine
+
+
+def _cheap_ping(engine: Engine) -> None:
+    """Pre-ping without a round trip on every checkout.
+
+    An idle pooled connection receives nothing unless the server has something to say:
+    after a restart or pg_terminate_backend the socket is readable (an error, then EOF).
+    So a readable socket gets the real `SELECT 1`; a quiet one is taken as alive, and a
+    connection that dies anyway fails its statement, is invalidated and is retried.
+    """
+    real = engine.dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            if dbapi_connection.closed or dbapi_connection.broken:
+                return False
+            readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+        except Exception:
+            return real(dbapi_connection)
+        return real(dbapi_connection) if readable else True
+
+    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def _sqlite_engine(url: str, *, memory: bool) -> Engine:

@@ -383,7 +383,8 @@ class Runner:
         if recovered or woken:
             self._set_wake()
         # A worker silent for several leases is gone (killed, or its machine is).
-        await anyio.to_thread.run_sync(self.store.remove_dead_workers, now - timedelta(seconds=max(3 * s.lease, 60)))
+        # (One that was only paused registers itself again at its next heartbeat.)
+        await anyio.to_thread.run_sync(self.store.remove_dead_workers, now - timedelta(seconds=3 * s.lease))
         if clock.monotonic() - self._last_prune >= s.prune_interval:
             self._last_prune = clock.monotonic()
             cutoffs = {status: now - keep for status, keep in s.retention.items()}

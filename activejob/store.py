@@ -16,15 +16,16 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import DBAPIError
 
 from . import dialects, dispatch
 from .errors import InvalidTransition, JobNotFound
-from .models import FINISHED, Job, JobEvent, JobStatus, UTCDateTime, Worker
+from .models import FINISHED, Job, JobEvent, JobStatus, Worker
 from .records import STATUSES, Claimed, EventRecord, JobInfo, WorkerInfo
 
 jobs: Table = Job.__table__  # type: ignore[attr-defined]
@@ -98,6 +99,7 @@ class Store:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._skip_locked = dialects.claim_lock_clause(self.engine)
         self._insert_events = insert(events).returning(*events.c, sort_by_parameter_order=True)
+        self._sql: dict[Any, str] = {}  # prebuilt hot-path statements
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -156,6 +158,8 @@ class Store:
         id, in order; a job whose unique key is taken gets the existing job's id and no event."""
         if not new:
             return [], []
+        if conn is None and all(j.unique_key is None for j in new):
+            return self._enqueue_fast(new, now)
         params = [
             {
                 "name": j.name, "queue": j.queue, "priority": j.priority, "status": PENDING,
@@ -202,58 +206,24 @@ class Store:
         """Take up to `limit` due jobs, highest priority then oldest first, in one statement."""
         if limit <= 0 or not names:
             return [], []
-        token = uuid.uuid4().hex
-        queue_filter = "AND queue IN :queues" if queues else ""
-        # The pick is a CTE, MATERIALIZED on PostgreSQL: as a plain `IN (subquery)` the
-        # planner may rescan the LIMIT ... SKIP LOCKED subquery per row and claim more
-        # than `limit` jobs. A CTE is evaluated once.
-        materialized = " MATERIALIZED" if self._skip_locked else ""
-        stmt = text(
-            f"""
-            WITH picked AS{materialized} (
-                   SELECT id FROM activejob_jobs
-                    WHERE status = 'pending' AND run_at <= :now AND name IN :names {queue_filter}
-                    ORDER BY priority DESC, run_at, id
-                    LIMIT :limit{self._skip_locked})
-            UPDATE activejob_jobs
-               SET status = 'running', attempts = attempts + 1, worker_id = :worker,
-                   lease_token = :token, lease_expires_at = :expires, started_at = :now,
-                   cancel_requested = :false
-             WHERE id IN (SELECT id FROM picked)
-               AND status = 'pending'
-            RETURNING id, name, queue, owner, args, attempts, max_retries, lease_token,
-                      checkpoint, parent_id
-            """
-        ).bindparams(
-            bindparam("names", expanding=True),
-            # Typed, so SQLite compares the same text form the columns were written in.
-            bindparam("now", type_=UTCDateTime()),
-            bindparam("expires", type_=UTCDateTime()),
-        )
-        params: dict[str, Any] = {
-            "worker": worker_id, "token": token, "expires": now + timedelta(seconds=lease),
-            "now": now, "names": list(names), "limit": limit, "false": False,
-        }
-        if queues:
-            stmt = stmt.bindparams(bindparam("queues", expanding=True))
-            params["queues"] = list(queues)
-        with self.write() as c:
-            rows = c.execute(stmt, params).mappings().all()
-            claimed = sorted((Claimed(**r) for r in rows), key=lambda j: j.id)
-            recorded = self._append(c, [
-                self._event({**r, "status": RUNNING}, "started", now, {"worker_id": worker_id})
-                for r in rows
-            ])
-        return claimed, recorded
+        return self._claim_fast(worker_id, names, queues, limit, now, lease)
 
     def finish(self, outcomes: Sequence[Outcome], now: datetime) -> tuple[set[int], list[EventRecord]]:
         """Record how attempts ended, all in one transaction. Returns the ids written;
         an outcome whose lease was lost (recovered, taken over) changes nothing."""
+        written, recorded, rest = self._finish_fast(outcomes, now)
+        if rest:
+            more_written, more = self._finish_general(rest, now)
+            written |= more_written
+            recorded += more
+        return written, recorded
+
+    def _finish_general(self, outcomes: Sequence[Outcome], now: datetime) -> tuple[set[int], list[EventRecord]]:
         written: set[int] = set()
         parents: set[int] = set()
         rows: list[dict[str, Any]] = []
         with self.write() as c:
-            for o in outcomes:
+            for o in sorted(outcomes, key=lambda o: o.job_id):  # lock rows in id order: no deadlocks
                 finished = o.status in FINISHED
                 values: dict[str, Any] = {
                     "status": o.status, "result": o.result, "error": o.error,
@@ -375,12 +345,21 @@ class Store:
                 self._insert_worker(c, worker, now)
             if not running:
                 return Heartbeat(set(), set())
-            stmt = (
-                update(jobs)
+            mine = (
+                select(jobs.c.id)
                 .where(
                     jobs.c.id.in_(list(running)), jobs.c.status == RUNNING,
                     jobs.c.worker_id == worker.id, jobs.c.lease_token.in_(set(running.values())),
                 )
+                .order_by(jobs.c.id)
+            )
+            if self._skip_locked:
+                # Lock in id order, as finish does: otherwise a heartbeat and an outcome
+                # write of the same worker can deadlock on PostgreSQL.
+                mine = mine.with_for_update()
+            stmt = (
+                update(jobs)
+                .where(jobs.c.id.in_(mine.scalar_subquery()), jobs.c.status == RUNNING)
                 .values(lease_expires_at=now + timedelta(seconds=lease))
                 .returning(jobs.c.id, jobs.c.lease_token, jobs.c.cancel_requested)
             )
@@ -696,6 +675,354 @@ class Store:
         with self.read() as c:
             return int(c.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
 
+    # -- hot paths (raw DBAPI; the SQL is at the end of this module) ---------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Raise DBAPI errors as SQLAlchemy's exception classes, like the rest of the store."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            yield
+        except dbapi.Error as error:
+            raise DBAPIError.instance(None, None, error, dbapi.Error) from error
+
+    def _pg_one(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """Run one statement as its own transaction (autocommit): one round trip."""
+        fairy = self.engine.raw_connection()
+        conn: Any = fairy.driver_connection
+        try:
+            with self._translated():
+                conn.autocommit = True
+                try:
+                    return list(conn.execute(sql, params).fetchall())
+                finally:
+                    if not conn.broken:
+                        conn.autocommit = False
+        except BaseException:
+            if conn.broken or conn.closed:
+                fairy.invalidate()  # the server went away: never hand this one out again
+            raise
+        finally:
+            fairy.close()
+
+    # -- enqueue
+
+    def _enqueue_fast(self, new: Sequence[NewJob], now: datetime) -> tuple[list[int], list[EventRecord]]:
+        datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]
+        if self.dialect == "postgresql" and len(new) == 1:
+            j = new[0]
+            rows = self._pg_one(_PG_ENQUEUE_ONE, {
+                "name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args,
+                "max_retries": j.max_retries, "run_at": j.run_at, "owner": j.owner, "parent_id": j.parent_id,
+                "data": _dump(datas[0]), "now": now,
+            })
+            ids, event_ids = [rows[0][0]], [rows[0][1]]
+        elif self.dialect == "postgresql":
+            rows = self._pg_one(_PG_ENQUEUE, {
+                "name": [j.name for j in new], "queue": [j.queue for j in new],
+                "priority": [j.priority for j in new], "args": [j.args for j in new],
+                "max_retries": [j.max_retries for j in new], "run_at": [j.run_at for j in new],
+                "owner": [j.owner for j in new], "parent_id": [j.parent_id for j in new],
+                "data": [_dump(d) for d in datas], "now": now,
+            })
+            ids = [r[0] for r in rows]
+            event_ids = [r[1] for r in rows]
+        else:
+            now_s = _sqlite_ts(now)
+            with self.write() as c, self._translated():
+                cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                if len(new) == 1:
+                    j = new[0]
+                    cur.execute(_SQLITE_JOB_INSERT, (j.name, j.queue, j.priority, j.args, j.max_retries,
+                                                     _sqlite_ts(j.run_at), now_s, j.owner, j.parent_id))
+                    ids = [cur.lastrowid]
+                    cur.execute(_EVENT_INSERT, (ids[0], "enqueued", j.name, j.queue, j.owner, PENDING, 0,
+                                                _dump(datas[0]), now_s))
+                    event_ids = [cur.lastrowid]
+                else:
+                    ids = self._sqlite_insert_many(cur, "activejob_jobs", _SQLITE_JOB_INSERT, [
+                        (j.name, j.queue, j.priority, j.args, j.max_retries, _sqlite_ts(j.run_at), now_s,
+                         j.owner, j.parent_id) for j in new])
+                    event_ids = self._sqlite_insert_many(cur, "activejob_events", _EVENT_INSERT, [
+                        (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, _dump(d), now_s)
+                        for i, j, d in zip(ids, new, datas, strict=True)])
+                dispatch.note_written(self.url, event_ids)
+        if self.dialect == "postgresql":
+            dispatch.note_written(self.url, event_ids)
+        recorded = [
+            EventRecord(id=e, job_id=i, type="enqueued", name=j.name, queue=j.queue, owner=j.owner,
+                        status=PENDING, attempt=0, created_at=now, data=d or {})
+            for e, i, j, d in zip(event_ids, ids, new, datas, strict=True)
+        ]
+        return ids, recorded
+
+    @staticmethod
+    def _sqlite_insert_many(cur: Any, table: str, sql: str, rows: list[tuple[Any, ...]]) -> list[int]:
+        # Under the write lock nobody else inserts, and SQLite gives a new row max(rowid) + 1:
+        # the ids are the consecutive run after the old maximum (checked, not assumed).
+        before = cur.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+        cur.executemany(sql, rows)
+        last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+        if last != before + len(rows):
+            raise RuntimeError(f"{table}: rowids are not consecutive ({before} + {len(rows)} != {last})")
+        return list(range(before + 1, last + 1))
+
+    # -- claim
+
+    def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                    now: datetime, lease: float) -> tuple[list[Claimed], list[EventRecord]]:
+        token = uuid.uuid4().hex
+        data = _dump({"worker_id": worker_id})
+        expires = now + timedelta(seconds=lease)
+        if self.dialect == "postgresql":
+            key = ("claim", bool(queues))
+            sql = self._sql.get(key)
+            if sql is None:
+                sql = self._sql[key] = _PG_CLAIM.format(
+                    queues="AND queue = ANY(%(queues)s)" if queues else "", notify=_PG_EVENTS_NOTIFY_JOIN)
+            rows = self._pg_one(sql, {
+                "now": now, "names": list(names), "queues": list(queues or ()), "limit": limit,
+                "worker": worker_id, "token": token, "expires": expires, "data": data,
+            })
+        else:
+            skey = ("claim", len(names), len(queues or ()))
+            sql = self._sql.get(skey)
+            if sql is None:
+                # INDEXED BY: without statistics SQLite may pick the (status, finished_at) index
+                # and sort every pending row; the due index yields them in claim order.
+                queue_filter = f"AND queue IN ({', '.join('?' * len(queues))})" if queues else ""
+                sql = self._sql[skey] = (
+                    "UPDATE activejob_jobs SET status = 'running', attempts = attempts + 1, worker_id = ?, "
+                    "lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0 "
+                    "WHERE id IN (SELECT id FROM activejob_jobs INDEXED BY ix_activejob_jobs_due "
+                    f"WHERE status = 'pending' AND run_at <= ? AND name IN ({', '.join('?' * len(names))}) "
+                    f"{queue_filter} ORDER BY priority DESC, run_at, id LIMIT ?) AND status = 'pending' "
+                    "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id"
+                )
+            now_s = _sqlite_ts(now)
+            with self.write() as c, self._translated():
+                cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                rows = cur.execute(sql, (worker_id, token, _sqlite_ts(expires), now_s, now_s, *names,
+                                         *(queues or ()), limit)).fetchall()
+                rows.sort()
+                out = []
+                for r in rows:
+                    cur.execute(_EVENT_INSERT, (r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s))
+                    out.append((*r, cur.lastrowid))
+                rows = out
+                dispatch.note_written(self.url, (r[9] for r in rows))
+        if self.dialect == "postgresql":
+            dispatch.note_written(self.url, (r[9] for r in rows))
+        claimed = [Claimed(id=r[0], name=r[1], queue=r[2], owner=r[3], args=r[4], attempts=r[5],
+                           max_retries=r[6], lease_token=token, checkpoint=r[7], parent_id=r[8]) for r in rows]
+        recorded = [EventRecord(id=r[9], job_id=r[0], type="started", name=r[1], queue=r[2], owner=r[3],
+                                status=RUNNING, attempt=r[5], created_at=now, data={"worker_id": worker_id})
+                    for r in rows]
+        return claimed, recorded
+
+    # -- finish
+
+    def _finish_fast(self, outcomes: Sequence[Outcome], now: datetime
+                     ) -> tuple[set[int], list[EventRecord], list[Outcome]]:
+        """Write what the fast path can; return the outcomes left for the general path."""
+        datas = {o.job_id: _finish_data(o) for o in outcomes}
+        if self.dialect == "postgresql":
+            simple = [o for o in outcomes if o.status != JobStatus.WAITING.value]
+            if not simple:
+                return set(), [], list(outcomes)
+            pending = any(o.status == PENDING for o in simple)
+            key = ("finish", pending)
+            sql = self._sql.get(key)
+            if sql is None:
+                sql = self._sql[key] = _PG_FINISH.format(
+                    notify=_PG_NOTIFY_JOIN if pending else _PG_EVENTS_NOTIFY_JOIN)
+            rows = self._pg_one(sql, {
+                "id": [o.job_id for o in simple], "token": [o.token for o in simple],
+                "status": [o.status for o in simple], "result": [o.result for o in simple],
+                "error": [o.error for o in simple], "traceback": [o.traceback for o in simple],
+                "run_at": [o.run_at for o in simple], "refund": [1 if o.refund_attempt else 0 for o in simple],
+                "event": [o.event for o in simple], "data": [_dump(datas[o.job_id]) for o in simple],
+                "now": now,
+            })
+            dispatch.note_written(self.url, (r[0] for r in rows))
+            recorded = [EventRecord(id=r[0], job_id=r[1], type=r[2], name=r[3], queue=r[4], owner=r[5],
+                                    status=r[6], attempt=r[7], created_at=now, data=datas[r[1]]) for r in rows]
+            written = {r[1] for r in rows}
+            return written, recorded, [o for o in outcomes if o.job_id not in written]
+        now_s = _sqlite_ts(now)
+        done: set[int] = set()
+        parents: set[int] = set()
+        recorded = []
+        with self.write() as c, self._translated():
+            cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            event_ids = []
+            for o in sorted(outcomes, key=lambda o: o.job_id):
+                finished = o.status in FINISHED
+                row = cur.execute(_SQLITE_FINISH, (
+                    o.status, o.result, o.error, o.traceback, now_s if finished else None,
+                    None if o.run_at is None else _sqlite_ts(o.run_at), o.status == PENDING,
+                    1 if o.refund_attempt else 0, o.job_id, o.token,
+                )).fetchone()
+                if row is None:
+                    continue  # the lease was lost: another worker owns the job now
+                done.add(o.job_id)
+                if o.status == JobStatus.WAITING.value:
+                    parents.add(o.job_id)
+                elif finished and row[5] is not None:
+                    parents.add(row[5])
+                data = datas[o.job_id]
+                cur.execute(_EVENT_INSERT, (o.job_id, o.event, row[0], row[1], row[2], row[3], row[4],
+                                            _dump(data), now_s))
+                event_ids.append(cur.lastrowid)
+                recorded.append(EventRecord(id=cur.lastrowid, job_id=o.job_id, type=o.event, name=row[0],
+                                            queue=row[1], owner=row[2], status=row[3], attempt=row[4],
+                                            created_at=now, data=data))
+            dispatch.note_written(self.url, event_ids)
+            if parents:
+                recorded.extend(self._append(c, self._wake_parents(c, parents, now)))
+        return done, recorded, []
+
 
 def hostname() -> str:
     return socket.gethostname()
+
+
+# -- hot paths ------------------------------------------------------------------------
+#
+# enqueue, claim and finish run once per job, so they skip SQLAlchemy's statement
+# machinery and speak DBAPI directly, with prebuilt SQL. SQLite: a cursor inside the
+# usual BEGIN IMMEDIATE transaction (Store.write). PostgreSQL: ONE statement, run in
+# autocommit, so the job's change, its event row and the NOTIFY commit together in a
+# single round trip (psycopg prepares statements it sees repeatedly). The guarantees do
+# not change: state change + event in one transaction, fenced by the lease token, and a
+# verb returns only after its commit.
+
+_SQLITE_TS = "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}.{:06d}"
+
+
+def _sqlite_ts(value: datetime) -> str:
+    """The text form UTCDateTime stores in SQLite (naive UTC, always with microseconds)."""
+    v = value.astimezone(UTC) if value.tzinfo is not None else value
+    return _SQLITE_TS.format(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+
+
+def _finish_data(o: Outcome) -> dict[str, Any]:
+    data = dict(o.data)
+    if o.error is not None:
+        data.setdefault("error", o.error)
+    if o.event == "completed" and o.result is not None:
+        data["result"] = json.loads(o.result)
+    if o.run_at is not None and o.status == PENDING:
+        data["run_at"] = o.run_at.isoformat()
+    return data
+
+
+_EVENT_INSERT = (
+    "INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_JOB_INSERT = (
+    "INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at, "
+    "cancel_requested, owner, parent_id) VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?)"
+)
+_SQLITE_FINISH = (
+    "UPDATE activejob_jobs SET status = ?, result = ?, error = ?, traceback = ?, finished_at = ?, "
+    "worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(?, run_at), "
+    "cancel_requested = CASE WHEN ? THEN 0 ELSE cancel_requested END, attempts = attempts - ? "
+    "WHERE id = ? AND status = 'running' AND lease_token = ? "
+    "RETURNING name, queue, owner, status, attempts, parent_id"
+)
+
+_PG_ENQUEUE = """
+WITH t AS (
+    SELECT * FROM unnest(%(name)s::text[], %(queue)s::text[], %(priority)s::int[], %(args)s::text[],
+                         %(max_retries)s::int[], %(run_at)s::timestamptz[], %(owner)s::text[],
+                         %(parent_id)s::bigint[], %(data)s::text[])
+           WITH ORDINALITY AS t(name, queue, priority, args, max_retries, run_at, owner, parent_id, data, ord)
+), j AS (
+    INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
+                                cancel_requested, owner, parent_id)
+    SELECT name, queue, priority, 'pending', args, 0, max_retries, run_at, %(now)s, false, owner, parent_id
+      FROM t ORDER BY ord
+    RETURNING id, name, queue, owner
+), e AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT j.id, 'enqueued', j.name, j.queue, j.owner, 'pending', 0, t.data, %(now)s
+      FROM (SELECT j.*, row_number() OVER (ORDER BY j.id) AS rn FROM j) AS j JOIN t ON t.ord = j.rn
+     ORDER BY j.id
+    RETURNING id, job_id
+)
+SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
+ORDER BY e.job_id
+"""
+
+_PG_ENQUEUE_ONE = """
+WITH j AS (
+    INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
+                                cancel_requested, owner, parent_id)
+    VALUES (%(name)s, %(queue)s, %(priority)s, 'pending', %(args)s, 0, %(max_retries)s, %(run_at)s, %(now)s,
+            false, %(owner)s, %(parent_id)s)
+    RETURNING id, name, queue, owner
+), e AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT id, 'enqueued', name, queue, owner, 'pending', 0, %(data)s, %(now)s FROM j
+    RETURNING id, job_id
+)
+SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
+"""
+
+_PG_CLAIM = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM activejob_jobs
+     WHERE status = 'pending' AND run_at <= %(now)s AND name = ANY(%(names)s) {queues}
+     ORDER BY priority DESC, run_at, id
+     LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), c AS (
+    UPDATE activejob_jobs AS j
+       SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(token)s,
+           lease_expires_at = %(expires)s, started_at = %(now)s, cancel_requested = false
+      FROM picked
+     WHERE j.id = picked.id AND j.status = 'pending'
+    RETURNING j.id, j.name, j.queue, j.owner, j.args, j.attempts, j.max_retries, j.checkpoint, j.parent_id
+), e AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT id, 'started', name, queue, owner, 'running', attempts, %(data)s, %(now)s FROM c ORDER BY id
+    RETURNING id, job_id
+)
+SELECT c.id, c.name, c.queue, c.owner, c.args, c.attempts, c.max_retries, c.checkpoint, c.parent_id, e.id
+  FROM c JOIN e ON e.job_id = c.id {notify}
+ ORDER BY c.id
+"""
+
+# Jobs with a parent are left to the general path (their parent may have to wake up, in
+# the same transaction). Rows are locked in id order, as everywhere, so concurrent
+# heartbeats and outcome writes cannot deadlock.
+_PG_FINISH = """
+WITH o AS (
+    SELECT * FROM unnest(%(id)s::bigint[], %(token)s::text[], %(status)s::text[], %(result)s::text[],
+                         %(error)s::text[], %(traceback)s::text[], %(run_at)s::timestamptz[], %(refund)s::int[],
+                         %(event)s::text[], %(data)s::text[])
+           AS o(id, token, status, result, error, traceback, run_at, refund, event, data)
+), locked AS MATERIALIZED (
+    SELECT j.id FROM activejob_jobs AS j JOIN o ON o.id = j.id
+     WHERE j.status = 'running' AND j.lease_token = o.token AND j.parent_id IS NULL
+     ORDER BY j.id FOR UPDATE OF j
+), u AS (
+    UPDATE activejob_jobs AS j
+       SET status = o.status, result = o.result, error = o.error, traceback = o.traceback,
+           finished_at = CASE WHEN o.status IN ('completed', 'failed', 'cancelled') THEN %(now)s::timestamptz END,
+           worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(o.run_at, j.run_at),
+           cancel_requested = CASE WHEN o.status = 'pending' THEN false ELSE j.cancel_requested END,
+           attempts = j.attempts - o.refund
+      FROM o, locked
+     WHERE j.id = o.id AND j.id = locked.id AND j.status = 'running' AND j.lease_token = o.token
+    RETURNING j.id, j.name, j.queue, j.owner, j.status, j.attempts, o.event, o.data
+), e AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT id, event, name, queue, owner, status, attempts, data, %(now)s FROM u ORDER BY id
+    RETURNING id, job_id, type, name, queue, owner, status, attempt
+)
+SELECT e.id, e.job_id, e.type, e.name, e.queue, e.owner, e.status, e.attempt FROM e {notify}
+"""
+_PG_NOTIFY_JOIN = ", (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
+_PG_EVENTS_NOTIFY_JOIN = ", (SELECT pg_notify('activejob_events', '')) AS n"

@@ -1,0 +1,11 @@
+"""The jobs the benchmark runs: no-ops, so what is measured is the queue itself."""
+
+from __future__ import annotations
+
+from activejob import BaseJob, NoArgs, job
+
+
+@job("bench_noop", schema=NoArgs, max_retries=0)
+class Noop(BaseJob[NoArgs]):
+    async def perform(self, args: NoArgs) -> None:
+        return None

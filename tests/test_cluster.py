@@ -1,0 +1,174 @@
+"""Many worker processes on one PostgreSQL database, as on many machines.
+
+Real `activejob worker` subprocesses drain thousands of jobs; each job appends a line
+to a file when it runs (tests/cluster_jobs.py), so executions are counted outside the
+storage under test. Workers are killed, their connections terminated, and every job
+must still complete; an enqueue in one process wakes an idle worker in another.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import cluster_jobs
+import pytest
+from runner_support import Workers, sql, wait_for, workers_for
+
+from activejob import JobQueue
+from activejob.store import Store
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(150)]
+
+JOBS = "tests.cluster_jobs"
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    sql(pg_server_url, "TRUNCATE activejob_jobs, activejob_events, activejob_workers RESTART IDENTITY")
+    return pg_server_url
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    with workers_for(tmp_path) as pool:
+        yield pool
+
+
+def enqueue(url: str, log: Path, count: int, *, seconds: float = 0.0, start: int = 0) -> None:
+    queue = JobQueue(url, auto_migrate=False)
+    try:
+        items = [{"n": n, "log": str(log), "seconds": seconds} for n in range(start, start + count)]
+        for i in range(0, len(items), 1000):
+            requests = [cluster_jobs.RecordRun.set().request(item, max_args_bytes=10_000) for item in items[i:i + 1000]]
+            queue.enqueue(requests)
+    finally:
+        queue.close()
+
+
+def completed(url: str) -> int:
+    return int(sql(url, "SELECT count(*) FROM activejob_jobs WHERE status = 'completed'")[0][0])
+
+
+def statuses(url: str) -> dict[str, int]:
+    return dict(sql(url, "SELECT status, count(*) FROM activejob_jobs GROUP BY status"))  # type: ignore[arg-type]
+
+
+def start(workers: Workers, url: str, *options: str, lease: float = 5.0, poll: float = 0.5) -> None:
+    workers.start(url, *options, imports=JOBS, lease=lease, poll_interval=poll)
+
+
+def activejob_connections(url: str) -> int:
+    return int(sql(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND application_name LIKE 'activejob%'")[0][0])
+
+
+def test_four_workers_drain_thousands_each_exactly_once(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    total = 3000
+    enqueue(pg_url, log, total)
+    for _ in range(4):
+        start(workers, pg_url, "--concurrency", "8")
+
+    # The registry: every worker process recorded itself.
+    registry = "SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at FROM activejob_workers"
+    rows = wait_for(lambda: (lambda r: r if len(r) == 4 else None)(sql(pg_url, registry)), what="4 worker rows")
+    assert {r[2] for r in rows} == {w.pid for w in workers.started}
+    assert all(r[1] and r[4] == 8 and r[5] is not None and r[6] is not None for r in rows)
+
+    peak = 0
+
+    def drained() -> bool:
+        nonlocal peak
+        peak = max(peak, activejob_connections(pg_url))
+        return completed(pg_url) == total
+
+    wait_for(drained, 120, interval=0.2, what=f"{total} jobs completed: {statuses(pg_url)}")
+    runs = cluster_jobs.executions(str(log))
+    assert len(runs) == total and set(runs.values()) == {1}, "every job ran exactly once"
+    pids = {line.split()[1] for line in log.read_text().splitlines()}
+    assert len(pids) >= 2, "the work was shared between processes"
+    # Connection budget per worker: pool (pool_size 5, overflow up to 5 more) + 1 listener.
+    assert peak <= 4 * (2 * 5 + 1), peak
+
+    for w in workers.started:
+        w.signal(signal.SIGTERM)
+    for w in workers.started:
+        assert w.wait(30) == 0, w.output()
+    assert sql(pg_url, "SELECT count(*) FROM activejob_workers")[0][0] == 0, "stopped workers unregister"
+
+
+def test_sigkill_one_of_three_workers_mid_drain(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    total = 600
+    enqueue(pg_url, log, total, seconds=0.01)
+    for _ in range(3):
+        start(workers, pg_url, "--concurrency", "4", lease=2.0, poll=0.2)
+    victim = workers.started[0]
+    wait_for(lambda: any(line.endswith(f" {victim.pid}") for line in log.read_text().splitlines())
+             if log.exists() else False, 60, what="the victim to run jobs")
+    victim.signal(signal.SIGKILL)
+    victim.wait(10)
+
+    wait_for(lambda: completed(pg_url) == total, 120, interval=0.2, what=f"all jobs completed: {statuses(pg_url)}")
+    runs = cluster_jobs.executions(str(log))
+    assert set(runs) == set(range(total)), "no job lost"
+    twice = [n for n, count in runs.items() if count > 1]
+    assert len(twice) <= 4, f"only the victim's in-flight jobs may run again: {twice}"
+    # The victim's registry row stops being live, and is removed by the survivors.
+    wait_for(lambda: sql(pg_url, "SELECT count(*) FROM activejob_workers WHERE pid = :pid", pid=victim.pid)[0][0] == 0,
+             60, interval=0.2, what="the dead worker's row to be cleaned up")
+    assert all(w.alive() for w in workers.started[1:])
+
+
+def test_workers_survive_terminated_connections(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    total = 2000
+    enqueue(pg_url, log, total, seconds=0.001)
+    for _ in range(2):
+        start(workers, pg_url, "--concurrency", "4", lease=3.0, poll=0.2)
+    wait_for(lambda: completed(pg_url) >= 200, 60, what="the drain to get going")
+
+    terminate = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    killed = sql(pg_url, terminate)[0][0]
+    assert killed >= 2, "each worker had connections to lose"
+    done = completed(pg_url)
+    wait_for(lambda: completed(pg_url) >= min(total, done + 200), 60, what="the drain to go on after the first cut")
+    sql(pg_url, terminate)  # and once more, while they are busy again
+
+    wait_for(lambda: completed(pg_url) == total, 120, interval=0.2, what=f"all jobs completed: {statuses(pg_url)}")
+    runs = cluster_jobs.executions(str(log))
+    assert set(runs) == set(range(total)), "no job lost"
+    assert all(w.alive() for w in workers.started), "the workers carried on"
+    output = "".join(w.output() for w in workers.started)
+    assert "terminating connection" in output or "connection" in output.lower()
+
+    # The LISTEN connection came back too: a new job is picked up at once.
+    enqueue(pg_url, log, 1, start=total)
+    wait_for(lambda: completed(pg_url) == total + 1, 30, what="a job enqueued after the outages")
+
+
+def test_notify_wakes_an_idle_worker_in_another_process(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    start(workers, pg_url, "--concurrency", "2", poll=30.0)
+    wait_for(lambda: sql(pg_url, "SELECT count(*) FROM activejob_workers")[0][0] == 1, what="the worker to register")
+    delays = []
+    for n in range(3):
+        enqueue(pg_url, log, 1, start=n)
+        wait_for(lambda n=n: completed(pg_url) == n + 1, 10, interval=0.01, what=f"job {n} to run")
+        created, started = sql(pg_url, "SELECT created_at, started_at FROM activejob_jobs WHERE id = :id", id=n + 1)[0]
+        delays.append((started - created).total_seconds())
+    # A 30 s poll interval: only the NOTIFY can have woken it this fast.
+    assert max(delays) < 2.0, delays
+
+
+def test_store_pool_is_bounded(pg_url: str) -> None:
+    store = Store(pg_url, pool_size=3)
+    try:
+        pool = store.engine.pool
+        assert pool.size() == 3  # type: ignore[attr-defined]
+        assert pool._max_overflow == 3  # type: ignore[attr-defined]
+    finally:
+        store.dispose()
