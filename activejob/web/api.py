@@ -1,0 +1,393 @@
+"""The REST API (JSON, under `/api`) and its OpenAPI description.
+
+    GET  /api/jobs                   ?status=&name=&queue=&owner=&parent_id=&q=&order=&limit=&offset=
+    GET  /api/jobs/{id}              the job, its events and its children
+    GET  /api/jobs/{id}/events       ?after=
+    POST /api/jobs/{id}/cancel       {"expected_status": "running"}
+    POST /api/jobs/{id}/retry        {"expected_status": "failed"}
+    POST /api/jobs/{id}/delete       {"expected_status": "completed"}
+    GET  /api/events                 ?after=&job_id=&owner=&limit=   (the polling fallback)
+    GET  /api/stats                  counts per status, per job type and per queue
+    GET  /api/workers                live workers and their last heartbeat
+    GET  /api/job-types              registered job types (label, phases, schema, ...)
+    GET  /api/openapi.json           this, as OpenAPI 3.1
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import JobNotFound
+from ..records import STATUSES
+from ..signals import INTERNAL_EVENTS
+from . import core
+from .core import BadRequest, Conflict, JobFilters, dashboard
+from .security import CSRF_FIELD, CSRFError, check_csrf
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_STATUS_ENUM = {"type": "string", "enum": ["pending", "running", "waiting", "completed", "failed", "cancelled"]}
+
+
+def _q(name: str, schema: dict[str, Any], description: str, *, where: str = "query",
+       required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+_JOB_ID = _q("job_id", {"type": "integer"}, "The job's id.", where="path")
+_EXPECTED_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Expectation"}},
+        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Expectation"}},
+    },
+}
+
+
+def doc(summary: str, *, parameters: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
+        response: str | None = None, errors: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
+    """Attach the OpenAPI operation of an endpoint to it."""
+    def wrap(fn: Handler) -> Handler:
+        responses: dict[str, Any] = {"200": {"description": "OK"}}
+        if response:
+            responses["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{response}"}}}
+        texts = {400: "A filter or field is not allowed.", 401: "No or wrong token.", 403: "Forbidden (hook or CSRF).",
+                 404: "No such job.", 409: "The job is not in the expected state; nothing changed."}
+        for code in (400, 401, 403, *errors):
+            responses[str(code)] = {"description": texts[code],
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        operation: dict[str, Any] = {"summary": summary, "operationId": fn.__name__, "responses": responses}
+        if fn.__doc__:
+            operation["description"] = " ".join(fn.__doc__.split())
+        if parameters:
+            operation["parameters"] = parameters
+        if body:
+            operation["requestBody"] = body
+        fn.openapi = operation  # type: ignore[attr-defined]
+        return fn
+    return wrap
+
+
+def api(fn: Handler) -> Handler:
+    """JSON errors for the API: 400 bad input, 403 CSRF, 404 unknown job, 409 conflict."""
+    @functools.wraps(fn)
+    async def handler(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        except CSRFError as error:
+            return JSONResponse({"error": str(error)}, status_code=403)
+        except JobNotFound as error:
+            return JSONResponse({"error": str(error)}, status_code=404)
+        except Conflict as error:
+            job = core.job_json(error.job) if error.job is not None else None
+            return JSONResponse({"error": str(error), "job": job}, status_code=409)
+    return handler
+
+
+def _job_id(request: Request) -> int:
+    value: int = request.path_params["job_id"]
+    return value
+
+
+# -- reads ------------------------------------------------------------------------------
+
+@doc("List jobs", response="JobList", parameters=[
+    _q("status", {"type": "array", "items": _STATUS_ENUM}, "Only jobs in these statuses (repeat, or comma-separate)."),
+    _q("name", {"type": "string"}, "Only this job type."),
+    _q("queue", {"type": "string"}, "Only this queue."),
+    _q("owner", {"type": "string"}, "Only jobs of this owner."),
+    _q("parent_id", {"type": "integer"}, "Only children of this job."),
+    _q("q", {"type": "string", "maxLength": 200}, "Text search in the job type, arguments and error."),
+    _q("order", {"type": "string", "enum": list(core.ORDERS)}, "newest (default) or oldest first."),
+    _q("limit", {"type": "integer", "minimum": 1, "maximum": core.MAX_LIMIT}, "Page size (default 50)."),
+    _q("offset", {"type": "integer", "minimum": 0}, "Jobs to skip."),
+])
+@api
+async def list_jobs(request: Request) -> Response:
+    """Jobs, newest first, filtered and paginated. `has_more` tells whether another page follows."""
+    dash = dashboard(request)
+    filters = JobFilters.parse(request.query_params)
+    jobs, more = await anyio.to_thread.run_sync(core.list_jobs, dash.queue, filters)
+    return JSONResponse({
+        "jobs": [core.job_json(j) for j in jobs], "limit": filters.limit, "offset": filters.offset,
+        "has_more": more, "next_offset": filters.offset + filters.limit if more else None,
+    })
+
+
+@doc("One job, with its events and children", response="JobDetail", parameters=[_JOB_ID], errors=(404,))
+@api
+async def get_job(request: Request) -> Response:
+    """The job's stored fields, its type's label, phases and resource link, the actions
+    allowed now, its event timeline (oldest first) and its children."""
+    dash = dashboard(request)
+    job_id = _job_id(request)
+
+    def read() -> dict[str, Any]:
+        job = dash.queue.get_job(job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        events = dash.store.events(job_id=job_id, exclude=tuple(INTERNAL_EVENTS), limit=1000)
+        children = dash.store.list_jobs(parent_id=job_id, limit=200, order="oldest")
+        return {"job": core.job_json(job), "events": [core.event_json(e) for e in events],
+                "children": [core.job_json(c) for c in children]}
+
+    return JSONResponse(await anyio.to_thread.run_sync(read))
+
+
+@doc("Events of one job", response="EventList", parameters=[
+    _JOB_ID, _q("after", {"type": "integer", "minimum": 0}, "Only events after this id."),
+], errors=(404,))
+@api
+async def job_events(request: Request) -> Response:
+    """The job's events after `after`, oldest first."""
+    dash = dashboard(request)
+    job_id = _job_id(request)
+    after = core.int_param(request.query_params.get("after"), "after", default=0) or 0
+    if await anyio.to_thread.run_sync(dash.queue.get_job, job_id) is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    return await _events(request, after=after, job_id=job_id, owner=None, limit=1000)
+
+
+@doc("The event log (polling fallback of the WebSocket)", response="EventList", parameters=[
+    _q("after", {"type": "integer", "minimum": 0}, "Only events after this id (the last `cursor` you got)."),
+    _q("job_id", {"type": "integer"}, "Only this job's events."),
+    _q("owner", {"type": "string"}, "Only events of this owner's jobs."),
+    _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most this many (default 500)."),
+])
+@api
+async def events(request: Request) -> Response:
+    """Events after `after`, oldest first. Pass the returned `cursor` as the next `after`:
+    an event may come twice (skip it by id), none is skipped."""
+    params = request.query_params
+    return await _events(
+        request,
+        after=core.int_param(params.get("after"), "after", default=0) or 0,
+        job_id=core.int_param(params.get("job_id"), "job_id", lo=1),
+        owner=core.text_param(params.get("owner"), "owner"),
+        limit=core.int_param(params.get("limit"), "limit", default=500, lo=1, hi=1000) or 500,
+    )
+
+
+async def _events(request: Request, *, after: int, job_id: int | None, owner: str | None, limit: int) -> Response:
+    dash = dashboard(request)
+    relay = dash.relay
+    found = await anyio.to_thread.run_sync(
+        lambda: dash.store.events(after=after, job_id=job_id, owner=owner, exclude=tuple(INTERNAL_EVENTS),
+                                  limit=limit))
+    # Ids up to `safe` are final; above it, an id still in flight may commit later.
+    safe = relay.cursor if relay.running else (found[-1].id if found else after)
+    floor = max(after, min(safe, found[-1].id)) if found else after
+    out = [core.event_json(e, max(after, min(e.id, safe))) for e in found]
+    return JSONResponse({"events": out, "cursor": floor, "has_more": len(found) == limit})
+
+
+@doc("Counts per status, job type and queue", response="Stats")
+@api
+async def stats(request: Request) -> Response:
+    """Counts per status (plus `scheduled`, `total`), `by_name` and `by_queue` (per status),
+    and `unknown_job_types`: due jobs of types no live worker knows."""
+    dash = dashboard(request)
+    return JSONResponse(await anyio.to_thread.run_sync(dash.queue.stats))
+
+
+@doc("Live workers", response="WorkerList")
+@api
+async def workers(request: Request) -> Response:
+    """Workers with a recent heartbeat, in any process or machine."""
+    dash = dashboard(request)
+    found = await anyio.to_thread.run_sync(dash.queue.workers)
+    return JSONResponse({"workers": [w.to_dict() for w in found]})
+
+
+@doc("Registered job types", response="JobTypeList")
+@api
+async def job_types(request: Request) -> Response:
+    """Job types registered in the dashboard's process (`activejob dashboard --import ...`):
+    label, description, expected phases, queue, priority, retries, timeout, argument schema."""
+    dash = dashboard(request)
+    return JSONResponse({"job_types": dash.queue.job_types()})
+
+
+# -- changes ----------------------------------------------------------------------------
+
+async def _submitted(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body (JSON or a form), and whether it came from a plain HTML form."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}, True
+    raw = await request.body()
+    if not raw.strip():
+        return {}, False
+    if len(raw) > 10_000:
+        raise BadRequest("body too large")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body must be JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data, False
+
+
+def _expected_status(body: dict[str, Any]) -> str | None:
+    value = body.get("expected_status")
+    if value in (None, ""):
+        return None
+    if value not in STATUSES:
+        raise BadRequest(f"expected_status must be one of {', '.join(STATUSES)}")
+    return str(value)
+
+
+def _back(request: Request, job_id: int | None) -> Response:
+    base = str(request.scope.get("root_path") or "")
+    return RedirectResponse(f"{base}/jobs/{job_id}" if job_id is not None else f"{base}/", status_code=303)
+
+
+async def _change(request: Request, verb: Callable[[Any, int, str | None], Any], *, gone: bool = False) -> Response:
+    dash = dashboard(request)
+    body, from_form = await _submitted(request)
+    check_csrf(request, body.get(CSRF_FIELD) if isinstance(body.get(CSRF_FIELD), str) else None,
+               dash.allowed_origins)
+    job_id = _job_id(request)
+    expected = _expected_status(body)
+    job = await anyio.to_thread.run_sync(verb, dash.queue, job_id, expected)
+    if from_form:
+        return _back(request, None if gone else job_id)
+    if gone:
+        return JSONResponse({"deleted": job_id})
+    return JSONResponse({"job": core.job_json(job)})
+
+
+@doc("Cancel a job", response="JobResult", parameters=[_JOB_ID], body=_EXPECTED_BODY, errors=(404, 409))
+@api
+async def cancel(request: Request) -> Response:
+    """A pending or waiting job is cancelled at once; a running one as soon as its worker
+    hears (within a heartbeat). With `expected_status`, only if the job is still in it."""
+    return await _change(request, core.cancel_job)
+
+
+@doc("Retry a failed or cancelled job", response="JobResult", parameters=[_JOB_ID], body=_EXPECTED_BODY,
+     errors=(404, 409))
+@api
+async def retry(request: Request) -> Response:
+    """Run a failed or cancelled job again with fresh attempts. With `expected_status`,
+    only if it is still in that state: a second click never runs the job twice."""
+    return await _change(request, core.retry_job)
+
+
+@doc("Delete a job that is not running", parameters=[_JOB_ID], body=_EXPECTED_BODY, errors=(404, 409))
+@api
+async def delete(request: Request) -> Response:
+    """Delete the job and its events (a `deleted` event stays in the log)."""
+    return await _change(request, core.delete_job, gone=True)
+
+
+# -- OpenAPI ----------------------------------------------------------------------------
+
+_OBJ = {"type": "object"}
+COMPONENTS: dict[str, Any] = {
+    "schemas": {
+        "Error": {"type": "object", "properties": {"error": {"type": "string"}, "job": _OBJ}},
+        "Expectation": {"type": "object", "properties": {
+            "expected_status": {**_STATUS_ENUM, "description": "Act only if the job is still in this status."},
+            "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
+        }},
+        "Job": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "label": {"type": "string"},
+            "queue": {"type": "string"}, "priority": {"type": "integer"}, "status": _STATUS_ENUM,
+            "args": {}, "result": {}, "error": {"type": ["string", "null"]},
+            "traceback": {"type": ["string", "null"]}, "attempts": {"type": "integer"},
+            "max_retries": {"type": "integer"}, "run_at": {"type": "string", "format": "date-time"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "duration": {"type": ["number", "null"]}, "worker_id": {"type": ["string", "null"]},
+            "progress": {"type": ["number", "null"]}, "progress_message": {"type": ["string", "null"]},
+            "progress_phase": {"type": ["string", "null"]}, "progress_current": {"type": ["integer", "null"]},
+            "progress_total": {"type": ["integer", "null"]}, "phases": {"type": "array", "items": {"type": "string"}},
+            "parent_id": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
+            "resource_link": {"type": ["string", "null"]}, "finished": {"type": "boolean"},
+            "actions": {"type": "array", "items": {"type": "string", "enum": ["cancel", "retry", "delete"]}},
+        }},
+        "Event": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "cursor": {"type": "integer"},
+            "event": {"type": "string", "enum": ["enqueued", "started", "progress", "log", "retrying", "completed",
+                                                  "failed", "cancelled", "deleted", "requeued"]},
+            "job_id": {"type": "integer"}, "name": {"type": "string"}, "queue": {"type": "string"},
+            "owner": {"type": ["string", "null"]}, "status": _STATUS_ENUM, "attempt": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"}, "data": _OBJ,
+        }},
+        "JobList": {"type": "object", "properties": {
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+            "limit": {"type": "integer"}, "offset": {"type": "integer"}, "has_more": {"type": "boolean"},
+            "next_offset": {"type": ["integer", "null"]}}},
+        "JobDetail": {"type": "object", "properties": {
+            "job": {"$ref": "#/components/schemas/Job"},
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
+        "JobResult": {"type": "object", "properties": {"job": {"$ref": "#/components/schemas/Job"}}},
+        "EventList": {"type": "object", "properties": {
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "cursor": {"type": "integer"}, "has_more": {"type": "boolean"}}},
+        "Stats": {"type": "object", "additionalProperties": True},
+        "WorkerList": {"type": "object", "properties": {"workers": {"type": "array", "items": {
+            "type": "object", "properties": {
+                "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
+                "queues": {"type": ["array", "null"], "items": {"type": "string"}},
+                "job_types": {"type": "array", "items": {"type": "string"}}, "concurrency": {"type": "integer"},
+                "started_at": {"type": "string", "format": "date-time"},
+                "heartbeat_at": {"type": "string", "format": "date-time"}}}}}},
+        "JobTypeList": {"type": "object", "properties": {"job_types": {"type": "array", "items": _OBJ}}},
+    },
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+}
+
+
+def openapi_schema(routes: list[BaseRoute], *, title: str, version: str, prefix: str = "") -> dict[str, Any]:
+    """OpenAPI 3.1 from the operations attached to the endpoints by `doc(...)`."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        operation = getattr(route.endpoint, "openapi", None)
+        if operation is None:
+            continue
+        path = prefix + route.path.replace(":int", "")
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{title} API", "version": version,
+                 "description": "Jobs, events, stats and workers of an activejob queue. Live events: the "
+                                "WebSocket at /api/ws (see docs/dashboard.md)."},
+        "paths": paths, "components": COMPONENTS, "security": [{"bearer": []}, {}],
+    }
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/jobs", list_jobs, methods=["GET"]),
+        Route("/jobs/{job_id:int}", get_job, methods=["GET"]),
+        Route("/jobs/{job_id:int}/events", job_events, methods=["GET"]),
+        Route("/jobs/{job_id:int}/cancel", cancel, methods=["POST"]),
+        Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
+        Route("/jobs/{job_id:int}/delete", delete, methods=["POST"]),
+        Route("/events", events, methods=["GET"]),
+        Route("/stats", stats, methods=["GET"]),
+        Route("/workers", workers, methods=["GET"]),
+        Route("/job-types", job_types, methods=["GET"]),
+    ]

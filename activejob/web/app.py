@@ -1,0 +1,82 @@
+"""`create_app`: the dashboard, REST and WebSocket API as one Starlette application."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__
+from ..queue import JobQueue
+from ..relay import EventRelay
+from . import api, pages, ws
+from .core import Dashboard
+from .security import Authorize, Guard
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(queue: JobQueue | None = None, *, database_url: str | None = None, token: str | None = None,
+               authorize: Authorize | None = None, relay: EventRelay | None = None, title: str = "activejob",
+               allowed_origins: Sequence[str] = (), poll_interval: float = 3.0, debug: bool = False) -> Starlette:
+    """The dashboard (HTML pages), the REST API under `/api` and the WebSocket `/api/ws`.
+
+        from activejob.web import create_app
+        app.mount("/jobs", create_app(token=os.environ["JOBS_TOKEN"]))      # inside your app
+        uvicorn.run(create_app(database_url="sqlite:///jobs.db"))           # or alone
+
+    `queue`: the JobQueue to show (default: the process-wide one, or a new one on
+    `database_url`). `token`: a secret every page, API call and WebSocket must present.
+    `authorize(connection) -> bool` (sync or async): your own check, e.g. of your session.
+    `relay`: an EventRelay to take live events from (default: one of its own, started with
+    the app's lifespan, or at the first WebSocket when mounted where lifespans do not run).
+    """
+    if queue is None:
+        queue = JobQueue(database_url) if database_url else JobQueue.get()
+    owns_relay = relay is None
+    if relay is None:
+        relay = EventRelay(queue)
+    dash = Dashboard(queue=queue, relay=relay, token=token, authorize=authorize, title=title,
+                     allowed_origins=tuple(allowed_origins), poll_interval=poll_interval, owns_relay=owns_relay)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if not owns_relay:
+            yield
+            return
+        await relay.ensure_running()
+        try:
+            yield
+        finally:
+            await relay.aclose()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(api.openapi_schema(api_routes, prefix="/api", title=title, version=__version__))
+
+    api_routes = api.routes()
+    routes = [
+        Route("/", pages.jobs_page, name="jobs"),
+        Route("/jobs/{job_id:int}", pages.job_page, name="job"),
+        Route("/queues", pages.queues_page, name="queues"),
+        Mount("/api", routes=[
+            *api_routes,
+            Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+            WebSocketRoute("/ws", ws.websocket_endpoint),
+        ]),
+        WebSocketRoute("/ws", ws.websocket_endpoint),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(
+        debug=debug, routes=routes, lifespan=lifespan,
+        middleware=[Middleware(Guard, token=token, authorize=authorize, allowed_origins=tuple(allowed_origins))],
+        exception_handlers={404: pages.not_found},
+    )
+    app.state.activejob = dash
+    return app

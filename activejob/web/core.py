@@ -1,0 +1,288 @@
+"""What the API, the WebSocket and the pages share: the dashboard's settings and how a
+job is presented (its type's label, phases and resource link, what can be done to it)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+from starlette.requests import HTTPConnection
+
+from .. import clock
+from ..definition import registry
+from ..errors import InvalidTransition
+from ..models import JobStatus
+from ..queue import JobQueue
+from ..records import STATUSES, EventRecord, JobInfo
+from ..relay import EventRelay
+from .security import Authorize
+
+ORDERS = ("newest", "oldest")
+MAX_LIMIT = 200
+MAX_TEXT = 200
+ACTIVE = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.WAITING.value)
+RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+
+
+@dataclass
+class Dashboard:
+    """The settings of one dashboard app (`request.app.state.activejob`)."""
+
+    queue: JobQueue
+    relay: EventRelay
+    token: str | None = None
+    authorize: Authorize | None = None
+    title: str = "activejob"
+    allowed_origins: tuple[str, ...] = ()
+    poll_interval: float = 3.0
+    owns_relay: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store(self) -> Any:
+        return self.queue.store
+
+    async def cursor(self) -> int:
+        """A safe `since` for a page rendered now: nothing after it is lost."""
+        last: int = await anyio.to_thread.run_sync(self.store.last_event_id)
+        return min(last, self.relay.cursor) if self.relay.running else last
+
+
+def dashboard(conn: HTTPConnection) -> Dashboard:
+    found: Dashboard = conn.app.state.activejob
+    return found
+
+
+class BadRequest(ValueError):
+    """A query parameter or body field that is not allowed; becomes HTTP 400."""
+
+
+def text_param(value: str | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"{name} is longer than {MAX_TEXT} characters")
+    return value
+
+
+def int_param(value: str | None, name: str, *, default: int | None = None, lo: int = 0,
+              hi: int | None = None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+    if number < lo or (hi is not None and number > hi):
+        raise BadRequest(f"{name} must be between {lo} and {hi}" if hi is not None else f"{name} must be >= {lo}")
+    return number
+
+
+def status_param(values: list[str]) -> list[str] | None:
+    wanted: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part not in STATUSES:
+                raise BadRequest(f"status must be one of {', '.join(STATUSES)}; got {part!r}")
+            wanted.append(part)
+    return wanted or None
+
+
+@dataclass
+class JobFilters:
+    """The allow-listed filters of a job list (query string in, store arguments out)."""
+
+    status: list[str] | None = None
+    name: str | None = None
+    queue: str | None = None
+    owner: str | None = None
+    parent_id: int | None = None
+    search: str | None = None
+    limit: int = 50
+    offset: int = 0
+    order: str = "newest"
+
+    @classmethod
+    def parse(cls, params: Any, *, default_limit: int = 50) -> JobFilters:
+        order = params.get("order") or "newest"
+        if order not in ORDERS:
+            raise BadRequest(f"order must be one of {', '.join(ORDERS)}")
+        return cls(
+            status=status_param(params.getlist("status")),
+            name=text_param(params.get("name"), "name"),
+            queue=text_param(params.get("queue"), "queue"),
+            owner=text_param(params.get("owner"), "owner"),
+            parent_id=int_param(params.get("parent_id") or params.get("parent"), "parent_id", lo=1),
+            search=text_param(params.get("q") or params.get("search"), "q"),
+            limit=int_param(params.get("limit"), "limit", default=default_limit, lo=1, hi=MAX_LIMIT) or default_limit,
+            offset=int_param(params.get("offset"), "offset", default=0, lo=0) or 0,
+            order=order,
+        )
+
+    def query(self, **changes: Any) -> dict[str, Any]:
+        """The filters as query-string items (for links), with some changed."""
+        items: dict[str, Any] = {
+            "status": ",".join(self.status) if self.status else None, "name": self.name, "queue": self.queue,
+            "owner": self.owner, "parent_id": self.parent_id, "q": self.search,
+            "order": self.order if self.order != "newest" else None,
+            "offset": self.offset or None, "limit": self.limit if self.limit != 50 else None,
+        }
+        items.update(changes)
+        return {k: v for k, v in items.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return any((self.name, self.queue, self.owner, self.parent_id, self.search))
+
+
+def list_jobs(queue: JobQueue, f: JobFilters) -> tuple[list[JobInfo], bool]:
+    """One page of jobs, and whether there are more after it."""
+    found = queue.store.list_jobs(status=f.status, name=f.name, queue=f.queue, owner=f.owner,
+                                  parent_id=f.parent_id, search=f.search, limit=f.limit + 1,
+                                  offset=f.offset, order=f.order)
+    return found[:f.limit], len(found) > f.limit
+
+
+# -- presenting a job --------------------------------------------------------------------
+
+def safe_link(link: Any) -> str | None:
+    """A resource link, if it is a plain http(s) URL or a path (never `javascript:`)."""
+    if not isinstance(link, str) or not link or len(link) > 2000:
+        return None
+    parts = urlsplit(link)
+    if parts.scheme not in ("", "http", "https"):
+        return None
+    if not parts.scheme and (link.startswith("//") or not link.startswith("/")):
+        return None
+    return link
+
+
+def type_info(name: str) -> dict[str, Any]:
+    """Label and expected phases of a job type (registered in this process, or not)."""
+    cls = registry.get(name)
+    if cls is None:
+        return {"label": name.replace("_", " ").capitalize(), "phases": [], "description": "", "known": False}
+    opts = cls.options
+    return {"label": opts.label or name, "phases": list(opts.phases), "description": opts.description,
+            "known": True}
+
+
+def resource_link(job: JobInfo) -> str | None:
+    cls = registry.get(job.name)
+    if cls is None or cls.options.resource_link is None:
+        return None
+    try:
+        args = job.args if isinstance(job.args, dict) else {"value": job.args}
+        return safe_link(cls.options.resource_link(args))
+    except Exception:
+        return None
+
+
+def job_json(job: JobInfo) -> dict[str, Any]:
+    """A job on the API: the stored fields plus what its type says and what can be done."""
+    out = job.to_dict()
+    out.update(type_info(job.name))
+    out.pop("known", None)
+    out["resource_link"] = resource_link(job)
+    out["finished"] = job.finished
+    out["actions"] = actions(job)
+    return out
+
+
+def actions(job: JobInfo) -> list[str]:
+    out = []
+    if job.status in ACTIVE:
+        out.append("cancel")
+    if job.status in RETRYABLE:
+        out.append("retry")
+    if job.status != JobStatus.RUNNING.value:
+        out.append("delete")
+    return out
+
+
+def event_json(record: EventRecord, cursor: int | None = None) -> dict[str, Any]:
+    r = record
+    return {
+        "id": r.id, "cursor": r.id if cursor is None else cursor, "event": r.type, "job_id": r.job_id,
+        "name": r.name, "queue": r.queue, "owner": r.owner, "status": r.status, "attempt": r.attempt,
+        "created_at": r.created_at.isoformat(), "data": r.data,
+    }
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+
+
+# -- changing a job (guarded by the state the person saw) ----------------------------------
+
+class Conflict(Exception):
+    """The job is no longer in the state the person saw; nothing was changed."""
+
+    def __init__(self, message: str, job: JobInfo | None) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+def _expected(job: JobInfo, expected: str | None) -> None:
+    if expected is not None and job.status != expected:
+        raise Conflict(f"job {job.id} is {job.status} now, not {expected}; nothing was changed", job)
+
+
+def cancel_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
+    from ..errors import JobNotFound
+
+    job = queue.get_job(job_id)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    _expected(job, expected)
+    if job.status not in ACTIVE:
+        raise Conflict(f"job {job_id} is {job.status}; only pending, waiting or running jobs can be cancelled", job)
+    queue.cancel(job_id)
+    after = queue.get_job(job_id)
+    assert after is not None
+    return after
+
+
+def retry_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
+    """Run a failed/cancelled job again; with `expected`, only if it is still in that state
+    (one atomic UPDATE: a second click never runs it twice)."""
+    from ..dispatch import emit
+    from ..errors import JobNotFound
+
+    if expected is not None and expected not in RETRYABLE:
+        raise BadRequest(f"expected_status for a retry is {' or '.join(RETRYABLE)}")
+    try:
+        records = queue.store.retry_job(job_id, clock.now(), expect=[expected] if expected else None)
+    except InvalidTransition as error:
+        raise Conflict(str(error), queue.get_job(job_id)) from None
+    except JobNotFound:
+        raise
+    queue._wake()
+    emit(records)
+    after = queue.get_job(job_id)
+    assert after is not None
+    return after
+
+
+def delete_job(queue: JobQueue, job_id: int, expected: str | None) -> None:
+    from ..errors import JobNotFound
+
+    job = queue.get_job(job_id)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    _expected(job, expected)
+    try:
+        queue.delete(job_id)
+    except InvalidTransition as error:
+        raise Conflict(str(error), queue.get_job(job_id)) from None
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

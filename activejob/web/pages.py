@@ -1,0 +1,215 @@
+"""The dashboard's HTML pages: jobs, one job, queues. Server-rendered (Jinja2, every value
+escaped); `?fragment=1` returns only the live part, which the page's script swaps in when
+events arrive."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio
+import jinja2
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.templating import Jinja2Templates
+
+from .. import __version__, clock
+from ..definition import registry
+from ..records import STATUSES, EventRecord, JobInfo
+from ..signals import INTERNAL_EVENTS
+from . import core
+from .core import BadRequest, JobFilters, dashboard
+from .security import csrf_token, security_headers, set_csrf_cookie
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+templates = Jinja2Templates(env=_env)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def fmt_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "—"
+
+
+def iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def percent(job: JobInfo) -> float | None:
+    if job.progress is not None:
+        return max(0.0, min(100.0, job.progress * 100))
+    if job.progress_total:
+        return max(0.0, min(100.0, 100.0 * (job.progress_current or 0) / job.progress_total))
+    if job.status == "completed":
+        return 100.0
+    return None
+
+
+def count_text(job: JobInfo) -> str:
+    if job.progress_total is not None:
+        return f"{job.progress_current or 0:,} of {job.progress_total:,}"
+    return ""
+
+
+_env.filters.update(duration=fmt_duration, time=fmt_time, iso=iso, pretty_json=core.pretty_json)
+_env.globals.update(percent=percent, count_text=count_text, type_info=core.type_info, statuses=STATUSES,
+                    version=__version__)
+
+
+def describe(event: EventRecord) -> tuple[str, str]:
+    """A timeline entry: a title and a detail line (plain text; the template escapes it)."""
+    d = event.data
+    kind = event.type
+    if kind == "enqueued":
+        detail = []
+        if d.get("run_at"):
+            detail.append(f"scheduled for {d['run_at']}")
+        if d.get("reason"):
+            detail.append(str(d["reason"]))
+        return "Enqueued", "; ".join(detail)
+    if kind == "started":
+        return f"Attempt {event.attempt} started", f"on worker {d['worker_id']}" if d.get("worker_id") else ""
+    if kind == "progress":
+        bits = []
+        if d.get("phase"):
+            bits.append(f"phase {d['phase']}")
+        if d.get("message"):
+            bits.append(str(d["message"]))
+        return "Progress", " · ".join(bits)
+    if kind == "log":
+        extra = ", ".join(f"{k}={v}" for k, v in d.items() if k not in ("message", "at"))
+        return str(d.get("message", "log")), extra
+    if kind == "retrying":
+        when = f"; next attempt at {d['run_at']}" if d.get("run_at") else ""
+        return f"Attempt {event.attempt} failed", f"{d.get('error', '')}{when}"
+    if kind == "completed":
+        return "Completed", ""
+    if kind == "failed":
+        return "Failed", str(d.get("error", ""))
+    if kind == "cancelled":
+        return "Cancelled", str(d.get("reason", ""))
+    if kind == "requeued":
+        return "Put back in the queue", str(d.get("reason", ""))
+    if kind == "deleted":
+        return "Deleted", ""
+    return kind.capitalize(), ""
+
+
+def timeline(events: list[EventRecord]) -> list[dict[str, Any]]:
+    """Every event but progress, which shows only when its phase changes."""
+    out = []
+    phase: str | None = None
+    for e in events:
+        if e.type in INTERNAL_EVENTS:
+            continue
+        if e.type == "progress":
+            new_phase = e.data.get("phase")
+            if not new_phase or new_phase == phase:
+                continue
+            phase = new_phase
+            title, detail = f"Phase: {new_phase}", str(e.data.get("message") or "")
+        else:
+            title, detail = describe(e)
+        out.append({"id": e.id, "type": e.type, "title": title, "detail": detail, "at": e.created_at,
+                    "attempt": e.attempt})
+    return out
+
+
+async def _render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> Response:
+    dash = dashboard(request)
+    token, new = csrf_token(request)
+    base = str(request.scope.get("root_path") or "")
+    context = {
+        "request": request, "base": base, "static": f"{base}/static", "csrf": token, "title": dash.title,
+        "poll_interval": dash.poll_interval, "qs": urlencode, **context,
+    }
+    if "cursor" not in context:
+        context["cursor"] = await dash.cursor()
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    if new:
+        set_csrf_cookie(response, request, token)
+    response.headers["Cache-Control"] = "no-store"
+    return security_headers(response)
+
+
+async def jobs_page(request: Request) -> Response:
+    dash = dashboard(request)
+    error = None
+    try:
+        filters = JobFilters.parse(request.query_params)
+    except BadRequest as bad:
+        error, filters = str(bad), JobFilters()
+    cursor = await dash.cursor()  # before reading: whatever happens after is replayed live
+
+    def read() -> tuple[list[JobInfo], bool, dict[str, Any]]:
+        jobs, more = core.list_jobs(dash.queue, filters)
+        return jobs, more, dash.store.stats(clock.now())
+
+    jobs, more, stats = await anyio.to_thread.run_sync(read)
+    names = sorted(set(stats["by_name"]) | set(registry))
+    queues = sorted(set(stats["by_queue"]) | {registry[n].options.queue for n in registry})
+    context = {"page": "jobs", "jobs": jobs, "more": more, "stats": stats, "filters": filters, "names": names,
+               "queues": queues, "error": error, "cursor": cursor}
+    fragment = request.query_params.get("fragment")
+    return await _render(request, "_jobs_live.html" if fragment else "jobs.html", context,
+                         status_code=400 if error else 200)
+
+
+async def job_page(request: Request) -> Response:
+    dash = dashboard(request)
+    job_id: int = request.path_params["job_id"]
+    cursor = await dash.cursor()
+
+    def read() -> dict[str, Any] | None:
+        job = dash.queue.get_job(job_id)
+        if job is None:
+            return None
+        events = dash.store.events(job_id=job_id, exclude=tuple(INTERNAL_EVENTS), limit=2000)
+        children = dash.store.list_jobs(parent_id=job_id, limit=200, order="oldest")
+        parent = dash.queue.get_job(job.parent_id) if job.parent_id is not None else None
+        return {"job": job, "events": timeline(events), "children": children, "parent": parent,
+                "info": core.type_info(job.name), "link": core.resource_link(job), "actions": core.actions(job)}
+
+    found = await anyio.to_thread.run_sync(read)
+    if found is None:
+        raise HTTPException(404, f"There is no job #{job_id} (it may have been deleted).")
+    context = {"page": "job", "cursor": cursor, **found}
+    return await _render(request, "_job_body.html" if request.query_params.get("fragment") else "job.html", context)
+
+
+async def queues_page(request: Request) -> Response:
+    dash = dashboard(request)
+    cursor = await dash.cursor()
+    stats = await anyio.to_thread.run_sync(dash.queue.stats)
+    workers = await anyio.to_thread.run_sync(dash.queue.workers)
+    types = [core.type_info(n) | {"name": n} for n in sorted(set(stats["by_name"]) | set(registry))]
+    context = {"page": "queues", "stats": stats, "workers": workers, "types": types, "cursor": cursor}
+    return await _render(request, "_queues_live.html" if request.query_params.get("fragment") else "queues.html",
+                         context)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    detail = getattr(exc, "detail", "Not found")
+    base = str(request.scope.get("root_path") or "")
+    path = str(request.scope.get("path", ""))
+    if path.startswith(f"{base}/api"):
+        return JSONResponse({"error": detail}, status_code=404)
+    return await _render(request, "error.html", {"page": "", "message": detail, "cursor": 0}, status_code=404)
