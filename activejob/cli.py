@@ -245,5 +245,62 @@ def types(imports: tuple[str, ...]) -> None:
     _echo_json([registry[n].options.describe() for n in registry])
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _hook(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise click.BadParameter("use module:function", param_hint="--authorize")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as error:
+        raise click.BadParameter(f"cannot load {spec!r}: {error}", param_hint="--authorize") from None
+    if not callable(found):
+        raise click.BadParameter(f"{spec!r} is not callable", param_hint="--authorize")
+    return found
+
+
+@main.command()
+@_url
+@_imports
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; anything but loopback needs --token or --authorize.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--token", envvar="ACTIVEJOB_DASHBOARD_TOKEN", default=None, show_envvar=True,
+              help="Secret every page, API call and WebSocket must present (open the dashboard with ?token=...).")
+@click.option("--authorize", "authorize_spec", default=None, metavar="MODULE:FUNCTION",
+              help="Your own check: a function (request) -> bool, sync or async.")
+@click.option("--root-path", default="", help="URL prefix when served behind a proxy under a path.")
+def dashboard(database_url: str | None, imports: tuple[str, ...], host: str, port: int, token: str | None,
+              authorize_spec: str | None, root_path: str) -> None:
+    """Serve the web dashboard, REST API and WebSocket (needs the `web` extra)."""
+    _import(imports)
+    hook = _hook(authorize_spec) if authorize_spec else None
+    if not _loopback(host) and not token and hook is None:
+        raise click.ClickException(
+            f"refusing to serve the dashboard on {host} without protection: pass --token (or set "
+            "ACTIVEJOB_DASHBOARD_TOKEN) or --authorize, or bind 127.0.0.1")
+    try:
+        import uvicorn
+
+        from .web import create_app
+    except ImportError as error:
+        raise click.ClickException(
+            f"the dashboard needs the web extra: pip install 'activejob[web]' ({error})") from None
+    app = create_app(_queue(database_url), token=token, authorize=hook)
+    shown = "localhost" if _loopback(host) else host
+    click.echo(f"activejob dashboard: http://{shown}:{port}{root_path}/" + ("?token=<your token>" if token else ""))
+    uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning", ws="websockets")
+
+
 def run() -> None:
     main(prog_name="activejob")
