@@ -190,5 +190,13 @@ class ChangeWatcher:
 
 
 def _notifies(conn: Any, timeout: float) -> Iterator[str]:
-    for note in conn.notifies(timeout=timeout, stop_after=256):
+    # Wait with select(), which keeps real time: psycopg times `notifies(timeout=)` with
+    # time.monotonic, which freezegun stops, and the listener would then never return
+    # to see that it should stop. Once the socket is readable, take what has arrived.
+    import select
+
+    readable, _, _ = select.select([conn.fileno()], [], [], timeout)
+    if not readable:
+        return
+    for note in conn.notifies(timeout=0.0, stop_after=256):
         yield note.payload

@@ -198,6 +198,23 @@ def test_in_process_enqueue_wakes_the_worker_at_once(db_url: str) -> None:
         JobQueue.reset()
 
 
+def test_an_enqueue_in_another_process_wakes_the_worker(db_url: str) -> None:
+    """NOTIFY on PostgreSQL, PRAGMA data_version on SQLite: no waiting for the next poll."""
+    queue = activejob.configure(db_url, poll_interval=60)
+    other = JobQueue(db_url)  # writes like another process would: it never wakes `queue` itself
+    double = _double()
+    try:
+        queue.start()
+        time.sleep(0.2)  # let the first (empty) poll pass, so only a wake-up can find the job
+        started = time.monotonic()
+        [handle] = other.enqueue([double.set().request(N(n=3), max_args_bytes=other.max_args_bytes)])
+        assert handle.wait(timeout=20).result == 6
+        assert time.monotonic() - started < 10  # far below the 60 s poll interval
+    finally:
+        other.close()
+        JobQueue.reset()
+
+
 # -- concurrency --------------------------------------------------------------------------
 
 
