@@ -74,9 +74,10 @@ def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int 
     if processes > 1:
         from .supervisor import Supervisor
 
-        argv = [a for a in sys.argv[2:]]
-        argv = _strip_processes(argv)
-        sys.exit(Supervisor(argv, processes).run())
+        # Children get the same command line: the group's options (-v), then the worker's.
+        at = sys.argv.index("worker", 1) if "worker" in sys.argv[1:] else 1
+        argv = _strip_processes(sys.argv[at + 1:])
+        sys.exit(Supervisor(argv, processes, global_argv=sys.argv[1:at]).run())
     _import(imports)
     queue = _queue(database_url, concurrency=concurrency, queues=queues, poll_interval=poll_interval,
                    lease=lease, shutdown_grace=shutdown_grace)
