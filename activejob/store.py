@@ -789,14 +789,16 @@ class Store:
             sql = self._sql.get(skey)
             if sql is None:
                 # INDEXED BY: without statistics SQLite may pick the (status, finished_at) index
-                # and sort every pending row; the due index yields them in claim order.
+                # and sort every pending row; the due index yields them in claim order. And
+                # `+status` keeps the outer UPDATE on rowid lookups instead of walking every
+                # pending row through that same index.
                 queue_filter = f"AND queue IN ({', '.join('?' * len(queues))})" if queues else ""
                 sql = self._sql[skey] = (
                     "UPDATE activejob_jobs SET status = 'running', attempts = attempts + 1, worker_id = ?, "
                     "lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0 "
                     "WHERE id IN (SELECT id FROM activejob_jobs INDEXED BY ix_activejob_jobs_due "
                     f"WHERE status = 'pending' AND run_at <= ? AND name IN ({', '.join('?' * len(names))}) "
-                    f"{queue_filter} ORDER BY priority DESC, run_at, id LIMIT ?) AND status = 'pending' "
+                    f"{queue_filter} ORDER BY priority DESC, run_at, id LIMIT ?) AND +status = 'pending' "
                     "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id"
                 )
             now_s = _sqlite_ts(now)
