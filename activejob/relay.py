@@ -101,8 +101,8 @@ class _EventWatcher(dialects.ChangeWatcher):
             conn.execute(f"LISTEN {EVENTS_CHANNEL}")
             self.on_change("")  # whatever was written while we were not listening
             while not self._stop.is_set():
-                for note in conn.notifies(timeout=0.5, stop_after=256):
-                    self.on_change(note.payload)
+                for payload in dialects._notifies(conn, timeout=0.5):  # select(): real time under freezegun
+                    self.on_change(payload)
 
 
 class Subscription:

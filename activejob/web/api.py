@@ -30,7 +30,7 @@ from ..records import STATUSES
 from ..signals import INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, Conflict, JobFilters, dashboard
-from .security import CSRF_FIELD, CSRFError, check_csrf
+from .security import CSRF_FIELD, CSRFError, base_path, check_csrf
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -251,7 +251,7 @@ def _expected_status(body: dict[str, Any]) -> str | None:
 
 
 def _back(request: Request, job_id: int | None) -> Response:
-    base = str(request.scope.get("root_path") or "")
+    base = base_path(request.scope)
     return RedirectResponse(f"{base}/jobs/{job_id}" if job_id is not None else f"{base}/", status_code=303)
 
 

@@ -22,7 +22,7 @@ from ..records import STATUSES, EventRecord, JobInfo
 from ..signals import INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, JobFilters, dashboard
-from .security import csrf_token, security_headers, set_csrf_cookie
+from .security import base_path, csrf_token, security_headers, set_csrf_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -136,7 +136,7 @@ def timeline(events: list[EventRecord]) -> list[dict[str, Any]]:
 async def _render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> Response:
     dash = dashboard(request)
     token, new = csrf_token(request)
-    base = str(request.scope.get("root_path") or "")
+    base = base_path(request.scope)
     context = {
         "request": request, "base": base, "static": f"{base}/static", "csrf": token, "title": dash.title,
         "poll_interval": dash.poll_interval, "qs": urlencode, **context,
@@ -208,7 +208,7 @@ async def queues_page(request: Request) -> Response:
 
 async def not_found(request: Request, exc: Exception) -> Response:
     detail = getattr(exc, "detail", "Not found")
-    base = str(request.scope.get("root_path") or "")
+    base = base_path(request.scope)
     path = str(request.scope.get("path", ""))
     if path.startswith(f"{base}/api"):
         return JSONResponse({"error": detail}, status_code=404)

@@ -32,6 +32,7 @@ SESSION_COOKIE = "activejob_session"
 CSRF_COOKIE = "activejob_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+BASE_KEY = "activejob.base"
 
 
 def session_value(token: str) -> str:
@@ -39,8 +40,13 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"activejob-dashboard-session", hashlib.sha256).hexdigest()
 
 
+def base_path(scope: Scope) -> str:
+    """The path this app is mounted at ("" at the root), whatever sub-mount a request is in."""
+    return str(scope.get(BASE_KEY, scope.get("root_path")) or "")
+
+
 def cookie_path(scope: Scope) -> str:
-    return str(scope.get("root_path") or "") or "/"
+    return base_path(scope) or "/"
 
 
 def _bearer(headers: Headers) -> str | None:
@@ -84,6 +90,7 @@ class Guard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        scope[BASE_KEY] = str(scope.get("root_path") or "")  # where this app is mounted
         path = self._route_path(scope)
         if path.startswith("/static/"):
             await self.app(scope, receive, send)

@@ -1,0 +1,109 @@
+"""Fixtures of the web tests: a dashboard app on the real queue, WebSocket helpers, and
+worker processes (always killed in teardown)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers httpx2 for its TestClient and warns, once, at import when it finds httpx.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+    from starlette.testclient import TestClient
+
+from activejob import JobQueue
+from activejob.web import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll `condition` until it returns something truthy (and return that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def receive(ws: Any, timeout: float = 20.0) -> dict[str, Any]:
+    """The next JSON message of a TestClient WebSocket, or fail after `timeout` seconds."""
+    async def get() -> Any:
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()
+
+    message = ws.portal.call(get)
+    ws._raise_on_close(message)
+    import json
+
+    data: dict[str, Any] = json.loads(message["text"])
+    return data
+
+
+def receive_until(ws: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+                  ) -> list[dict[str, Any]]:
+    """Messages up to and including the first that matches `predicate`."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no matching message within {timeout}s; got {[m.get('event', m) for m in seen]}")
+        message = receive(ws, left)
+        seen.append(message)
+        if predicate(message):
+            return seen
+
+
+def csrf_headers(client: TestClient) -> dict[str, str]:
+    """Visit a page (which sets the CSRF cookie) and return the header that proves it."""
+    client.get("/", headers={"accept": "text/html"})
+    token = client.cookies.get("activejob_csrf")
+    assert token
+    return {"X-CSRF-Token": token}
+
+
+@pytest.fixture
+def client(queue: JobQueue) -> Iterator[TestClient]:
+    """The dashboard app on the test's queue, its lifespan (and event relay) running."""
+    app = create_app(queue)
+    app.state.activejob.relay.poll_interval = 0.2
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def spawn_worker(db_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `activejob worker` processes on the test's database; all are killed after."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*extra: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("ACTIVEJOB_DATABASE_URL", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "activejob", "worker", "--database-url", db_url, "--import", "tests.web.jobs",
+             "--poll-interval", "0.1", "--concurrency", "4", *extra],
+            cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
