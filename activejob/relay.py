@@ -209,9 +209,9 @@ class Subscription:
         return RelayedEvent(item.record, self.cursor)
 
     async def __anext__(self) -> RelayedEvent:
-        if self._ready is None:
-            self._loop = asyncio.get_running_loop()
-            self._ready = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if self._ready is None or self._loop is not loop:
+            self._loop, self._ready = loop, asyncio.Event()
         while True:
             if self._closed:
                 raise StopAsyncIteration
