@@ -300,7 +300,7 @@ def dashboard(database_url: str | None, imports: tuple[str, ...], host: str, por
     app = create_app(_queue(database_url), token=token, authorize=hook)
     shown = "localhost" if _loopback(host) else host
     click.echo(f"activejob dashboard: http://{shown}:{port}{root_path}/" + ("?token=<your token>" if token else ""))
-    uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning", ws="websockets")
+    uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning")
 
 
 def run() -> None:
