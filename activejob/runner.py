@@ -277,10 +277,13 @@ class Runner:
                 continue
             async with self._write_lock:
                 updates = self._updates([entry for entry, _, _ in batch])
+                # The slots this batch frees are refilled in the same trip to the database
+                # (one thread hop per batch instead of two, and no wait for the claim loop).
+                refill = len(batch) if self._claiming else 0
                 while True:
                     try:
-                        written, records = await anyio.to_thread.run_sync(
-                            self._write_outcomes, updates, [o for _, o, _ in batch])
+                        written, records, claimed, started = await anyio.to_thread.run_sync(
+                            self._write_outcomes, updates, [o for _, o, _ in batch], refill)
                         failures = 0
                         break
                     except Exception as error:  # the database is away: keep the outcomes, try again
@@ -288,6 +291,9 @@ class Runner:
                         delay = min(0.1 * 2**failures, 5.0)
                         log.warning("recording %d outcome(s) failed (%s); retrying in %.1fs", len(batch), error, delay)
                         await anyio.sleep(delay)
+            # In `running` before the finished ones leave it, so the claim loop never
+            # counts these slots as free.
+            self._start_claimed(claimed)
             by_job: dict[int, list[EventRecord]] = {}
             for record in records:
                 by_job.setdefault(record.job_id, []).append(record)
@@ -297,15 +303,32 @@ class Runner:
                                 entry.job.name, entry.job.id)
                 slot[1] = by_job.get(outcome.job_id, [])
                 slot[0].set()
+            if started:
+                await aemit(started)
 
-    def _write_outcomes(self, updates: list[ProgressUpdate], outcomes: list[Outcome]
-                        ) -> tuple[set[int], list[EventRecord]]:
+    def _start_claimed(self, claimed: list[Claimed]) -> None:
+        if self._tg is None:
+            return
+        for job in claimed:
+            entry = Running(job, context_for(job, self.store))
+            self.running[job.id] = entry
+            self._tg.start_soon(self._run_one, entry)
+
+    def _write_outcomes(self, updates: list[ProgressUpdate], outcomes: list[Outcome], refill: int = 0
+                        ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
         now = clock.now()
         records: list[EventRecord] = []
         if updates:
             _lost, records = self.store.save_progress(updates, now)
         written, finished = self.store.finish(outcomes, now)
-        return written, records + finished
+        claimed: list[Claimed] = []
+        started: list[EventRecord] = []
+        if refill > 0 and self._claiming:
+            try:
+                claimed, started = self._claim(refill)
+            except Exception as error:  # the outcomes are written; the claim loop tries again
+                log.warning("claiming failed (%s)", error)
+        return written, records + finished, claimed, started
 
     async def _progress_loop(self) -> None:
         assert self._write_lock is not None
