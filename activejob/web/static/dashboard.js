@@ -359,8 +359,12 @@
       Watch.all().slice(-20).forEach(function (id) { if (id !== jobId) live.subscribe({ job_id: id }); });
       live.on(function (ev) {
         if (ev.job_id !== jobId) return;
-        if (ev.event === 'progress') applyProgress(document.getElementById('progress-card'), ev);
-        else if (fragment) fragment.schedule();
+        if (ev.event === 'progress') {
+          var shown = document.querySelector('#progress-card [data-phase-name]');
+          var phase = ev.data && ev.data.phase;
+          if (phase && fragment && shown && shown.textContent !== phase) fragment.schedule();  // a new timeline entry
+          applyProgress(document.getElementById('progress-card'), ev);
+        } else if (fragment) fragment.schedule();
       });
     } else if (PAGE === 'jobs' || PAGE === 'queues') {
       live.subscribe({});

@@ -1,0 +1,169 @@
+"""The dashboard in real headless Chromium: live progress without reloading, Cancel.
+
+Runs the app with uvicorn on a free port and an in-process worker (SQLite). Screenshots
+go to a temporary directory, or to $ACTIVEJOB_SCREENSHOTS (e.g. docs/images)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import activejob
+from activejob import JobQueue
+from activejob.web import create_app
+
+from .conftest import wait_for
+from .jobs import Fail, Quick, Steps, Wait
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+pytestmark = pytest.mark.browser
+
+
+def _chromium_missing() -> str | None:
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "python playwright is not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    problem = _chromium_missing()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"{problem} (browser tests are required under CI)")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(sqlite_url: str) -> Iterator[tuple[str, JobQueue]]:
+    import uvicorn
+
+    queue = activejob.configure(sqlite_url, poll_interval=0.05, progress_interval=0.05, lease=5, cancel_grace=0.5)
+    app = create_app(queue, poll_interval=1.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    queue.start()
+    try:
+        wait_for(lambda: srv.started, timeout=20, what="uvicorn to start")
+        yield f"http://127.0.0.1:{port}", queue
+    finally:
+        queue.stop(timeout=10)
+        srv.should_exit = True
+        thread.join(timeout=10)
+        JobQueue.reset()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.set_default_timeout(20_000)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def shots() -> Path | None:
+    where = os.environ.get("ACTIVEJOB_SCREENSHOTS")
+    return Path(where) if where else None
+
+
+def test_progress_advances_live_and_ends_completed(server: tuple[str, JobQueue], page: Any, tmp_path: Path) -> None:
+    base, queue = server
+    Quick.set(owner="alice").perform_later(value={"greeting": "hello"})
+    Quick.set(owner="bob", queue="mail").perform_later(value={"to": "bob@example.com"})
+    Fail.perform_later(message="the upstream API answered 503")
+    Steps.set(wait=3600).perform_later(steps=3, dataset="nightly")  # scheduled for later
+    page.goto(base + "/")
+    page.wait_for_selector("#conn[data-state=live]")
+    handle = Steps.perform_later(steps=24, delay=0.12, dataset="customers-2026")
+    # The new job appears in the list without a reload, and its bar moves.
+    row = page.locator(f'tr[data-job-id="{handle.id}"]')
+    row.wait_for()
+    page.wait_for_function(
+        f'() => {{ const b = document.querySelector(\'tr[data-job-id="{handle.id}"] progress\');'
+        f' return b && !b.hidden && b.value > 20 && b.value < 100; }}')
+    if shots():
+        page.screenshot(path=str(shots() / "dashboard-jobs.png"))  # type: ignore[operator]
+
+    page.click(f'tr[data-job-id="{handle.id}"] a.job-link')
+    page.wait_for_selector("#conn[data-state=live]")
+    bar = page.locator("#progress-card progress")
+    first = float(bar.get_attribute("value") or 0)
+    page.wait_for_function(f"() => document.querySelector('#progress-card progress').value > {first + 10}")
+    assert "of 24" in page.locator("#progress-card [data-count]").inner_text()
+    if shots():
+        page.wait_for_function("() => document.querySelector('#progress-card progress').value > 50")
+        page.screenshot(path=str(shots() / "dashboard-job.png"), full_page=True)  # type: ignore[operator]
+    page.wait_for_selector(".job-head [data-status-badge]:text('completed')", timeout=30_000)
+    assert float(bar.get_attribute("value") or 0) == 100
+    assert '"rows": 2400' in page.locator("pre.json").nth(1).inner_text()
+    assert page.locator(".timeline .ev-completed").count() == 1
+    assert queue.get_job(handle.id).status == "completed"  # type: ignore[union-attr]
+    page.screenshot(path=str(tmp_path / "job.png"))
+
+
+def test_cancel_a_running_job_with_its_button(server: tuple[str, JobQueue], page: Any) -> None:
+    base, queue = server
+    handle = Wait.perform_later(seconds=60)
+    wait_for(lambda: queue.get_job(handle.id).status == "running", what="the job to start")  # type: ignore[union-attr]
+    page.goto(f"{base}/jobs/{handle.id}")
+    page.wait_for_selector("#conn[data-state=live]")
+    page.click("[data-watch]")  # toasts for watched jobs
+    page.click("form[data-action=cancel] button")
+    page.wait_for_selector(".job-head [data-status-badge]:text('cancelled')", timeout=30_000)
+    page.wait_for_selector(".toast-warn:has-text('cancelled')")
+    assert queue.get_job(handle.id).status == "cancelled"  # type: ignore[union-attr]
+    assert page.locator("form[data-action=retry] button").is_visible()
+    if shots():
+        page.goto(f"{base}/queues")
+        page.wait_for_selector("#conn[data-state=live]")
+        page.screenshot(path=str(shots() / "dashboard-queues.png"), full_page=True)  # type: ignore[operator]
+
+
+def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) -> None:
+    base, queue = server
+    handle = Steps.perform_later(steps=10, delay=0.1)
+    # The embeddable widget on a page of "your application" (same origin as the dashboard).
+    page.route(base + "/my-app", lambda route: route.fulfill(
+        content_type="text/html",
+        body=f'<script src="/static/activejob-progress.js"></script><activejob-progress job-id="{handle.id}">'
+             "</activejob-progress>"))
+    page.goto(base + "/my-app")
+    page.wait_for_function(
+        "() => document.querySelector('activejob-progress').getAttribute('status') === 'completed'",
+        timeout=30_000)
+    # With the WebSocket gone, the dashboard falls back to polling the REST API.
+    page.route("**/api/ws", lambda route: route.abort())
+    page.add_init_script("window.WebSocket = function () { throw new Error('no websockets here'); };")
+    page.goto(base + "/")
+    page.wait_for_selector("#conn[data-state=polling]")
+    later = Quick.perform_later(value="polled")
+    page.locator(f'tr[data-job-id="{later.id}"]').wait_for()
