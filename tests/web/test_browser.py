@@ -149,7 +149,7 @@ def test_cancel_a_running_job_with_its_button(server: tuple[str, JobQueue], page
 
 
 def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) -> None:
-    base, queue = server
+    base, _queue = server
     handle = Steps.perform_later(steps=10, delay=0.1)
     # The embeddable widget on a page of "your application" (same origin as the dashboard).
     page.route(base + "/my-app", lambda route: route.fulfill(
