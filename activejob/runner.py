@@ -237,7 +237,10 @@ class Runner:
         except Exception:
             log.exception("%s #%s: internal error while running", entry.job.name, entry.job.id)
         finally:
-            self.running.pop(entry.job.id, None)
+            # A retry due at once may already run again under the same id: only let go
+            # of this attempt's own entry.
+            if self.running.get(entry.job.id) is entry:
+                del self.running[entry.job.id]
             self._set_wake()
 
     async def _record(self, entry: Running, outcome: Outcome) -> list[EventRecord]:
