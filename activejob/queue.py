@@ -25,6 +25,7 @@ from .config import Settings
 from .definition import registry
 from .dispatch import aemit, emit
 from .enqueuing import EnqueueRequest
+from .errors import ConfigurationError
 from .handle import JobHandle
 from .records import EventRecord, JobInfo, WorkerInfo
 from .runner import Runner
@@ -130,6 +131,9 @@ class JobQueue:
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         if session is not None:
+            if hasattr(session, "run_sync"):  # an AsyncSession: its own greenlet bridge does the I/O
+                handles: list[JobHandle] = await session.run_sync(lambda s: self._enqueue_in(s, requests))
+                return handles
             return self._enqueue_in(session, requests)
         ids, records = await anyio.to_thread.run_sync(self.store.enqueue, requests, clock.now())
         self._wake()
@@ -137,6 +141,9 @@ class JobQueue:
         return self._handles(ids, requests)
 
     def _enqueue_in(self, session: Any, requests: list[EnqueueRequest]) -> list[JobHandle]:
+        if hasattr(session, "run_sync"):
+            raise ConfigurationError(
+                "an AsyncSession needs the awaitable call: await Job.set(session=session).aperform_later(...)")
         # The jobs commit or roll back with the caller's data; workers hear of them,
         # and signals fire, only once the session commits.
         ids, records = self.store.enqueue(requests, clock.now(), conn=session.connection())
@@ -160,10 +167,14 @@ class JobQueue:
 
     def list_jobs(self, status: str | Sequence[str] | None = None, name: str | None = None,
                   queue: str | None = None, owner: str | None = None, limit: int = 50, offset: int = 0,
-                  *, parent_id: int | None = None, search: str | None = None) -> list[JobInfo]:
-        """Jobs, newest first, filtered by any of status, name, queue, owner, parent, text."""
+                  *, parent_id: int | None = None, search: str | None = None,
+                  order: str = "newest") -> list[JobInfo]:
+        """Jobs, newest first (`order="oldest"` for the other way), filtered by any of
+        status, name, queue, owner, parent, text."""
+        if order not in ("newest", "oldest"):
+            raise ValueError(f"order is 'newest' or 'oldest', not {order!r}")
         return self.store.list_jobs(status=status, name=name, queue=queue, owner=owner, parent_id=parent_id,
-                               search=search, limit=limit, offset=offset)
+                                    search=search, limit=limit, offset=offset, order=order)
 
     def stats(self) -> dict[str, Any]:
         """Counts per status (`stats()["pending"]`), plus `by_name`, `by_queue`, `scheduled`,
@@ -211,9 +222,10 @@ class JobQueue:
             self._runner.cancel_local(int(job_id))
         return status
 
-    def retry(self, job_id: int) -> JobHandle:
-        """Run a failed or cancelled job again, with its attempts reset."""
-        records = self.store.retry_job(int(job_id), clock.now())
+    def retry(self, job_id: int, *, expect: Sequence[str] | None = None) -> JobHandle:
+        """Run a failed or cancelled job again, with its attempts reset. `expect` narrows the
+        states it may be in (what a person saw on a page), so a stale click changes nothing."""
+        records = self.store.retry_job(int(job_id), clock.now(), expect=expect)
         self._wake()
         emit(records)
         return JobHandle(int(job_id), records[0].name, self)

@@ -121,3 +121,18 @@ def test_deleting_the_last_unfinished_child_wakes_the_parent(queue: JobQueue) ->
     queue.run_until_idle()
     info = queue.get_job(parent.id)
     assert info is not None and (info.status, info.result) == ("completed", 0)
+
+
+def test_the_parents_wake_up_is_sent_as_a_signal_in_the_worker(queue: JobQueue) -> None:
+    from activejob import signals
+
+    woken: list[int] = []
+
+    def on_enqueued(sender: object, **event: Any) -> None:
+        if event.get("reason") == "children finished":
+            woken.append(event["job_id"])
+
+    with signals.job_enqueued.connected_to(on_enqueued):
+        parent = SumParts.perform_later(count=2)
+        queue.run_until_idle()
+    assert woken == [parent.id]

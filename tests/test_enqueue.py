@@ -171,3 +171,39 @@ def test_enqueue_rolls_back_with_the_callers_transaction(queue: JobQueue) -> Non
     assert queue.get_job(handle.id) is None
     assert queue.stats()["total"] == 0
     engine.dispose()
+
+
+def _async_url(url: str) -> str:
+    return url.replace("sqlite:///", "sqlite+aiosqlite:///")
+
+
+def test_enqueue_joins_an_async_session(queue: JobQueue) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    async def main() -> tuple[int, int]:
+        engine = create_async_engine(_async_url(queue.settings.database_url))
+        async with AsyncSession(engine) as session:
+            kept = await Square.set(session=session).aperform_later(n=2)
+            await session.commit()
+        async with AsyncSession(engine) as session:
+            dropped = await Square.set(session=session).aperform_later(n=3)
+            await session.rollback()
+        await engine.dispose()
+        return kept.id, dropped.id
+
+    kept, dropped = anyio.run(main)
+    assert queue.get_job(kept) is not None
+    assert queue.get_job(dropped) is None
+
+
+def test_a_sync_call_with_an_async_session_says_what_to_do(queue: JobQueue) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from activejob import ConfigurationError
+
+    engine = create_async_engine(_async_url(queue.settings.database_url))
+    with pytest.raises(ConfigurationError, match="aperform_later"):
+        Square.set(session=AsyncSession(engine)).perform_later(n=1)
+    anyio.run(engine.dispose)

@@ -167,3 +167,18 @@ def test_every_transition_is_in_the_event_log(queue: JobQueue) -> None:
     assert [e.status for e in events] == ["pending", "running", "completed"]
     assert events[0].id < events[1].id < events[2].id
     assert events[2].data["result"] == 2
+
+
+def test_list_jobs_can_go_oldest_first(queue: JobQueue) -> None:
+    a, b = AddOne.perform_later(n=1), AddOne.perform_later(n=2)
+    assert [j.id for j in queue.list_jobs(order="oldest")] == [a.id, b.id]
+    with pytest.raises(ValueError, match="order"):
+        queue.list_jobs(order="sideways")
+
+
+def test_retry_with_expect_refuses_a_job_in_another_state(queue: JobQueue) -> None:
+    handle = Boom.perform_later(n=1)
+    queue.run_until_idle()
+    with pytest.raises(InvalidTransition):
+        queue.retry(handle.id, expect=["cancelled"])
+    assert queue.retry(handle.id, expect=["failed"]).id == handle.id
