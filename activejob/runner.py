@@ -312,19 +312,20 @@ class Runner:
             # In `running` before the finished ones leave it, so the claim loop never
             # counts these slots as free.
             self._start_claimed(claimed)
-            by_job: dict[int, list[EventRecord]] = {}
-            for record in records:
-                by_job.setdefault(record.job_id, []).append(record)
-            for entry, outcome, slot in batch:
+            for entry, outcome, _slot in batch:
                 if outcome.job_id not in written:
                     log.warning("%s #%s: lease lost before its outcome was written; another worker owns it",
                                 entry.job.name, entry.job.id)
-                slot[1] = by_job.pop(outcome.job_id, [])
-                slot[0].set()
-            # Events about other jobs: parents woken by their last child finishing.
-            others = [record for records_ in by_job.values() for record in records_]
-            if others or started:
-                await aemit(others + started)
+            # Signals go out here, in the order of the event log: these outcomes (and the
+            # parents they woke), then the starts of the jobs that took their slots (maybe
+            # the same job, retried at once). The waiting jobs are released whatever happens.
+            try:
+                await aemit(records)
+            finally:
+                for _entry, _outcome, slot in batch:
+                    slot[0].set()
+            if started:
+                await aemit(started)
 
     def _start_claimed(self, claimed: list[Claimed]) -> None:
         if self._tg is None:
@@ -348,9 +349,15 @@ class Runner:
         records: list[EventRecord] = []
         if updates:
             _lost, records = self.store.save_progress(updates, now)
+        if refill > 0 and self._claiming and self.store.dialect == "postgresql":
+            with contextlib.suppress(WouldBlock):  # one statement: outcomes written, slots refilled
+                written, finished, claimed, started = self.store.finish_and_claim(
+                    outcomes, now, worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
+                    limit=refill, lease=self.settings.lease)
+                return written, records + finished, claimed, started
         written, finished = self.store.finish(outcomes, now)
-        claimed: list[Claimed] = []
-        started: list[EventRecord] = []
+        claimed = []
+        started = []
         if refill > 0 and self._claiming:
             try:
                 claimed, started = self._claim(refill)

@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -97,6 +97,7 @@ class Store:
         # SQLite allows one writer; taking turns here is far cheaper than letting
         # threads of one process collide in SQLite's sleeping busy handler.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._hot: Any = None  # SQLite: the connection the hot paths write on (see _sqlite_tx)
         self._skip_locked = dialects.claim_lock_clause(self.engine)
         self._insert_events = insert(events).returning(*events.c, sort_by_parameter_order=True)
         self._sql: dict[Any, str] = {}  # prebuilt hot-path statements
@@ -122,7 +123,14 @@ class Store:
             yield c.execution_options(activejob_read=True)
 
     def dispose(self) -> None:
+        hot, self._hot = self._hot, None
+        if hot is not None and not self._memory:
+            hot.close()
         self.engine.dispose()
+
+    @property
+    def _memory(self) -> bool:
+        return self.engine.url.database in (None, "", ":memory:")
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration shipped with this package."""
@@ -202,11 +210,12 @@ class Store:
     # -- claim and run ----------------------------------------------------------------
 
     def claim(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None,
-              limit: int, now: datetime, lease: float) -> tuple[list[Claimed], list[EventRecord]]:
+              limit: int, now: datetime, lease: float, nowait: bool = False
+              ) -> tuple[list[Claimed], list[EventRecord]]:
         """Take up to `limit` due jobs, highest priority then oldest first, in one statement."""
         if limit <= 0 or not names:
             return [], []
-        return self._claim_fast(worker_id, names, queues, limit, now, lease)
+        return self._claim_fast(worker_id, names, queues, limit, now, lease, nowait=nowait)
 
     def finish(self, outcomes: Sequence[Outcome], now: datetime) -> tuple[set[int], list[EventRecord]]:
         """Record how attempts ended, all in one transaction. Returns the ids written;
@@ -375,6 +384,11 @@ class Store:
             .order_by(jobs.c.lease_expires_at)
             .limit(limit)
         )
+        # Idle workers run this every poll: look first, so the usual answer ("none")
+        # costs a read, not a turn at SQLite's single write lock.
+        with self.read() as c:
+            if c.execute(pick.limit(1)).first() is None:
+                return []
         if self._skip_locked:
             pick = pick.with_for_update(skip_locked=True)
         rows: list[dict[str, Any]] = []
@@ -686,6 +700,56 @@ class Store:
         except dbapi.Error as error:
             raise DBAPIError.instance(None, None, error, dbapi.Error) from error
 
+    @contextmanager
+    def _sqlite_tx(self, *, nowait: bool = False) -> Iterator[Any]:
+        """A cursor in a BEGIN IMMEDIATE transaction on the store's own write connection.
+
+        Writers of one process take turns anyway (the write lock), so one connection
+        serves them all, without SQLAlchemy's pool and events in the way.
+        """
+        assert self._write_lock is not None
+        if not self._write_lock.acquire(blocking=not nowait):
+            raise WouldBlock("another thread of this process is writing")
+        try:
+            with self._translated():
+                conn = self._hot
+                if conn is None:
+                    conn = self._hot = self._open_hot()
+                cur = conn.cursor()
+                if nowait:  # fail at once rather than sleep in SQLite's busy handler
+                    cur.execute("PRAGMA busy_timeout=0")
+                    try:
+                        cur.execute("BEGIN IMMEDIATE")
+                    except conn.OperationalError as error:  # another process is writing
+                        raise WouldBlock(str(error)) from error
+                    finally:
+                        cur.execute("PRAGMA busy_timeout=30000")
+                else:
+                    cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                    cur.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+        finally:
+            self._write_lock.release()
+
+    def _open_hot(self) -> Any:
+        if self._memory:  # one shared connection (StaticPool): write on that same one
+            fairy = self.engine.raw_connection()
+            conn = fairy.driver_connection
+            fairy.close()
+            return conn
+        import sqlite3
+
+        conn = sqlite3.connect(self.engine.url.database or "", isolation_level=None, check_same_thread=False,
+                               timeout=30)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
     def _pg_one(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """Run one statement as its own transaction (autocommit): one round trip."""
         fairy = self.engine.raw_connection()
@@ -729,8 +793,7 @@ class Store:
             event_ids = [r[1] for r in rows]
         else:
             now_s = _sqlite_ts(now)
-            with self.write() as c, self._translated():
-                cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            with self._sqlite_tx() as cur:
                 if len(new) == 1:
                     j = new[0]
                     cur.execute(_SQLITE_JOB_INSERT, (j.name, j.queue, j.priority, j.args, j.max_retries,
@@ -770,7 +833,8 @@ class Store:
     # -- claim
 
     def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                    now: datetime, lease: float) -> tuple[list[Claimed], list[EventRecord]]:
+                    now: datetime, lease: float, *, nowait: bool = False, cur: Any = None
+                    ) -> tuple[list[Claimed], list[EventRecord]]:
         token = uuid.uuid4().hex
         data = _dump({"worker_id": worker_id})
         expires = now + timedelta(seconds=lease)
@@ -782,7 +846,7 @@ class Store:
                     queues="AND queue = ANY(%(queues)s)" if queues else "", notify=_PG_EVENTS_NOTIFY_JOIN)
             rows = self._pg_one(sql, {
                 "now": now, "names": list(names), "queues": list(queues or ()), "limit": limit,
-                "worker": worker_id, "token": token, "expires": expires, "data": data,
+                "worker": worker_id, "claim_token": token, "expires": expires, "start_data": data,
             })
         else:
             skey = ("claim", len(names), len(queues or ()))
@@ -802,8 +866,7 @@ class Store:
                     "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id"
                 )
             now_s = _sqlite_ts(now)
-            with self.write() as c, self._translated():
-                cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
                 rows = cur.execute(sql, (worker_id, token, _sqlite_ts(expires), now_s, now_s, *names,
                                          *(queues or ()), limit)).fetchall()
                 rows.sort()
@@ -838,51 +901,117 @@ class Store:
             if sql is None:
                 sql = self._sql[key] = _PG_FINISH.format(
                     notify=_PG_NOTIFY_JOIN if pending else _PG_EVENTS_NOTIFY_JOIN)
-            rows = self._pg_one(sql, {
-                "id": [o.job_id for o in simple], "token": [o.token for o in simple],
-                "status": [o.status for o in simple], "result": [o.result for o in simple],
-                "error": [o.error for o in simple], "traceback": [o.traceback for o in simple],
-                "run_at": [o.run_at for o in simple], "refund": [1 if o.refund_attempt else 0 for o in simple],
-                "event": [o.event for o in simple], "data": [_dump(datas[o.job_id]) for o in simple],
-                "now": now,
-            })
+            rows = self._pg_one(sql, {**self._pg_outcome_params(simple, datas), "now": now})
             dispatch.note_written(self.url, (r[0] for r in rows))
             recorded = [EventRecord(id=r[0], job_id=r[1], type=r[2], name=r[3], queue=r[4], owner=r[5],
                                     status=r[6], attempt=r[7], created_at=now, data=datas[r[1]]) for r in rows]
             written = {r[1] for r in rows}
             return written, recorded, [o for o in outcomes if o.job_id not in written]
+        if any(o.status == JobStatus.WAITING.value for o in outcomes):
+            return set(), [], list(outcomes)  # parents waiting on children: the general path
+        try:
+            with self._sqlite_tx() as cur:
+                done, recorded = self._sqlite_finish(cur, outcomes, now, datas)
+        except _General:
+            return set(), [], list(outcomes)
+        return done, recorded, []
+
+    def _pg_finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, datas: dict[int, dict[str, Any]],
+                             worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                             lease: float) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
+        pending = any(o.status == PENDING for o in outcomes)
+        key = ("finish_and_claim", pending, bool(queues))
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = _PG_FINISH_AND_CLAIM.format(
+                queues="AND queue = ANY(%(queues)s)" if queues else "",
+                notify=_PG_NOTIFY_FROM if pending else _PG_EVENTS_NOTIFY_FROM)
+        token = uuid.uuid4().hex
+        rows = self._pg_one(sql, {
+            **self._pg_outcome_params(outcomes, datas), "now": now,
+            "names": list(names), "queues": list(queues or ()), "limit": limit, "worker": worker_id,
+            "claim_token": token, "expires": now + timedelta(seconds=lease), "start_data": _dump({"worker_id": worker_id}),
+        })
+        finished = [r for r in rows if r[0] == "f"]
+        taken = sorted((r for r in rows if r[0] == "c"), key=lambda r: r[2])
+        dispatch.note_written(self.url, (r[1] for r in rows if r[0] != "n"))
+        recorded = [EventRecord(id=r[1], job_id=r[2], type=r[3], name=r[4], queue=r[5], owner=r[6], status=r[7],
+                                attempt=r[8], created_at=now, data=datas[r[2]]) for r in finished]
+        written = {r[2] for r in finished}
+        claimed = [Claimed(id=r[2], name=r[4], queue=r[5], owner=r[6], args=r[9], attempts=r[8], max_retries=r[10],
+                           lease_token=token, checkpoint=r[11], parent_id=r[12]) for r in taken]
+        started = [EventRecord(id=r[1], job_id=r[2], type="started", name=r[4], queue=r[5], owner=r[6],
+                               status=RUNNING, attempt=r[8], created_at=now, data={"worker_id": worker_id})
+                   for r in taken]
+        rest = [o for o in outcomes if o.job_id not in written]
+        if rest:  # lost leases, and jobs whose parent may wake: the general path
+            more_written, more = self._finish_general(rest, now)
+            written |= more_written
+            recorded += more
+        return written, recorded, claimed, started
+
+    @staticmethod
+    def _pg_outcome_params(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": [o.job_id for o in outcomes], "token": [o.token for o in outcomes],
+            "status": [o.status for o in outcomes], "result": [o.result for o in outcomes],
+            "error": [o.error for o in outcomes], "traceback": [o.traceback for o in outcomes],
+            "run_at": [o.run_at for o in outcomes], "refund": [1 if o.refund_attempt else 0 for o in outcomes],
+            "event": [o.event for o in outcomes], "data": [_dump(datas[o.job_id]) for o in outcomes],
+        }
+
+    def _sqlite_finish(self, cur: Any, outcomes: Sequence[Outcome], now: datetime,
+                       datas: dict[int, dict[str, Any]]) -> tuple[set[int], list[EventRecord]]:
         now_s = _sqlite_ts(now)
         done: set[int] = set()
-        parents: set[int] = set()
         recorded = []
-        with self.write() as c, self._translated():
-            cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            event_ids = []
-            for o in sorted(outcomes, key=lambda o: o.job_id):
-                finished = o.status in FINISHED
-                row = cur.execute(_SQLITE_FINISH, (
-                    o.status, o.result, o.error, o.traceback, now_s if finished else None,
-                    None if o.run_at is None else _sqlite_ts(o.run_at), o.status == PENDING,
-                    1 if o.refund_attempt else 0, o.job_id, o.token,
-                )).fetchone()
-                if row is None:
-                    continue  # the lease was lost: another worker owns the job now
-                done.add(o.job_id)
-                if o.status == JobStatus.WAITING.value:
-                    parents.add(o.job_id)
-                elif finished and row[5] is not None:
-                    parents.add(row[5])
-                data = datas[o.job_id]
-                cur.execute(_EVENT_INSERT, (o.job_id, o.event, row[0], row[1], row[2], row[3], row[4],
-                                            _dump(data), now_s))
-                event_ids.append(cur.lastrowid)
-                recorded.append(EventRecord(id=cur.lastrowid, job_id=o.job_id, type=o.event, name=row[0],
-                                            queue=row[1], owner=row[2], status=row[3], attempt=row[4],
-                                            created_at=now, data=data))
-            dispatch.note_written(self.url, event_ids)
-            if parents:
-                recorded.extend(self._append(c, self._wake_parents(c, parents, now)))
-        return done, recorded, []
+        event_ids = []
+        for o in sorted(outcomes, key=lambda o: o.job_id):
+            finished = o.status in FINISHED
+            row = cur.execute(_SQLITE_FINISH, (
+                o.status, o.result, o.error, o.traceback, now_s if finished else None,
+                None if o.run_at is None else _sqlite_ts(o.run_at), o.status == PENDING,
+                1 if o.refund_attempt else 0, o.job_id, o.token,
+            )).fetchone()
+            if row is None:
+                continue  # the lease was lost: another worker owns the job now
+            if finished and row[5] is not None:
+                raise _General  # its parent may wake up: roll back, take the general path
+            done.add(o.job_id)
+            data = datas[o.job_id]
+            cur.execute(_EVENT_INSERT, (o.job_id, o.event, row[0], row[1], row[2], row[3], row[4],
+                                        _dump(data), now_s))
+            event_ids.append(cur.lastrowid)
+            recorded.append(EventRecord(id=cur.lastrowid, job_id=o.job_id, type=o.event, name=row[0],
+                                        queue=row[1], owner=row[2], status=row[3], attempt=row[4],
+                                        created_at=now, data=data))
+        dispatch.note_written(self.url, event_ids)
+        return done, recorded
+
+    def finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, *, worker_id: str,
+                         names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float,
+                         nowait: bool = False
+                         ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
+        """Record outcomes and refill the slots they free, in ONE transaction (on
+        PostgreSQL one statement; outcomes it cannot take go through `finish` after it).
+
+        Raises WouldBlock, having changed nothing, when an outcome needs the general path
+        (`finish`, then `claim`), or on SQLite when `nowait` and the write lock (this
+        process's or another's) is taken: so a caller on an event loop can try it inline.
+        """
+        if any(o.status == JobStatus.WAITING.value for o in outcomes):
+            raise WouldBlock("not a hot-path case")
+        datas = {o.job_id: _finish_data(o) for o in outcomes}
+        if self.dialect == "postgresql":
+            return self._pg_finish_and_claim(outcomes, now, datas, worker_id, names, queues, limit, lease)
+        try:
+            with self._sqlite_tx(nowait=nowait) as cur:
+                done, recorded = self._sqlite_finish(cur, outcomes, now, datas)
+                claimed, started = self._claim_fast(worker_id, names, queues, limit, now, lease, cur=cur) \
+                    if limit > 0 and names else ([], [])
+        except _General:
+            raise WouldBlock("an outcome needs the general path") from None
+        return done, recorded, claimed, started
 
 
 def hostname() -> str:
@@ -906,6 +1035,14 @@ def _sqlite_ts(value: datetime) -> str:
     """The text form UTCDateTime stores in SQLite (naive UTC, always with microseconds)."""
     v = value.astimezone(UTC) if value.tzinfo is not None else value
     return _SQLITE_TS.format(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+
+
+class WouldBlock(Exception):
+    """A `nowait` store call would have to wait (or take the general path); nothing changed."""
+
+
+class _General(Exception):
+    """Inside a hot path: this case belongs to the general path (the transaction rolls back)."""
 
 
 def _finish_data(o: Outcome) -> dict[str, Any]:
@@ -973,34 +1110,35 @@ WITH j AS (
 SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
 """
 
-_PG_CLAIM = """
-WITH picked AS MATERIALIZED (
+_PG_CLAIM_CTES = """
+picked AS MATERIALIZED (
     SELECT id FROM activejob_jobs
      WHERE status = 'pending' AND run_at <= %(now)s AND name = ANY(%(names)s) {queues}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), c AS (
     UPDATE activejob_jobs AS j
-       SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(token)s,
+       SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(claim_token)s,
            lease_expires_at = %(expires)s, started_at = %(now)s, cancel_requested = false
       FROM picked
      WHERE j.id = picked.id AND j.status = 'pending'
     RETURNING j.id, j.name, j.queue, j.owner, j.args, j.attempts, j.max_retries, j.checkpoint, j.parent_id
-), e AS (
+), ce AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
-    SELECT id, 'started', name, queue, owner, 'running', attempts, %(data)s, %(now)s FROM c ORDER BY id
+    SELECT id, 'started', name, queue, owner, 'running', attempts, %(start_data)s, %(now)s FROM c ORDER BY id
     RETURNING id, job_id
-)
-SELECT c.id, c.name, c.queue, c.owner, c.args, c.attempts, c.max_retries, c.checkpoint, c.parent_id, e.id
-  FROM c JOIN e ON e.job_id = c.id {notify}
+)"""
+_PG_CLAIM = "WITH " + _PG_CLAIM_CTES + """
+SELECT c.id, c.name, c.queue, c.owner, c.args, c.attempts, c.max_retries, c.checkpoint, c.parent_id, ce.id
+  FROM c JOIN ce ON ce.job_id = c.id {notify}
  ORDER BY c.id
 """
 
 # Jobs with a parent are left to the general path (their parent may have to wake up, in
 # the same transaction). Rows are locked in id order, as everywhere, so concurrent
 # heartbeats and outcome writes cannot deadlock.
-_PG_FINISH = """
-WITH o AS (
+_PG_FINISH_CTES = """
+o AS (
     SELECT * FROM unnest(%(id)s::bigint[], %(token)s::text[], %(status)s::text[], %(result)s::text[],
                          %(error)s::text[], %(traceback)s::text[], %(run_at)s::timestamptz[], %(refund)s::int[],
                          %(event)s::text[], %(data)s::text[])
@@ -1019,12 +1157,28 @@ WITH o AS (
       FROM o, locked
      WHERE j.id = o.id AND j.id = locked.id AND j.status = 'running' AND j.lease_token = o.token
     RETURNING j.id, j.name, j.queue, j.owner, j.status, j.attempts, o.event, o.data
-), e AS (
+), fe AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
     SELECT id, event, name, queue, owner, status, attempts, data, %(now)s FROM u ORDER BY id
     RETURNING id, job_id, type, name, queue, owner, status, attempt
-)
-SELECT e.id, e.job_id, e.type, e.name, e.queue, e.owner, e.status, e.attempt FROM e {notify}
+)"""
+_PG_FINISH = "WITH " + _PG_FINISH_CTES + """
+SELECT fe.id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt FROM fe {notify}
+"""
+# Both in one statement: one round trip and one commit per batch of outcomes. The claim
+# cannot touch the rows being finished (it takes pending rows of the same snapshot).
+_PG_FINISH_AND_CLAIM = "WITH " + _PG_FINISH_CTES + "," + _PG_CLAIM_CTES + """
+SELECT 'f' AS kind, fe.id AS event_id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt,
+       NULL::text AS args, NULL::int AS max_retries, NULL::text AS checkpoint, NULL::bigint AS parent_id
+  FROM fe
+UNION ALL
+SELECT 'c', ce.id, c.id, 'started', c.name, c.queue, c.owner, 'running', c.attempts, c.args, c.max_retries,
+       c.checkpoint, c.parent_id
+  FROM c JOIN ce ON ce.job_id = c.id
+UNION ALL
+SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM {notify}
 """
 _PG_NOTIFY_JOIN = ", (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
 _PG_EVENTS_NOTIFY_JOIN = ", (SELECT pg_notify('activejob_events', '')) AS n"
+_PG_NOTIFY_FROM = "(SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
+_PG_EVENTS_NOTIFY_FROM = "(SELECT pg_notify('activejob_events', '')) AS n"
