@@ -30,15 +30,13 @@ _written_order: deque[tuple[str, int]] = deque()
 
 def note_written(database: str, event_ids: Iterable[int]) -> None:
     """Remember that this process wrote these events (bounded memory)."""
+    keys = [(database, event_id) for event_id in event_ids]
     with _written_lock:
-        for event_id in event_ids:
-            key = (database, event_id)
-            if key in _written:
-                continue
-            _written.add(key)
-            _written_order.append(key)
-            if len(_written_order) > _WRITTEN_MEMORY:
-                _written.discard(_written_order.popleft())
+        fresh = [key for key in keys if key not in _written]
+        _written.update(fresh)
+        _written_order.extend(fresh)
+        for _ in range(len(_written_order) - _WRITTEN_MEMORY):
+            _written.discard(_written_order.popleft())
 
 
 def written_here(database: str, event_id: int) -> bool:

@@ -803,8 +803,10 @@ class Store:
                                                 _dump(datas[0]), now_s))
                     event_ids = [cur.lastrowid]
                 else:
+                    stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
                     ids = self._sqlite_insert_many(cur, "activejob_jobs", _SQLITE_JOB_INSERT, [
-                        (j.name, j.queue, j.priority, j.args, j.max_retries, _sqlite_ts(j.run_at), now_s,
+                        (j.name, j.queue, j.priority, j.args, j.max_retries,
+                         stamps.get(j.run_at) or stamps.setdefault(j.run_at, _sqlite_ts(j.run_at)), now_s,
                          j.owner, j.parent_id) for j in new])
                     event_ids = self._sqlite_insert_many(cur, "activejob_events", _EVENT_INSERT, [
                         (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, _dump(d), now_s)
@@ -930,7 +932,8 @@ class Store:
         rows = self._pg_one(sql, {
             **self._pg_outcome_params(outcomes, datas), "now": now,
             "names": list(names), "queues": list(queues or ()), "limit": limit, "worker": worker_id,
-            "claim_token": token, "expires": now + timedelta(seconds=lease), "start_data": _dump({"worker_id": worker_id}),
+            "claim_token": token, "expires": now + timedelta(seconds=lease),
+            "start_data": _dump({"worker_id": worker_id}),
         })
         finished = [r for r in rows if r[0] == "f"]
         taken = sorted((r for r in rows if r[0] == "c"), key=lambda r: r[2])
