@@ -436,6 +436,8 @@ class Runner:
             log.warning("%s #%s recovered from a lost worker: %s", record.name, record.job_id, record.type)
         await aemit(recovered)
         await anyio.to_thread.run_sync(self._schedule_recurring, now)
+        if await anyio.to_thread.run_sync(self.store.refresh_planner_stats):
+            log.info("the jobs table grew past its planner statistics: analyzed it")
         woken = await anyio.to_thread.run_sync(self.store.wake_waiting, now)
         await aemit(woken)
         if recovered or woken:

@@ -578,6 +578,25 @@ class Store:
                 for r in c.execute(stmt).mappings()
             ]
 
+    def refresh_planner_stats(self) -> bool:
+        """PostgreSQL: ANALYZE the jobs table when it has grown far past what the planner
+        believes (a burst of enqueues into a table last analyzed nearly empty). With stale
+        statistics the claim is planned as a scan and sort of every pending row instead of a
+        walk down the due index, and each claim then costs O(pending). Autovacuum catches up
+        within a minute or so; this makes it seconds. Returns whether it analyzed."""
+        if self.dialect != "postgresql":
+            return False
+        with self.read() as c:
+            row = c.exec_driver_sql(
+                "SELECT s.n_live_tup, c.reltuples FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+                "WHERE s.relid = 'activejob_jobs'::regclass"
+            ).first()
+        if row is None or row[0] <= 2 * max(float(row[1]), 0.0) + 1000:
+            return False
+        with self.engine.connect() as c:
+            c.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE activejob_jobs")
+        return True
+
     def due_count(self, now: datetime, names: Sequence[str], queues: Sequence[str] | None = None) -> int:
         stmt = select(func.count()).select_from(jobs).where(
             jobs.c.status.in_([PENDING, RUNNING]), jobs.c.run_at <= now, jobs.c.name.in_(list(names)))
