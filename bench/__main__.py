@@ -1,0 +1,10 @@
+"""`python -m bench [--quick] [--big] [--runs N] [--only sqlite|postgres]`."""
+
+from __future__ import annotations
+
+import sys
+
+from .harness import main
+
+if __name__ == "__main__":
+    sys.exit(main())
