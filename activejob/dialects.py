@@ -18,6 +18,8 @@ from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from . import clock
+
 log = logging.getLogger("activejob.store")
 
 NOTIFY_CHANNEL = "activejob"
@@ -154,10 +156,13 @@ class ChangeWatcher:
     def _run(self, target: Callable[[], None]) -> None:
         delay = 0.1
         while not self._stop.is_set():
+            started = clock.monotonic()
             try:
                 target()
                 delay = 0.1
             except Exception as error:  # a dropped connection: back off and reconnect
+                if clock.monotonic() - started > 10:
+                    delay = 0.1  # it had been connected a while: a new outage starts the backoff afresh
                 log.warning("change watcher lost its connection (%s); retrying in %.1fs", error, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
@@ -193,8 +198,6 @@ def _notifies(conn: Any, timeout: float) -> Iterator[str]:
     # Wait with select(), which keeps real time: psycopg times `notifies(timeout=)` with
     # time.monotonic, which freezegun stops, and the listener would then never return
     # to see that it should stop. Once the socket is readable, take what has arrived.
-    import select
-
     readable, _, _ = select.select([conn.fileno()], [], [], timeout)
     if not readable:
         return

@@ -459,6 +459,31 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+DOCS = (ROOT / "docs" / "benchmark.md", ROOT / "bench" / "README.md")
+START, END = "<!-- table -->", "<!-- /table -->"
+
+
+def render_docs(report: dict[str, Any]) -> None:
+    """Put the table (and how it was made) between the markers of the docs that show it."""
+    v, settings = report["versions"], report["settings"]
+    pg = report["backends"].get("postgres", {}).get("server_version")
+    about = (
+        f"Medians of {settings['runs']} run(s), {report['when']}, commit {v.get('git', '?')}: "
+        f"{v['cpus']} CPUs, {v['memory_gb']} GB, {v['platform']}; Python {v['python']}, SQLAlchemy "
+        f"{v['sqlalchemy']}, psycopg {v.get('psycopg', '-')}, SQLite {v['sqlite']}, PostgreSQL {pg or '-'}. "
+        f"The database server, the benchmark and the workers share the machine. `ok` / `MISS`: against the "
+        f"target for a 2-core machine."
+    )
+    block = f"{START}\n{about}\n\n{report['table']}\n{END}"
+    for path in DOCS:
+        text_ = path.read_text()
+        if START not in text_:
+            continue
+        head, rest = text_.split(START, 1)
+        tail = rest.split(END, 1)[1] if END in rest else rest.split("\n", 1)[1] if "\n" in rest else ""
+        path.write_text(head + block + tail)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run: small counts, one run")
@@ -468,7 +493,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=DEFAULT_PG,
                         help=f"PostgreSQL URL used to create the {BENCH_DB!r} database (default %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
+    parser.add_argument("--docs", action="store_true",
+                        help="put the table into docs/benchmark.md and bench/README.md (with --render: from --out)")
+    parser.add_argument("--render", action="store_true", help="do not measure: print the table of --out")
     args = parser.parse_args(argv)
+    if args.render:
+        report = json.loads(args.out.read_text())
+        print(report["table"])
+        if args.docs:
+            render_docs(report)
+        return 0
 
     cfg = Config(pg_admin_url=args.pg_url, big=args.big)
     if args.quick:
@@ -504,4 +538,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(report["table"])
     print(f"\n(medians of {cfg.runs} run(s); JSON in {args.out})")
+    if args.docs:
+        render_docs(report)
     return 0
