@@ -105,14 +105,16 @@ def _sqlite_engine(url: str, *, memory: bool) -> Engine:
 
 
 def insert_unless_exists(table: Table, column: str, dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (column) DO NOTHING, in the dialect's own words."""
+    """INSERT ... ON CONFLICT (column) DO NOTHING, in the dialect's own words. The unique
+    index is partial (WHERE column IS NOT NULL), so the conflict target names that too."""
+    not_null = table.c[column].isnot(None)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).on_conflict_do_nothing(index_elements=[column])
+        return pg_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=not_null)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column])
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=not_null)
 
 
 def claim_lock_clause(engine: Engine) -> str:

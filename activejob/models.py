@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -65,6 +65,10 @@ def _ts(*, nullable: bool = True, index: bool = False) -> Any:
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
+def _partial(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    return Index(name, *columns, unique=unique, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Job(SQLModel, table=True):
     """One job: its arguments, where it is in its life, and what came of it."""
 
@@ -83,14 +87,18 @@ class Job(SQLModel, table=True):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
-        Index("ix_activejob_jobs_status_finished", "status", "finished_at"),
-        UniqueConstraint("unique_key", name="uq_activejob_jobs_unique_key"),
-        {"sqlite_autoincrement": True},  # ids are never reused (migration 0003)
+        # Partial indexes: a new job writes only what claiming needs;
+        # rows without an owner, parent, key or finish time cost nothing in the others.
+        _partial("ix_activejob_jobs_finished", "status", "finished_at", where="finished_at IS NOT NULL"),
+        _partial("ix_activejob_jobs_owner", "owner", where="owner IS NOT NULL"),
+        _partial("ix_activejob_jobs_parent", "parent_id", where="parent_id IS NOT NULL"),
+        _partial("uq_activejob_jobs_unique_key", "unique_key", where="unique_key IS NOT NULL", unique=True),
+        {"sqlite_autoincrement": True},  # ids are never reused
     )
 
     id: int | None = Field(default=None, sa_column=_id())
-    name: str = Field(index=True, max_length=200)
-    queue: str = Field(default="default", index=True, max_length=200)
+    name: str = Field(max_length=200)
+    queue: str = Field(default="default", max_length=200)
     priority: int = 0
     status: str = Field(default=JobStatus.PENDING, max_length=20)
     args: str = Field(default="{}", sa_column=Column(Text, nullable=False))
@@ -113,8 +121,8 @@ class Job(SQLModel, table=True):
     progress_current: int | None = Field(default=None, sa_column=Column(BigInteger))
     progress_total: int | None = Field(default=None, sa_column=Column(BigInteger))
     checkpoint: str | None = Field(default=None, sa_column=Column(Text))
-    parent_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
-    owner: str | None = Field(default=None, index=True, max_length=200)
+    parent_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    owner: str | None = Field(default=None, max_length=200)
     unique_key: str | None = Field(default=None, max_length=255)
 
 
@@ -125,18 +133,22 @@ class JobEvent(SQLModel, table=True):
     """
 
     __tablename__ = "activejob_events"
-    __table_args__ = (Index("ix_activejob_events_job", "job_id", "id"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_activejob_events_job", "job_id", "id"),
+        _partial("ix_activejob_events_owner", "owner", "id", where="owner IS NOT NULL"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, sa_column=_id())
     job_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     type: str = Field(max_length=40)
     name: str = Field(max_length=200)
     queue: str = Field(default="default", max_length=200)
-    owner: str | None = Field(default=None, index=True, max_length=200)
+    owner: str | None = Field(default=None, max_length=200)
     status: str = Field(max_length=20)
     attempt: int = 0
     data: str | None = Field(default=None, sa_column=Column(Text))
-    created_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
 class Worker(SQLModel, table=True):

@@ -229,7 +229,8 @@ class Subscription:
                 continue
             if self._items:
                 item = self._items.popleft()
-                if self._remember(item.id):
+                # The relay may still be catching up on ids the consumer said it has.
+                if (self.since is None or item.id > self.since) and self._remember(item.id):
                     return self._hand_out(item)
                 continue
             self._ready.clear()

@@ -87,7 +87,7 @@ def test_replay_after_a_disconnect(queue: JobQueue, client: TestClient) -> None:
         subscribe(ws, since=ids[-1])
         later = Quick.perform_later(value=3)
         msg = receive(ws)
-        assert msg["job_id"] == later.id and msg["event"] == "enqueued"
+        assert msg["job_id"] == later.id and msg["event"] == "enqueued", (msg, ids)
 
 
 @pytest.mark.slow
