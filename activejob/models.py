@@ -1,7 +1,7 @@
 """The tables: jobs, their durable event log, and the live workers.
 
 SQLModel classes, so applications can read them with their own sessions; only
-`store.py` writes to them. The schema itself is created by the Alembic migrations in
+`store/` writes to them. The schema itself is created by the Alembic migrations in
 `activejob/migrations` (`activejob db upgrade`).
 """
 

@@ -1,0 +1,47 @@
+"""Every SQL statement of activejob, spoken as job verbs.
+
+enqueue, claim, finish (complete / retry / fail / cancel / requeue), save_progress,
+heartbeat, recover_expired, request_cancel, retry_job, delete, prune, and the reads.
+Each change of a job's state is one UPDATE guarded by the state (and, for running
+jobs, the lease token) it expects, and appends its event row in the same transaction.
+Verbs return the events they wrote; the caller turns them into signals after commit.
+
+The verbs live in one module per concern, composed here into `Store`: `enqueue.py`,
+`claim.py`, `finish.py`, `leases.py` (progress, heartbeat, recovery), `parents.py`,
+`admin.py` (cancel, retry, delete), `maintenance.py` (prune), `worker_registry.py` and
+`reads.py`; `base.py` holds the engine and transactions, `dbapi.py` and `sql.py` the hot
+paths' raw driver access and hand-written SQL for each dialect.
+"""
+
+from __future__ import annotations
+
+from .admin import Admin
+from .base import EVENTS_CHANNEL, PENDING, RUNNING, events, jobs, workers
+from .dbapi import WouldBlock
+from .enqueue import Enqueuing
+from .finish import Finishing
+from .leases import Leases
+from .maintenance import Maintenance
+from .reads import Reads
+from .values import Heartbeat, NewJob, Outcome, ProgressUpdate
+from .worker_registry import hostname
+
+__all__ = [
+    "EVENTS_CHANNEL",
+    "PENDING",
+    "RUNNING",
+    "Heartbeat",
+    "NewJob",
+    "Outcome",
+    "ProgressUpdate",
+    "Store",
+    "WouldBlock",
+    "events",
+    "hostname",
+    "jobs",
+    "workers",
+]
+
+
+class Store(Enqueuing, Finishing, Leases, Admin, Maintenance, Reads):
+    """The database behind a JobQueue. Thread-safe; every method is synchronous."""

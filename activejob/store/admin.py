@@ -1,0 +1,106 @@
+"""The operator's verbs: cancel, retry and delete one job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
+
+from .. import dialects
+from ..errors import InvalidTransition, JobNotFound
+from ..models import FINISHED, JobStatus
+from ..records import EventRecord
+from .base import PENDING, RUNNING, events, jobs
+from .parents import Parents
+
+
+class Admin(Parents):
+    """request_cancel, retry_job and delete."""
+
+    def request_cancel(self, job_id: int, now: datetime) -> tuple[str, list[EventRecord]]:
+        """Cancel a pending/waiting job at once; mark a running one for its worker. The
+        job's unfinished descendants are cancelled with it. Returns the job's status now."""
+        rows: list[dict[str, Any]] = []
+        parents: set[int] = set()
+        with self.write() as c:
+            status = self._cancel_one(c, job_id, now, rows, parents, "requested")
+            if status is None:
+                raise JobNotFound(f"no job with id {job_id}")
+            frontier = [job_id]
+            while frontier:
+                children = c.execute(
+                    select(jobs.c.id).where(jobs.c.parent_id.in_(frontier), jobs.c.status.not_in(list(FINISHED)))
+                ).scalars().all()
+                for child_id in children:
+                    self._cancel_one(c, child_id, now, rows, parents, "parent cancelled")
+                frontier = list(children)
+            rows.extend(self._wake_parents(c, parents - {job_id}, now))
+            return status, self._append(c, rows)
+
+    def _cancel_one(self, c: Connection, job_id: int, now: datetime, rows: list[dict[str, Any]],
+                    parents: set[int], reason: str) -> str | None:
+        row = c.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_([PENDING, JobStatus.WAITING.value]))
+            .values(status=JobStatus.CANCELLED.value, finished_at=now, cancel_requested=True)
+            .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
+                       jobs.c.parent_id)
+        ).mappings().first()
+        if row is not None:
+            rows.append(self._event(row, "cancelled", now, {"reason": reason}))
+            if row["parent_id"] is not None:
+                parents.add(row["parent_id"])
+            return str(row["status"])
+        status = c.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.status == RUNNING)
+            .values(cancel_requested=True).returning(jobs.c.status)
+        ).scalar()
+        if status is None:
+            status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+        return None if status is None else str(status)
+
+    def retry_job(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None
+                  ) -> list[EventRecord]:
+        """Run a failed or cancelled job again, with a fresh set of attempts."""
+        allowed = [s for s in (expect or (JobStatus.FAILED.value, JobStatus.CANCELLED.value))
+                   if s in (JobStatus.FAILED.value, JobStatus.CANCELLED.value)]
+        with self.write() as c:
+            row = c.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status.in_(allowed))
+                .values(status=PENDING, run_at=now, attempts=0, finished_at=None, error=None,
+                        traceback=None, cancel_requested=False, result=None)
+                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+            ).mappings().first()
+            if row is None:
+                status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+                if status is None:
+                    raise JobNotFound(f"no job with id {job_id}")
+                raise InvalidTransition(f"job {job_id} is {status}; only {' or '.join(allowed)} jobs can be retried")
+            recorded = self._append(c, [self._event(row, "enqueued", now, {"reason": "retried by request"})])
+            dialects.notify(c)
+        return recorded
+
+    def delete(self, job_id: int, now: datetime) -> list[EventRecord]:
+        """Remove a job that is not running, and its events; log that it was deleted."""
+        with self.write() as c:
+            row = c.execute(
+                delete(jobs).where(jobs.c.id == job_id, jobs.c.status != RUNNING)
+                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
+                           jobs.c.parent_id)
+            ).mappings().first()
+            if row is None:
+                status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+                if status is None:
+                    raise JobNotFound(f"no job with id {job_id}")
+                raise InvalidTransition(f"job {job_id} is running; cancel it before deleting it")
+            # Append first, then drop the job's older events: on SQLite, deleting the newest
+            # rows before the insert would hand their ids out again, and a reader that
+            # already saw those ids (EventRelay, `since=`) would never see "deleted".
+            woken = self._wake_parents(c, [row["parent_id"]] if row["parent_id"] is not None else [], now)
+            recorded = self._append(c, [self._event(row, "deleted", now), *woken])
+            c.execute(delete(events).where(events.c.job_id == job_id, events.c.id < recorded[0].id))
+            return recorded

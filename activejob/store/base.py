@@ -1,0 +1,102 @@
+"""The store's plumbing: the tables, the engine, read and write transactions, and the
+event rows that every verb appends in the same transaction as its change."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from .. import dialects, dispatch
+from ..models import Job, JobEvent, JobStatus, Worker
+from ..records import EventRecord
+
+jobs: Table = Job.__table__  # type: ignore[attr-defined]
+events: Table = JobEvent.__table__  # type: ignore[attr-defined]
+workers: Table = Worker.__table__  # type: ignore[attr-defined]
+
+EVENTS_CHANNEL = "activejob_events"
+"""PostgreSQL channel NOTIFYed by every transaction that appends events (EventRelay listens)."""
+
+RUNNING = JobStatus.RUNNING.value
+PENDING = JobStatus.PENDING.value
+
+
+def dump(data: dict[str, Any] | None) -> str | None:
+    return json.dumps(data, default=str, separators=(",", ":")) if data else None
+
+
+class StoreBase:
+    """The engine and the transactions every group of verbs works through."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = dialects.normalize_url(url)
+        self.engine: Engine = dialects.create(self.url, pool_size=pool_size)
+        self.dialect = self.engine.dialect.name
+        # SQLite allows one writer; taking turns here is far cheaper than letting
+        # threads of one process collide in SQLite's sleeping busy handler.
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._hot: Any = None  # SQLite: the connection the hot paths write on (see _sqlite_tx)
+        self._skip_locked = dialects.claim_lock_clause(self.engine)
+        self._insert_events = insert(events).returning(*events.c, sort_by_parameter_order=True)
+        self._sql: dict[Any, str] = {}  # prebuilt hot-path statements
+
+    @contextmanager
+    def write(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A write transaction (or the caller's own connection, left uncommitted)."""
+        if conn is not None:
+            yield conn
+            return
+        if self._write_lock is None:
+            with self.engine.begin() as c:
+                yield c
+            return
+        with self._write_lock, self.engine.begin() as c:
+            yield c
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as c:
+            yield c.execution_options(activejob_read=True)
+
+    def dispose(self) -> None:
+        hot, self._hot = self._hot, None
+        if hot is not None and not self._memory:
+            hot.close()
+        self.engine.dispose()
+
+    @property
+    def _memory(self) -> bool:
+        return self.engine.url.database in (None, "", ":memory:")
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration shipped with this package."""
+        from ..migrate import upgrade
+
+        upgrade(self.engine)
+
+    def _append(self, conn: Connection, rows: list[dict[str, Any]]) -> list[EventRecord]:
+        if not rows:
+            return []
+        result = conn.execute(self._insert_events, rows)
+        recorded = [EventRecord.from_row(r) for r in result.mappings()]
+        # This process emits these itself: an EventRelay here must not send them again.
+        dispatch.note_written(self.url, (r.id for r in recorded))
+        if conn.dialect.name == "postgresql":  # wake EventRelays (delivered at commit)
+            conn.exec_driver_sql(f"NOTIFY {EVENTS_CHANNEL}")
+        return recorded
+
+    @staticmethod
+    def _event(row: RowMapping | dict[str, Any], type_: str, now: datetime, data: dict[str, Any] | None = None,
+               status: str | None = None) -> dict[str, Any]:
+        return {
+            "job_id": row["id"], "type": type_, "name": row["name"], "queue": row["queue"],
+            "owner": row["owner"], "status": status or row["status"], "attempt": row["attempts"],
+            "data": dump(data), "created_at": now,
+        }

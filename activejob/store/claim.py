@@ -1,0 +1,68 @@
+"""claim: take due jobs for a worker, under a fresh lease, with their `started` events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from contextlib import nullcontext
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import dispatch
+from ..records import Claimed, EventRecord
+from .base import RUNNING, dump
+from .dbapi import RawAccess
+from .sql import EVENT_INSERT, PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
+
+
+class Claiming(RawAccess):
+    """claim, one statement per dialect."""
+
+    def claim(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None,
+              limit: int, now: datetime, lease: float, nowait: bool = False
+              ) -> tuple[list[Claimed], list[EventRecord]]:
+        """Take up to `limit` due jobs, highest priority then oldest first, in one statement."""
+        if limit <= 0 or not names:
+            return [], []
+        return self._claim_fast(worker_id, names, queues, limit, now, lease, nowait=nowait)
+
+    def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                    now: datetime, lease: float, *, nowait: bool = False, cur: Any = None
+                    ) -> tuple[list[Claimed], list[EventRecord]]:
+        token = uuid.uuid4().hex
+        data = dump({"worker_id": worker_id})
+        expires = now + timedelta(seconds=lease)
+        if self.dialect == "postgresql":
+            key = ("claim", bool(queues))
+            sql = self._sql.get(key)
+            if sql is None:
+                sql = self._sql[key] = PG_CLAIM.format(
+                    queues="AND queue = ANY(%(queues)s)" if queues else "", notify=PG_EVENTS_NOTIFY_JOIN)
+            rows = self._pg_one(sql, {
+                "now": now, "names": list(names), "queues": list(queues or ()), "limit": limit,
+                "worker": worker_id, "claim_token": token, "expires": expires, "start_data": data,
+            })
+        else:
+            skey = ("claim", len(names), len(queues or ()))
+            sql = self._sql.get(skey)
+            if sql is None:
+                sql = self._sql[skey] = sqlite_claim(len(names), len(queues or ()))
+            now_s = sqlite_ts(now)
+            with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
+                rows = cur.execute(sql, (worker_id, token, sqlite_ts(expires), now_s, now_s, *names,
+                                         *(queues or ()), limit)).fetchall()
+                rows.sort()
+                out = []
+                for r in rows:
+                    cur.execute(EVENT_INSERT, (r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s))
+                    out.append((*r, cur.lastrowid))
+                rows = out
+                dispatch.note_written(self.url, (r[9] for r in rows))
+        if self.dialect == "postgresql":
+            dispatch.note_written(self.url, (r[9] for r in rows))
+        claimed = [Claimed(id=r[0], name=r[1], queue=r[2], owner=r[3], args=r[4], attempts=r[5],
+                           max_retries=r[6], lease_token=token, checkpoint=r[7], parent_id=r[8]) for r in rows]
+        recorded = [EventRecord(id=r[9], job_id=r[0], type="started", name=r[1], queue=r[2], owner=r[3],
+                                status=RUNNING, attempt=r[5], created_at=now, data={"worker_id": worker_id})
+                    for r in rows]
+        return claimed, recorded

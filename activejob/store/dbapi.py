@@ -1,0 +1,114 @@
+"""How the hot paths reach the driver: DBAPI cursors and connections, under the store's
+own rules (SQLite's write lock and BEGIN IMMEDIATE, PostgreSQL autocommit), with driver
+errors raised as SQLAlchemy's. Why they skip SQLAlchemy: see `sql.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from .base import StoreBase
+
+
+class WouldBlock(Exception):
+    """A `nowait` store call would have to wait (or take the general path); nothing changed."""
+
+
+class GeneralPath(Exception):
+    """Inside a hot path: this case belongs to the general path (the transaction rolls back)."""
+
+
+class RawAccess(StoreBase):
+    """The hot paths' own connections: SQLite's one write cursor, PostgreSQL's one-statement autocommit."""
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Raise DBAPI errors as SQLAlchemy's exception classes, like the rest of the store."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            yield
+        except dbapi.Error as error:
+            raise DBAPIError.instance(None, None, error, dbapi.Error) from error
+
+    @contextmanager
+    def _sqlite_tx(self, *, nowait: bool = False) -> Iterator[Any]:
+        """A cursor in a BEGIN IMMEDIATE transaction on the store's own write connection.
+
+        Writers of one process take turns anyway (the write lock), so one connection
+        serves them all, without SQLAlchemy's pool and events in the way.
+        """
+        assert self._write_lock is not None
+        if not self._write_lock.acquire(blocking=not nowait):
+            raise WouldBlock("another thread of this process is writing")
+        try:
+            with self._translated():
+                conn = self._hot
+                if conn is None:
+                    conn = self._hot = self._open_hot()
+                cur = conn.cursor()
+                if nowait:  # fail at once rather than sleep in SQLite's busy handler
+                    cur.execute("PRAGMA busy_timeout=0")
+                    try:
+                        cur.execute("BEGIN IMMEDIATE")
+                    except conn.OperationalError as error:  # another process is writing
+                        raise WouldBlock(str(error)) from error
+                    finally:
+                        cur.execute("PRAGMA busy_timeout=30000")
+                else:
+                    cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                    cur.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+        finally:
+            self._write_lock.release()
+
+    def _open_hot(self) -> Any:
+        if self._memory:  # one shared connection (StaticPool): write on that same one
+            fairy = self.engine.raw_connection()
+            conn = fairy.driver_connection
+            fairy.close()
+            return conn
+        import sqlite3
+
+        conn = sqlite3.connect(self.engine.url.database or "", isolation_level=None, check_same_thread=False,
+                               timeout=30)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _pg_one(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """Run one statement as its own transaction (autocommit): one round trip."""
+        fairy = self.engine.raw_connection()
+        conn: Any = fairy.driver_connection
+        try:
+            with self._translated():
+                conn.autocommit = True
+                try:
+                    return list(conn.execute(sql, params).fetchall())
+                finally:
+                    if not conn.broken:
+                        conn.autocommit = False
+        except BaseException:
+            if conn.broken or conn.closed:
+                fairy.invalidate()  # the server went away: never hand this one out again
+            raise
+        finally:
+            fairy.close()
+
+    @staticmethod
+    def _sqlite_insert_many(cur: Any, table: str, sql: str, rows: list[tuple[Any, ...]]) -> list[int]:
+        # Under the write lock nobody else inserts, and SQLite gives a new row max(rowid) + 1:
+        # the ids are the consecutive run after the old maximum (checked, not assumed).
+        before = cur.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+        cur.executemany(sql, rows)
+        last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+        if last != before + len(rows):
+            raise RuntimeError(f"{table}: rowids are not consecutive ({before} + {len(rows)} != {last})")
+        return list(range(before + 1, last + 1))

@@ -1,0 +1,231 @@
+"""finish: how attempts ended (complete / retry / fail / cancel / requeue / wait), fenced by
+the lease token; and finish_and_claim, which refills the freed slots in the same transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from .. import dialects, dispatch
+from ..models import FINISHED, JobStatus
+from ..records import Claimed, EventRecord
+from .base import PENDING, RUNNING, dump, jobs
+from .claim import Claiming
+from .dbapi import GeneralPath, WouldBlock
+from .parents import Parents
+from .sql import (
+    EVENT_INSERT,
+    PG_EVENTS_NOTIFY_FROM,
+    PG_EVENTS_NOTIFY_JOIN,
+    PG_FINISH,
+    PG_FINISH_AND_CLAIM,
+    PG_NOTIFY_FROM,
+    PG_NOTIFY_JOIN,
+    SQLITE_FINISH,
+    sqlite_ts,
+)
+from .values import Outcome
+
+
+def finish_data(o: Outcome) -> dict[str, Any]:
+    data = dict(o.data)
+    if o.error is not None:
+        data.setdefault("error", o.error)
+    if o.event == "completed" and o.result is not None:
+        data["result"] = json.loads(o.result)
+    if o.run_at is not None and o.status == PENDING:
+        data["run_at"] = o.run_at.isoformat()
+    return data
+
+
+class Finishing(Claiming, Parents):
+    """finish and finish_and_claim: a fast path per dialect, the general path for the rest."""
+
+    def finish(self, outcomes: Sequence[Outcome], now: datetime) -> tuple[set[int], list[EventRecord]]:
+        """Record how attempts ended, all in one transaction. Returns the ids written;
+        an outcome whose lease was lost (recovered, taken over) changes nothing."""
+        written, recorded, rest = self._finish_fast(outcomes, now)
+        if rest:
+            more_written, more = self._finish_general(rest, now)
+            written |= more_written
+            recorded += more
+        return written, recorded
+
+    def _finish_general(self, outcomes: Sequence[Outcome], now: datetime) -> tuple[set[int], list[EventRecord]]:
+        written: set[int] = set()
+        parents: set[int] = set()
+        rows: list[dict[str, Any]] = []
+        with self.write() as c:
+            for o in sorted(outcomes, key=lambda o: o.job_id):  # lock rows in id order: no deadlocks
+                finished = o.status in FINISHED
+                values: dict[str, Any] = {
+                    "status": o.status, "result": o.result, "error": o.error,
+                    "traceback": o.traceback, "finished_at": now if finished else None,
+                    "worker_id": None, "lease_token": None, "lease_expires_at": None,
+                }
+                if o.run_at is not None:
+                    values["run_at"] = o.run_at
+                if o.status == PENDING:
+                    values["cancel_requested"] = False
+                if o.refund_attempt:
+                    values["attempts"] = jobs.c.attempts - 1
+                stmt = (
+                    update(jobs)
+                    .where(jobs.c.id == o.job_id, jobs.c.status == RUNNING, jobs.c.lease_token == o.token)
+                    .values(**values)
+                    .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
+                               jobs.c.parent_id)
+                )
+                row = c.execute(stmt).mappings().first()
+                if row is None:
+                    continue
+                written.add(o.job_id)
+                if o.status == JobStatus.WAITING.value:
+                    parents.add(o.job_id)  # its children may all be done already
+                elif finished and row["parent_id"] is not None:
+                    parents.add(row["parent_id"])
+                data = dict(o.data)
+                if o.error is not None:
+                    data.setdefault("error", o.error)
+                if o.event == "completed" and o.result is not None:
+                    data["result"] = json.loads(o.result)
+                if o.run_at is not None and o.status == PENDING:
+                    data["run_at"] = o.run_at.isoformat()
+                rows.append(self._event(row, o.event, now, data))
+            woken = self._wake_parents(c, parents, now)
+            recorded = self._append(c, rows + woken)
+            if woken or any(o.status == PENDING for o in outcomes):
+                dialects.notify(c)
+        return written, recorded
+
+    def _finish_fast(self, outcomes: Sequence[Outcome], now: datetime
+                     ) -> tuple[set[int], list[EventRecord], list[Outcome]]:
+        """Write what the fast path can; return the outcomes left for the general path."""
+        datas = {o.job_id: finish_data(o) for o in outcomes}
+        if self.dialect == "postgresql":
+            simple = [o for o in outcomes if o.status != JobStatus.WAITING.value]
+            if not simple:
+                return set(), [], list(outcomes)
+            pending = any(o.status == PENDING for o in simple)
+            key = ("finish", pending)
+            sql = self._sql.get(key)
+            if sql is None:
+                sql = self._sql[key] = PG_FINISH.format(
+                    notify=PG_NOTIFY_JOIN if pending else PG_EVENTS_NOTIFY_JOIN)
+            rows = self._pg_one(sql, {**self._pg_outcome_params(simple, datas), "now": now})
+            dispatch.note_written(self.url, (r[0] for r in rows))
+            recorded = [EventRecord(id=r[0], job_id=r[1], type=r[2], name=r[3], queue=r[4], owner=r[5],
+                                    status=r[6], attempt=r[7], created_at=now, data=datas[r[1]]) for r in rows]
+            written = {r[1] for r in rows}
+            return written, recorded, [o for o in outcomes if o.job_id not in written]
+        if any(o.status == JobStatus.WAITING.value for o in outcomes):
+            return set(), [], list(outcomes)  # parents waiting on children: the general path
+        try:
+            with self._sqlite_tx() as cur:
+                done, recorded = self._sqlite_finish(cur, outcomes, now, datas)
+        except GeneralPath:
+            return set(), [], list(outcomes)
+        return done, recorded, []
+
+    def _pg_finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, datas: dict[int, dict[str, Any]],
+                             worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                             lease: float) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
+        pending = any(o.status == PENDING for o in outcomes)
+        key = ("finish_and_claim", pending, bool(queues))
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = PG_FINISH_AND_CLAIM.format(
+                queues="AND queue = ANY(%(queues)s)" if queues else "",
+                notify=PG_NOTIFY_FROM if pending else PG_EVENTS_NOTIFY_FROM)
+        token = uuid.uuid4().hex
+        rows = self._pg_one(sql, {
+            **self._pg_outcome_params(outcomes, datas), "now": now,
+            "names": list(names), "queues": list(queues or ()), "limit": limit, "worker": worker_id,
+            "claim_token": token, "expires": now + timedelta(seconds=lease),
+            "start_data": dump({"worker_id": worker_id}),
+        })
+        finished = [r for r in rows if r[0] == "f"]
+        taken = sorted((r for r in rows if r[0] == "c"), key=lambda r: r[2])
+        dispatch.note_written(self.url, (r[1] for r in rows if r[0] != "n"))
+        recorded = [EventRecord(id=r[1], job_id=r[2], type=r[3], name=r[4], queue=r[5], owner=r[6], status=r[7],
+                                attempt=r[8], created_at=now, data=datas[r[2]]) for r in finished]
+        written = {r[2] for r in finished}
+        claimed = [Claimed(id=r[2], name=r[4], queue=r[5], owner=r[6], args=r[9], attempts=r[8], max_retries=r[10],
+                           lease_token=token, checkpoint=r[11], parent_id=r[12]) for r in taken]
+        started = [EventRecord(id=r[1], job_id=r[2], type="started", name=r[4], queue=r[5], owner=r[6],
+                               status=RUNNING, attempt=r[8], created_at=now, data={"worker_id": worker_id})
+                   for r in taken]
+        rest = [o for o in outcomes if o.job_id not in written]
+        if rest:  # lost leases, and jobs whose parent may wake: the general path
+            more_written, more = self._finish_general(rest, now)
+            written |= more_written
+            recorded += more
+        return written, recorded, claimed, started
+
+    @staticmethod
+    def _pg_outcome_params(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": [o.job_id for o in outcomes], "token": [o.token for o in outcomes],
+            "status": [o.status for o in outcomes], "result": [o.result for o in outcomes],
+            "error": [o.error for o in outcomes], "traceback": [o.traceback for o in outcomes],
+            "run_at": [o.run_at for o in outcomes], "refund": [1 if o.refund_attempt else 0 for o in outcomes],
+            "event": [o.event for o in outcomes], "data": [dump(datas[o.job_id]) for o in outcomes],
+        }
+
+    def _sqlite_finish(self, cur: Any, outcomes: Sequence[Outcome], now: datetime,
+                       datas: dict[int, dict[str, Any]]) -> tuple[set[int], list[EventRecord]]:
+        now_s = sqlite_ts(now)
+        done: set[int] = set()
+        recorded = []
+        event_ids = []
+        for o in sorted(outcomes, key=lambda o: o.job_id):
+            finished = o.status in FINISHED
+            row = cur.execute(SQLITE_FINISH, (
+                o.status, o.result, o.error, o.traceback, now_s if finished else None,
+                None if o.run_at is None else sqlite_ts(o.run_at), o.status == PENDING,
+                1 if o.refund_attempt else 0, o.job_id, o.token,
+            )).fetchone()
+            if row is None:
+                continue  # the lease was lost: another worker owns the job now
+            if finished and row[5] is not None:
+                raise GeneralPath  # its parent may wake up: roll back, take the general path
+            done.add(o.job_id)
+            data = datas[o.job_id]
+            cur.execute(EVENT_INSERT, (o.job_id, o.event, row[0], row[1], row[2], row[3], row[4],
+                                        dump(data), now_s))
+            event_ids.append(cur.lastrowid)
+            recorded.append(EventRecord(id=cur.lastrowid, job_id=o.job_id, type=o.event, name=row[0],
+                                        queue=row[1], owner=row[2], status=row[3], attempt=row[4],
+                                        created_at=now, data=data))
+        dispatch.note_written(self.url, event_ids)
+        return done, recorded
+
+    def finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, *, worker_id: str,
+                         names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float,
+                         nowait: bool = False
+                         ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
+        """Record outcomes and refill the slots they free, in ONE transaction (on
+        PostgreSQL one statement; outcomes it cannot take go through `finish` after it).
+
+        Raises WouldBlock, having changed nothing, when an outcome needs the general path
+        (`finish`, then `claim`), or on SQLite when `nowait` and the write lock (this
+        process's or another's) is taken: so a caller on an event loop can try it inline.
+        """
+        if any(o.status == JobStatus.WAITING.value for o in outcomes):
+            raise WouldBlock("not a hot-path case")
+        datas = {o.job_id: finish_data(o) for o in outcomes}
+        if self.dialect == "postgresql":
+            return self._pg_finish_and_claim(outcomes, now, datas, worker_id, names, queues, limit, lease)
+        try:
+            with self._sqlite_tx(nowait=nowait) as cur:
+                done, recorded = self._sqlite_finish(cur, outcomes, now, datas)
+                claimed, started = self._claim_fast(worker_id, names, queues, limit, now, lease, cur=cur) \
+                    if limit > 0 and names else ([], [])
+        except GeneralPath:
+            raise WouldBlock("an outcome needs the general path") from None
+        return done, recorded, claimed, started

@@ -1,0 +1,126 @@
+"""The reads: jobs, counts, stats and the event log (none of them writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from ..records import STATUSES, EventRecord, JobInfo
+from .base import PENDING, RUNNING, events, jobs
+from .worker_registry import WorkerRegistry
+
+
+class Reads(WorkerRegistry):
+    """The reads, and the counts the worker's maintenance asks for."""
+
+    def due_count(self, now: datetime, names: Sequence[str], queues: Sequence[str] | None = None) -> int:
+        stmt = select(func.count()).select_from(jobs).where(
+            jobs.c.status.in_([PENDING, RUNNING]), jobs.c.run_at <= now, jobs.c.name.in_(list(names)))
+        if queues:
+            stmt = stmt.where(jobs.c.queue.in_(list(queues)))
+        with self.read() as c:
+            return int(c.execute(stmt).scalar_one())
+
+    def unclaimable(self, now: datetime, live_since: datetime) -> dict[str, int]:
+        """Due pending jobs, by name, of types that no live worker has registered."""
+        known: set[str] = set()
+        for w in self.workers(since=live_since):
+            known.update(w.job_types)
+        with self.read() as c:
+            rows = c.execute(
+                select(jobs.c.name, func.count())
+                .where(jobs.c.status == PENDING, jobs.c.run_at <= now)
+                .group_by(jobs.c.name)
+            ).all()
+        return {name: n for name, n in rows if name not in known}
+
+    def get(self, job_id: int) -> JobInfo | None:
+        with self.read() as c:
+            row = c.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        return JobInfo.from_row(row) if row is not None else None
+
+    def statuses(self, ids: Iterable[int]) -> dict[int, str]:
+        with self.read() as c:
+            return dict(c.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(ids)))).all())
+
+    def list_jobs(self, *, status: str | Sequence[str] | None = None, name: str | None = None,
+             queue: str | None = None, owner: str | None = None, parent_id: int | None = None,
+             search: str | None = None, limit: int = 50, offset: int = 0,
+             order: str = "newest") -> list[JobInfo]:
+        stmt = select(jobs)
+        if status:
+            stmt = stmt.where(jobs.c.status.in_([status] if isinstance(status, str) else list(status)))
+        for column, value in ((jobs.c.name, name), (jobs.c.queue, queue), (jobs.c.owner, owner),
+                              (jobs.c.parent_id, parent_id)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if search:
+            like = f"%{search}%"
+            stmt = stmt.where(or_(jobs.c.name.like(like), jobs.c.args.like(like), jobs.c.error.like(like)))
+        stmt = stmt.order_by(jobs.c.id.asc() if order == "oldest" else jobs.c.id.desc())
+        stmt = stmt.limit(limit).offset(offset)
+        with self.read() as c:
+            return [JobInfo.from_row(r) for r in c.execute(stmt).mappings()]
+
+    def count(self, **filters: Any) -> int:
+        stmt = select(func.count()).select_from(jobs)
+        for key, value in filters.items():
+            if value is not None:
+                stmt = stmt.where(jobs.c[key] == value)
+        with self.read() as c:
+            return int(c.execute(stmt).scalar_one())
+
+    def stats(self, now: datetime) -> dict[str, Any]:
+        """Counts per status, and per status for each job name and queue."""
+        with self.read() as c:
+            grouped = c.execute(
+                select(jobs.c.name, jobs.c.queue, jobs.c.status, func.count())
+                .group_by(jobs.c.name, jobs.c.queue, jobs.c.status)
+            ).all()
+            scheduled = c.execute(
+                select(func.count()).select_from(jobs).where(jobs.c.status == PENDING, jobs.c.run_at > now)
+            ).scalar_one()
+        out: dict[str, Any] = dict.fromkeys(STATUSES, 0)
+        by_name: dict[str, dict[str, int]] = {}
+        by_queue: dict[str, dict[str, int]] = {}
+        for name, queue, status, n in grouped:
+            out[status] = out.get(status, 0) + n
+            for table, key in ((by_name, name), (by_queue, queue)):
+                bucket = table.setdefault(key, dict.fromkeys(STATUSES, 0))
+                bucket[status] = bucket.get(status, 0) + n
+        out["total"] = sum(out[s] for s in STATUSES)
+        out["scheduled"] = int(scheduled)
+        out["by_name"] = by_name
+        out["by_queue"] = by_queue
+        return out
+
+    def events(self, *, after: int = 0, job_id: int | None = None, owner: str | None = None,
+               types: Sequence[str] | None = None, exclude: Sequence[str] = (), limit: int = 500
+               ) -> list[EventRecord]:
+        """Events with id > `after`, oldest first."""
+        stmt = select(events).where(events.c.id > after)
+        if job_id is not None:
+            stmt = stmt.where(events.c.job_id == job_id)
+        if owner is not None:
+            stmt = stmt.where(events.c.owner == owner)
+        if types:
+            stmt = stmt.where(events.c.type.in_(list(types)))
+        if exclude:
+            stmt = stmt.where(events.c.type.not_in(list(exclude)))
+        stmt = stmt.order_by(events.c.id).limit(limit)
+        with self.read() as c:
+            return [EventRecord.from_row(r) for r in c.execute(stmt).mappings()]
+
+    def events_by_id(self, ids: Sequence[int]) -> list[EventRecord]:
+        if not ids:
+            return []
+        with self.read() as c:
+            rows = c.execute(select(events).where(events.c.id.in_(list(ids))).order_by(events.c.id)).mappings()
+            return [EventRecord.from_row(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        with self.read() as c:
+            return int(c.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())

@@ -1,0 +1,168 @@
+"""The hand-written SQL of the hot paths, for SQLite and PostgreSQL.
+
+enqueue, claim and finish run once per job, so they skip SQLAlchemy's statement
+machinery and speak DBAPI directly, with prebuilt SQL. SQLite: a cursor inside the
+usual BEGIN IMMEDIATE transaction (Store.write). PostgreSQL: ONE statement, run in
+autocommit, so the job's change, its event row and the NOTIFY commit together in a
+single round trip (psycopg prepares statements it sees repeatedly). The guarantees do
+not change: state change + event in one transaction, fenced by the lease token, and a
+verb returns only after its commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+_SQLITE_TS = "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}.{:06d}"
+
+
+def sqlite_ts(value: datetime) -> str:
+    """The text form UTCDateTime stores in SQLite (naive UTC, always with microseconds)."""
+    v = value.astimezone(UTC) if value.tzinfo is not None else value
+    return _SQLITE_TS.format(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+
+
+EVENT_INSERT = (
+    "INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SQLITE_JOB_INSERT = (
+    "INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at, "
+    "cancel_requested, owner, parent_id) VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?)"
+)
+SQLITE_FINISH = (
+    "UPDATE activejob_jobs SET status = ?, result = ?, error = ?, traceback = ?, finished_at = ?, "
+    "worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(?, run_at), "
+    "cancel_requested = CASE WHEN ? THEN 0 ELSE cancel_requested END, attempts = attempts - ? "
+    "WHERE id = ? AND status = 'running' AND lease_token = ? "
+    "RETURNING name, queue, owner, status, attempts, parent_id"
+)
+
+
+def sqlite_claim(names: int, queues: int) -> str:
+    """The claim of up to LIMIT due jobs among `names` job names and `queues` queues (0: any)."""
+    # INDEXED BY: without statistics SQLite may pick the (status, finished_at) index
+    # and sort every pending row; the due index yields them in claim order. And
+    # `+status` keeps the outer UPDATE on rowid lookups instead of walking every
+    # pending row through that same index.
+    queue_filter = f"AND queue IN ({', '.join('?' * queues)})" if queues else ""
+    return (
+        "UPDATE activejob_jobs SET status = 'running', attempts = attempts + 1, worker_id = ?, "
+        "lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0 "
+        "WHERE id IN (SELECT id FROM activejob_jobs INDEXED BY ix_activejob_jobs_due "
+        f"WHERE status = 'pending' AND run_at <= ? AND name IN ({', '.join('?' * names)}) "
+        f"{queue_filter} ORDER BY priority DESC, run_at, id LIMIT ?) AND +status = 'pending' "
+        "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id"
+    )
+
+
+PG_ENQUEUE = """
+WITH t AS (
+    SELECT * FROM unnest(%(name)s::text[], %(queue)s::text[], %(priority)s::int[], %(args)s::text[],
+                         %(max_retries)s::int[], %(run_at)s::timestamptz[], %(owner)s::text[],
+                         %(parent_id)s::bigint[], %(data)s::text[])
+           WITH ORDINALITY AS t(name, queue, priority, args, max_retries, run_at, owner, parent_id, data, ord)
+), j AS (
+    INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
+                                cancel_requested, owner, parent_id)
+    SELECT name, queue, priority, 'pending', args, 0, max_retries, run_at, %(now)s, false, owner, parent_id
+      FROM t ORDER BY ord
+    RETURNING id, name, queue, owner
+), e AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT j.id, 'enqueued', j.name, j.queue, j.owner, 'pending', 0, t.data, %(now)s
+      FROM (SELECT j.*, row_number() OVER (ORDER BY j.id) AS rn FROM j) AS j JOIN t ON t.ord = j.rn
+     ORDER BY j.id
+    RETURNING id, job_id
+)
+SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
+ORDER BY e.job_id
+"""
+
+PG_ENQUEUE_ONE = """
+WITH j AS (
+    INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
+                                cancel_requested, owner, parent_id)
+    VALUES (%(name)s, %(queue)s, %(priority)s, 'pending', %(args)s, 0, %(max_retries)s, %(run_at)s, %(now)s,
+            false, %(owner)s, %(parent_id)s)
+    RETURNING id, name, queue, owner
+), e AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT id, 'enqueued', name, queue, owner, 'pending', 0, %(data)s, %(now)s FROM j
+    RETURNING id, job_id
+)
+SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
+"""
+
+PG_CLAIM_CTES = """
+picked AS MATERIALIZED (
+    SELECT id FROM activejob_jobs
+     WHERE status = 'pending' AND run_at <= %(now)s AND name = ANY(%(names)s) {queues}
+     ORDER BY priority DESC, run_at, id
+     LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), c AS (
+    UPDATE activejob_jobs AS j
+       SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(claim_token)s,
+           lease_expires_at = %(expires)s, started_at = %(now)s, cancel_requested = false
+      FROM picked
+     WHERE j.id = picked.id AND j.status = 'pending'
+    RETURNING j.id, j.name, j.queue, j.owner, j.args, j.attempts, j.max_retries, j.checkpoint, j.parent_id
+), ce AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT id, 'started', name, queue, owner, 'running', attempts, %(start_data)s, %(now)s FROM c ORDER BY id
+    RETURNING id, job_id
+)"""
+PG_CLAIM = "WITH " + PG_CLAIM_CTES + """
+SELECT c.id, c.name, c.queue, c.owner, c.args, c.attempts, c.max_retries, c.checkpoint, c.parent_id, ce.id
+  FROM c JOIN ce ON ce.job_id = c.id {notify}
+ ORDER BY c.id
+"""
+
+# Jobs with a parent are left to the general path (their parent may have to wake up, in
+# the same transaction). Rows are locked in id order, as everywhere, so concurrent
+# heartbeats and outcome writes cannot deadlock.
+PG_FINISH_CTES = """
+o AS (
+    SELECT * FROM unnest(%(id)s::bigint[], %(token)s::text[], %(status)s::text[], %(result)s::text[],
+                         %(error)s::text[], %(traceback)s::text[], %(run_at)s::timestamptz[], %(refund)s::int[],
+                         %(event)s::text[], %(data)s::text[])
+           AS o(id, token, status, result, error, traceback, run_at, refund, event, data)
+), locked AS MATERIALIZED (
+    SELECT j.id FROM activejob_jobs AS j JOIN o ON o.id = j.id
+     WHERE j.status = 'running' AND j.lease_token = o.token AND j.parent_id IS NULL
+     ORDER BY j.id FOR UPDATE OF j
+), u AS (
+    UPDATE activejob_jobs AS j
+       SET status = o.status, result = o.result, error = o.error, traceback = o.traceback,
+           finished_at = CASE WHEN o.status IN ('completed', 'failed', 'cancelled') THEN %(now)s::timestamptz END,
+           worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(o.run_at, j.run_at),
+           cancel_requested = CASE WHEN o.status = 'pending' THEN false ELSE j.cancel_requested END,
+           attempts = j.attempts - o.refund
+      FROM o, locked
+     WHERE j.id = o.id AND j.id = locked.id AND j.status = 'running' AND j.lease_token = o.token
+    RETURNING j.id, j.name, j.queue, j.owner, j.status, j.attempts, o.event, o.data
+), fe AS (
+    INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
+    SELECT id, event, name, queue, owner, status, attempts, data, %(now)s FROM u ORDER BY id
+    RETURNING id, job_id, type, name, queue, owner, status, attempt
+)"""
+PG_FINISH = "WITH " + PG_FINISH_CTES + """
+SELECT fe.id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt FROM fe {notify}
+"""
+# Both in one statement: one round trip and one commit per batch of outcomes. The claim
+# cannot touch the rows being finished (it takes pending rows of the same snapshot).
+PG_FINISH_AND_CLAIM = "WITH " + PG_FINISH_CTES + "," + PG_CLAIM_CTES + """
+SELECT 'f' AS kind, fe.id AS event_id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt,
+       NULL::text AS args, NULL::int AS max_retries, NULL::text AS checkpoint, NULL::bigint AS parent_id
+  FROM fe
+UNION ALL
+SELECT 'c', ce.id, c.id, 'started', c.name, c.queue, c.owner, 'running', c.attempts, c.args, c.max_retries,
+       c.checkpoint, c.parent_id
+  FROM c JOIN ce ON ce.job_id = c.id
+UNION ALL
+SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM {notify}
+"""
+PG_NOTIFY_JOIN = ", (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
+PG_EVENTS_NOTIFY_JOIN = ", (SELECT pg_notify('activejob_events', '')) AS n"
+PG_NOTIFY_FROM = "(SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
+PG_EVENTS_NOTIFY_FROM = "(SELECT pg_notify('activejob_events', '')) AS n"
