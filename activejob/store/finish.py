@@ -89,14 +89,7 @@ class Finishing(Claiming, Parents):
                     parents.add(o.job_id)  # its children may all be done already
                 elif finished and row["parent_id"] is not None:
                     parents.add(row["parent_id"])
-                data = dict(o.data)
-                if o.error is not None:
-                    data.setdefault("error", o.error)
-                if o.event == "completed" and o.result is not None:
-                    data["result"] = json.loads(o.result)
-                if o.run_at is not None and o.status == PENDING:
-                    data["run_at"] = o.run_at.isoformat()
-                rows.append(self._event(row, o.event, now, data))
+                rows.append(self._event(row, o.event, now, finish_data(o)))
             woken = self._wake_parents(c, parents, now)
             recorded = self._append(c, rows + woken)
             if woken or any(o.status == PENDING for o in outcomes):

@@ -26,18 +26,6 @@ from activejob.web import create_app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
-    """Poll `condition` until it returns something truthy (and return that)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
-
-
 def receive(ws: Any, timeout: float = 20.0) -> dict[str, Any]:
     """The next JSON message of a TestClient WebSocket, or fail after `timeout` seconds."""
     async def get() -> Any:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from runner_support import wait_for
+
 from activejob import JobQueue
 
-from .conftest import TestClient, csrf_headers, wait_for
+from .conftest import TestClient, csrf_headers
 from .jobs import Fail, Quick, Steps, Wait
 
 

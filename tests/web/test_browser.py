@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_support import wait_for
 
 import activejob
 from activejob import JobQueue
 from activejob.web import create_app
 
-from .conftest import wait_for
 from .jobs import Fail, Quick, Steps, Wait
 
 CHROMIUM = "/usr/bin/chromium"

@@ -12,12 +12,13 @@ from typing import Any
 
 import anyio
 import pytest
+from runner_support import wait_for
 from sqlalchemy import create_engine, text
 
 from activejob import EventRelay, JobQueue, dispatch, signals
 from activejob.records import EventRecord
 
-from .conftest import ROOT, wait_for
+from .conftest import ROOT
 from .jobs import Quick
 
 
