@@ -15,7 +15,6 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import anyio
 from anyio import CancelScope
@@ -56,7 +55,7 @@ class Runner:
         self._claiming = True
         self._wake: anyio.Event | None = None
         self._outcome_wake: anyio.Event | None = None
-        self._pending: list[tuple[Running, Outcome, list[Any]]] = []
+        self._pending: list[tuple[Running, Outcome, anyio.Event]] = []
         self._write_lock: anyio.Lock | None = None
         self._last_prune = float("-inf")
         self._last_unknown_warning = float("-inf")
@@ -237,12 +236,11 @@ class Runner:
             if outcome is None:
                 return
             with CancelScope(shield=True):
-                records = await self._record(entry, outcome)
+                await self._record(entry, outcome)
             if outcome.status == "completed":
                 self.completed += 1
             elif outcome.status == "failed":
                 self.failed += 1
-            await aemit(records)
         except Exception:
             log.exception("%s #%s: internal error while running", entry.job.name, entry.job.id)
         finally:
@@ -252,16 +250,14 @@ class Runner:
                 del self.running[entry.job.id]
             self._set_wake()
 
-    async def _record(self, entry: Running, outcome: Outcome) -> list[EventRecord]:
-        """Queue the outcome for the next group commit and wait until it is durable."""
+    async def _record(self, entry: Running, outcome: Outcome) -> None:
+        """Queue the outcome for the next group commit; return once it is durable (and its
+        signals are sent, by the outcome loop, in the order of the event log)."""
         assert self._outcome_wake is not None
         done = anyio.Event()
-        slot: list[Any] = [done, []]
-        self._pending.append((entry, outcome, slot))
+        self._pending.append((entry, outcome, done))
         self._outcome_wake.set()
         await done.wait()
-        records: list[EventRecord] = slot[1]
-        return records
 
     def _updates(self, entries: list[Running]) -> list[ProgressUpdate]:
         updates = []
@@ -312,7 +308,7 @@ class Runner:
             # In `running` before the finished ones leave it, so the claim loop never
             # counts these slots as free.
             self._start_claimed(claimed)
-            for entry, outcome, _slot in batch:
+            for entry, outcome, _done in batch:
                 if outcome.job_id not in written:
                     log.warning("%s #%s: lease lost before its outcome was written; another worker owns it",
                                 entry.job.name, entry.job.id)
@@ -322,8 +318,8 @@ class Runner:
             try:
                 await aemit(records)
             finally:
-                for _entry, _outcome, slot in batch:
-                    slot[0].set()
+                for _entry, _outcome, done in batch:
+                    done.set()
             if started:
                 await aemit(started)
 
