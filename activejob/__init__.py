@@ -35,10 +35,8 @@ from .errors import (
     JobCancelled,
     JobNotFound,
     JobTimeout,
-    LeaseLost,
     Retry,
     UnknownJobError,
-    WorkerLost,
 )
 from .handle import JobHandle
 from .models import JobStatus
@@ -70,7 +68,6 @@ __all__ = [
     "JobQueue",
     "JobStatus",
     "JobTimeout",
-    "LeaseLost",
     "Linear",
     "NoArgs",
     "Recurring",
@@ -78,7 +75,6 @@ __all__ = [
     "Settings",
     "UnknownJobError",
     "WorkerInfo",
-    "WorkerLost",
     "__version__",
     "configure",
     "job",

@@ -108,10 +108,6 @@ async def asend(signal: NamedSignal, sender: Any, payload: dict[str, Any]) -> No
             _failed(signal, receiver)
 
 
-def any_receivers(event: str) -> bool:
-    return any(s.receivers for s in _signals_for(event))
-
-
 def _deliveries(records: Iterable[EventRecord]) -> Iterator[tuple[NamedSignal, Any, dict[str, Any]]]:
     """(signal, sender, payload) for every stored event that someone listens to."""
     for record in records:

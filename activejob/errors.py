@@ -37,16 +37,10 @@ class InvalidTransition(ActiveJobError):
     """The job is not in a state that allows what was asked (e.g. deleting a running job)."""
 
 
-class LeaseLost(ActiveJobError):
-    """This worker no longer owns the job: another worker recovered it, or it was cancelled."""
-
 
 class JobTimeout(ActiveJobError, TimeoutError):
     """An attempt ran longer than the job's `timeout`."""
 
-
-class WorkerLost(ActiveJobError):
-    """The worker running the job stopped heartbeating (killed, cut off) and its lease expired."""
 
 
 class Retry(Exception):

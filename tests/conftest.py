@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -86,3 +88,12 @@ def _registry_snapshot() -> Iterator[None]:
     yield
     registry._jobs.clear()
     registry._jobs.update(saved)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Any]:
+    """Worker subprocesses for the test (runner_support.workers_for), always killed after it."""
+    from runner_support import workers_for
+
+    with workers_for(tmp_path) as pool:
+        yield pool

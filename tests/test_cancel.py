@@ -13,7 +13,7 @@ import anyio
 import jobs_for_workers as wk
 import pytest
 from pydantic import BaseModel
-from runner_support import ROOT, wait_for, workers_for
+from runner_support import ROOT, wait_for
 
 import activejob
 from activejob import BaseJob, JobQueue, job
@@ -22,11 +22,6 @@ from activejob import BaseJob, JobQueue, job
 class N(BaseModel):
     n: int = 0
 
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Any:
-    with workers_for(tmp_path) as pool:
-        yield pool
 
 
 def _status(queue: JobQueue, job_id: int) -> str:

@@ -9,12 +9,11 @@ must still complete; an enqueue in one process wakes an idle worker in another.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import cluster_jobs
 import pytest
-from runner_support import Workers, sql, wait_for, workers_for
+from runner_support import Workers, sql, wait_for
 
 from activejob import JobQueue
 from activejob.store import Store
@@ -29,11 +28,6 @@ def pg_url(pg_server_url: str) -> str:
     sql(pg_server_url, "TRUNCATE activejob_jobs, activejob_events, activejob_workers RESTART IDENTITY")
     return pg_server_url
 
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    with workers_for(tmp_path) as pool:
-        yield pool
 
 
 def enqueue(url: str, log: Path, count: int, *, seconds: float = 0.0, start: int = 0) -> None:

@@ -12,7 +12,7 @@ import anyio
 import jobs_for_workers as wk
 import pytest
 from pydantic import BaseModel
-from runner_support import sql, wait_for, workers_for
+from runner_support import sql, wait_for
 
 import activejob
 from activejob import BaseJob, JobQueue, job
@@ -21,11 +21,6 @@ from activejob import BaseJob, JobQueue, job
 class N(BaseModel):
     n: int = 0
 
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Any:
-    with workers_for(tmp_path) as pool:
-        yield pool
 
 
 def _double() -> type[BaseJob[N]]:

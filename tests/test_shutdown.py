@@ -10,18 +10,13 @@ from typing import Any
 
 import jobs_for_workers as wk
 import pytest
-from runner_support import wait_for, workers_for
+from runner_support import wait_for
 
 import activejob
 from activejob import JobQueue
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Any:
-    with workers_for(tmp_path) as pool:
-        yield pool
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from .. import dialects
-from ..errors import InvalidTransition, JobNotFound
+from ..errors import JobNotFound
 from ..models import FINISHED, JobStatus
 from ..records import EventRecord
-from .base import PENDING, RUNNING, events, jobs
+from .base import EVENT_COLUMNS, PENDING, RUNNING, events, jobs
 from .parents import Parents
 
 
@@ -46,8 +46,7 @@ class Admin(Parents):
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.status.in_([PENDING, JobStatus.WAITING.value]))
             .values(status=JobStatus.CANCELLED.value, finished_at=now, cancel_requested=True)
-            .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
-                       jobs.c.parent_id)
+            .returning(*EVENT_COLUMNS)
         ).mappings().first()
         if row is not None:
             rows.append(self._event(row, "cancelled", now, {"reason": reason}))
@@ -73,13 +72,11 @@ class Admin(Parents):
                 .where(jobs.c.id == job_id, jobs.c.status.in_(allowed))
                 .values(status=PENDING, run_at=now, attempts=0, finished_at=None, error=None,
                         traceback=None, cancel_requested=False, result=None)
-                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+                .returning(*EVENT_COLUMNS)
             ).mappings().first()
             if row is None:
-                status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
-                if status is None:
-                    raise JobNotFound(f"no job with id {job_id}")
-                raise InvalidTransition(f"job {job_id} is {status}; only {' or '.join(allowed)} jobs can be retried")
+                self._refuse(c, job_id, lambda status: (
+                    f"job {job_id} is {status}; only {' or '.join(allowed)} jobs can be retried"))
             recorded = self._append(c, [self._event(row, "enqueued", now, {"reason": "retried by request"})])
             dialects.notify(c)
         return recorded
@@ -89,14 +86,10 @@ class Admin(Parents):
         with self.write() as c:
             row = c.execute(
                 delete(jobs).where(jobs.c.id == job_id, jobs.c.status != RUNNING)
-                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
-                           jobs.c.parent_id)
+                .returning(*EVENT_COLUMNS)
             ).mappings().first()
             if row is None:
-                status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
-                if status is None:
-                    raise JobNotFound(f"no job with id {job_id}")
-                raise InvalidTransition(f"job {job_id} is running; cancel it before deleting it")
+                self._refuse(c, job_id, lambda _status: f"job {job_id} is running; cancel it before deleting it")
             # Append first, then drop the job's older events: on SQLite, deleting the newest
             # rows before the insert would hand their ids out again, and a reader that
             # already saw those ids (EventRelay, `since=`) would never see "deleted".

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from .. import dialects, dispatch
+from ..errors import InvalidTransition, JobNotFound
 from ..models import Job, JobEvent, JobStatus, Worker
 from ..records import EventRecord
 
@@ -26,6 +27,11 @@ EVENTS_CHANNEL = "activejob_events"
 
 RUNNING = JobStatus.RUNNING.value
 PENDING = JobStatus.PENDING.value
+
+EVENT_COLUMNS = (
+    jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts, jobs.c.parent_id,
+)
+"""What a changed job's RETURNING hands back: enough to write its event (and wake its parent)."""
 
 
 def dump(data: dict[str, Any] | None) -> str | None:
@@ -91,6 +97,14 @@ class StoreBase:
         if conn.dialect.name == "postgresql":  # wake EventRelays (delivered at commit)
             conn.exec_driver_sql(f"NOTIFY {EVENTS_CHANNEL}")
         return recorded
+
+    @staticmethod
+    def _refuse(c: Connection, job_id: int, why: Callable[[str], str]) -> NoReturn:
+        """Raise for a guarded change that matched no row: no such job, or not in a state for it."""
+        status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+        if status is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        raise InvalidTransition(why(str(status)))
 
     @staticmethod
     def _event(row: RowMapping | dict[str, Any], type_: str, now: datetime, data: dict[str, Any] | None = None,

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from .. import dialects, dispatch
 from ..models import FINISHED, JobStatus
 from ..records import Claimed, EventRecord
-from .base import PENDING, RUNNING, dump, jobs
+from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs
 from .claim import Claiming
 from .dbapi import GeneralPath, WouldBlock
 from .parents import Parents
@@ -78,8 +78,7 @@ class Finishing(Claiming, Parents):
                     update(jobs)
                     .where(jobs.c.id == o.job_id, jobs.c.status == RUNNING, jobs.c.lease_token == o.token)
                     .values(**values)
-                    .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
-                               jobs.c.parent_id)
+                    .returning(*EVENT_COLUMNS)
                 )
                 row = c.execute(stmt).mappings().first()
                 if row is None:

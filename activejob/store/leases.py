@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from .. import dialects
 from ..models import JobStatus
 from ..records import EventRecord, WorkerInfo
-from .base import PENDING, RUNNING, jobs, workers
+from .base import EVENT_COLUMNS, PENDING, RUNNING, jobs, workers
 from .parents import Parents
 from .values import Heartbeat, ProgressUpdate
 from .worker_registry import WorkerRegistry
@@ -41,7 +41,7 @@ class Leases(Parents, WorkerRegistry):
                 if u.checkpoint is not None:
                     values["checkpoint"] = u.checkpoint
                 guard = (jobs.c.id == u.job_id, jobs.c.status == RUNNING, jobs.c.lease_token == u.token)
-                cols = (jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+                cols = EVENT_COLUMNS
                 if values:
                     stmt = update(jobs).where(*guard).values(**values).returning(*cols)
                     row = c.execute(stmt).mappings().first()
@@ -123,8 +123,7 @@ class Leases(Parents, WorkerRegistry):
                     update(jobs)
                     .where(jobs.c.id == job_id, jobs.c.status == RUNNING, jobs.c.lease_token == token)
                     .values(**values)
-                    .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts,
-                               jobs.c.parent_id)
+                    .returning(*EVENT_COLUMNS)
                 ).mappings().first()
                 if row is not None:
                     rows.append(self._event(row, "failed" if spent else "retrying", now,

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from ..models import FINISHED, JobStatus
 from ..records import EventRecord
-from .base import PENDING, StoreBase, jobs
+from .base import EVENT_COLUMNS, PENDING, StoreBase, jobs
 
 
 class Parents(StoreBase):
@@ -35,7 +35,7 @@ class Parents(StoreBase):
                 update(jobs)
                 .where(jobs.c.id == parent_id, jobs.c.status == JobStatus.WAITING.value, open_children == 0)
                 .values(status=PENDING, run_at=now)
-                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts)
+                .returning(*EVENT_COLUMNS)
             ).mappings().first()
             if row is not None:
                 rows.append(self._event(row, "enqueued", now, {"reason": "children finished"}))
