@@ -26,7 +26,7 @@ from .definition import registry
 from .dispatch import aemit, emit_local
 from .execution import Running, context_for, perform
 from .records import Claimed, EventRecord, WorkerInfo
-from .store import Outcome, ProgressUpdate, Store, WouldBlock, hostname
+from .store import HotBatch, LoopConnection, Outcome, ProgressUpdate, Store, WouldBlock, hostname
 
 log = logging.getLogger("activejob.worker")
 
@@ -61,6 +61,7 @@ class Runner:
         self._last_unknown_warning = float("-inf")
         self._last_worker_cleanup = float("-inf")
         self._scheduled: dict[str, datetime] = {}
+        self._aio: LoopConnection | None = None
 
     # -- from any thread --------------------------------------------------------------
 
@@ -138,6 +139,8 @@ class Runner:
         self._claiming = True
         self.state = "running"
         self.started_at = clock.now()
+        # PostgreSQL: claims and outcomes are awaited on this loop, not sent through a thread.
+        self._aio = LoopConnection(self.store) if self.store.dialect == "postgresql" else None
         worker = self.worker_info()
         await anyio.to_thread.run_sync(self.store.register_worker, worker, clock.now())
         watcher = None
@@ -165,6 +168,9 @@ class Runner:
             self.state = "stopped"
             if watcher is not None:
                 watcher.stop()
+            if self._aio is not None:
+                await self._aio.aclose()
+                self._aio = None
             with CancelScope(shield=True):
                 try:
                     await anyio.to_thread.run_sync(self.store.unregister_worker, self.worker_id)
@@ -223,6 +229,10 @@ class Runner:
         )
 
     async def _claim_soon(self, limit: int) -> tuple[list[Claimed], list[EventRecord]]:
+        if self._aio is not None:
+            return await self._aio.claim(
+                worker_id=self.worker_id, names=list(registry), queues=self.settings.queues, limit=limit,
+                now=clock.now(), lease=self.settings.lease)
         # SQLite: right here on the loop when no one holds the write lock. The write is
         # ~100 µs of C; a hop to a worker thread and back costs more than that.
         if self.store.dialect == "sqlite":
@@ -286,25 +296,36 @@ class Runner:
             async with self._write_lock:
                 updates = self._updates([entry for entry, _, _ in batch])
                 # The slots this batch frees are refilled in the same trip to the database
-                # (one thread hop per batch instead of two, and no wait for the claim loop).
+                # (one round trip per batch instead of two, and no wait for the claim loop).
                 refill = len(batch) if self._claiming else 0
                 outcomes = [o for _, o, _ in batch]
-                inline = None
-                if not updates and self.store.dialect == "sqlite":
+                written: set[int] = set()
+                records: list[EventRecord] = []
+                claimed: list[Claimed] = []
+                started: list[EventRecord] = []
+                rest = outcomes
+                if not updates:
                     try:
-                        inline = self._write_inline(outcomes, refill)
+                        written, records, claimed, started, rest = await self._write_inline(outcomes, refill)
+                        refill = 0  # it claimed all there was
                     except Exception:  # busy, or a case for the general path: the thread below
-                        inline = None
-                while inline is None:
+                        pass
+                # What the one statement did not write (all of it, if it could not run).
+                while rest or updates:
                     try:
-                        inline = await anyio.to_thread.run_sync(self._write_outcomes, updates, outcomes, refill)
+                        more = await anyio.to_thread.run_sync(self._write_outcomes, updates, rest, refill)
                         failures = 0
                     except Exception as error:  # the database is away: keep the outcomes, try again
                         failures += 1
                         delay = min(0.1 * 2**failures, 5.0)
-                        log.warning("recording %d outcome(s) failed (%s); retrying in %.1fs", len(batch), error, delay)
+                        log.warning("recording %d outcome(s) failed (%s); retrying in %.1fs", len(rest), error, delay)
                         await anyio.sleep(delay)
-            written, records, claimed, started = inline
+                        continue
+                    written |= more[0]
+                    records += more[1]
+                    claimed += more[2]
+                    started += more[3]
+                    updates, rest = [], []
             # In `running` before the finished ones leave it, so the claim loop never
             # counts these slots as free.
             self._start_claimed(claimed)
@@ -331,13 +352,23 @@ class Runner:
             self.running[job.id] = entry
             self._tg.start_soon(self._run_one, entry)
 
-    def _write_inline(self, outcomes: list[Outcome], refill: int
-                      ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
-        """SQLite, on the loop thread, one transaction that never waits (WouldBlock instead)."""
+    async def _write_inline(self, outcomes: list[Outcome], refill: int) -> HotBatch:
+        """Outcomes written and slots refilled without a thread: on PostgreSQL awaited on the
+        loop's own connection; on SQLite right on the loop, as a transaction that never
+        waits (WouldBlock instead). The outcomes handed back last are for the general path."""
         limit = refill if self._claiming else 0
-        return self.store.finish_and_claim(
-            outcomes, clock.now(), worker_id=self.worker_id, names=list(registry) if limit else [],
+        names = list(registry) if limit else []
+        now = clock.now()
+        if self._aio is not None:
+            return await self._aio.finish_and_claim(outcomes, now, worker_id=self.worker_id, names=names,
+                                                    queues=self.settings.queues, limit=limit,
+                                                    lease=self.settings.lease)
+        if self.store.dialect != "sqlite":
+            raise WouldBlock("no inline path")
+        written, records, claimed, started = self.store.finish_and_claim(
+            outcomes, now, worker_id=self.worker_id, names=names,
             queues=self.settings.queues, limit=limit, lease=self.settings.lease, nowait=True)
+        return written, records, claimed, started, []
 
     def _write_outcomes(self, updates: list[ProgressUpdate], outcomes: list[Outcome], refill: int = 0
                         ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:

@@ -10,16 +10,18 @@ The verbs live in one module per concern, composed here into `Store`: `enqueue.p
 `claim.py`, `finish.py`, `leases.py` (progress, heartbeat, recovery), `parents.py`,
 `admin.py` (cancel, retry, delete), `maintenance.py` (prune), `worker_registry.py` and
 `reads.py`; `base.py` holds the engine and transactions, `dbapi.py` and `sql.py` the hot
-paths' raw driver access and hand-written SQL for each dialect.
+paths' raw driver access and hand-written SQL for each dialect, and `aio.py` a worker's
+own PostgreSQL connection on its event loop, for the hot paths it runs for every batch.
 """
 
 from __future__ import annotations
 
 from .admin import Admin
+from .aio import LoopConnection
 from .base import EVENTS_CHANNEL, PENDING, RUNNING, events, jobs, workers
 from .dbapi import WouldBlock
 from .enqueue import Enqueuing
-from .finish import Finishing
+from .finish import Finishing, HotBatch
 from .leases import Leases
 from .maintenance import Maintenance
 from .reads import Reads
@@ -31,6 +33,8 @@ __all__ = [
     "PENDING",
     "RUNNING",
     "Heartbeat",
+    "HotBatch",
+    "LoopConnection",
     "NewJob",
     "Outcome",
     "ProgressUpdate",

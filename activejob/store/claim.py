@@ -11,7 +11,7 @@ from typing import Any
 from .. import dispatch
 from ..records import Claimed, EventRecord
 from .base import RUNNING, dump
-from .dbapi import RawAccess
+from .dbapi import PgCall, RawAccess
 from .sql import EVENT_INSERT, PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
 
 
@@ -29,37 +29,52 @@ class Claiming(RawAccess):
     def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                     now: datetime, lease: float, *, nowait: bool = False, cur: Any = None
                     ) -> tuple[list[Claimed], list[EventRecord]]:
+        if self.dialect == "postgresql":
+            return self._pg_run(self._pg_claim_call(worker_id, names, queues, limit, now, lease))
         token = uuid.uuid4().hex
         data = dump({"worker_id": worker_id})
         expires = now + timedelta(seconds=lease)
-        if self.dialect == "postgresql":
-            key = ("claim", bool(queues))
-            sql = self._sql.get(key)
-            if sql is None:
-                sql = self._sql[key] = PG_CLAIM.format(
-                    queues="AND queue = ANY(%(queues)s)" if queues else "", notify=PG_EVENTS_NOTIFY_JOIN)
-            rows = self._pg_one(sql, {
-                "now": now, "names": list(names), "queues": list(queues or ()), "limit": limit,
-                "worker": worker_id, "claim_token": token, "expires": expires, "start_data": data,
-            })
-        else:
-            skey = ("claim", len(names), len(queues or ()))
-            sql = self._sql.get(skey)
-            if sql is None:
-                sql = self._sql[skey] = sqlite_claim(len(names), len(queues or ()))
-            now_s = sqlite_ts(now)
-            with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
-                rows = cur.execute(sql, (worker_id, token, sqlite_ts(expires), now_s, now_s, *names,
-                                         *(queues or ()), limit)).fetchall()
-                rows.sort()
-                out = []
-                for r in rows:
-                    cur.execute(EVENT_INSERT, (r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s))
-                    out.append((*r, cur.lastrowid))
-                rows = out
-                dispatch.note_written(self.url, (r[9] for r in rows))
-        if self.dialect == "postgresql":
+        skey = ("claim", len(names), len(queues or ()))
+        sql = self._sql.get(skey)
+        if sql is None:
+            sql = self._sql[skey] = sqlite_claim(len(names), len(queues or ()))
+        now_s = sqlite_ts(now)
+        with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
+            rows = cur.execute(sql, (worker_id, token, sqlite_ts(expires), now_s, now_s, *names,
+                                     *(queues or ()), limit)).fetchall()
+            rows.sort()
+            out = []
+            for r in rows:
+                cur.execute(EVENT_INSERT, (r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s))
+                out.append((*r, cur.lastrowid))
+            rows = out
             dispatch.note_written(self.url, (r[9] for r in rows))
+        return self._claimed(rows, token, worker_id, now)
+
+    def _pg_claim_call(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                       now: datetime, lease: float) -> PgCall[tuple[list[Claimed], list[EventRecord]]]:
+        key = ("claim", bool(queues))
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = PG_CLAIM.format(
+                queues="AND queue = ANY(%(queues)s)" if queues else "", notify=PG_EVENTS_NOTIFY_JOIN)
+        token = uuid.uuid4().hex
+        params = {
+            "now": now, "names": list(names), "queues": list(queues or ()), "limit": limit,
+            "worker": worker_id, "claim_token": token, "expires": now + timedelta(seconds=lease),
+            "start_data": dump({"worker_id": worker_id}),
+        }
+
+        def read(rows: list[Any]) -> tuple[list[Claimed], list[EventRecord]]:
+            dispatch.note_written(self.url, (r[9] for r in rows))
+            return self._claimed(rows, token, worker_id, now)
+
+        return PgCall(sql, params, read)
+
+    @staticmethod
+    def _claimed(rows: list[Any], token: str, worker_id: str, now: datetime
+                 ) -> tuple[list[Claimed], list[EventRecord]]:
+        """Claim rows (the job's columns, then its `started` event id) as jobs and events."""
         claimed = [Claimed(id=r[0], name=r[1], queue=r[2], owner=r[3], args=r[4], attempts=r[5],
                            max_retries=r[6], lease_token=token, checkpoint=r[7], parent_id=r[8]) for r in rows]
         recorded = [EventRecord(id=r[9], job_id=r[0], type="started", name=r[1], queue=r[2], owner=r[3],

@@ -4,13 +4,27 @@ errors raised as SQLAlchemy's. Why they skip SQLAlchemy: see `sql.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
 from .base import StoreBase
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PgCall(Generic[T]):
+    """One PostgreSQL hot-path statement and how to read its rows. The store runs it on a
+    pooled connection (`_pg_run`); a worker awaits the same call on its own connection
+    on its event loop (`LoopConnection`), so both speak the same SQL."""
+
+    sql: str
+    params: dict[str, Any]
+    read: Callable[[list[Any]], T]
 
 
 class WouldBlock(Exception):
@@ -82,6 +96,9 @@ class RawAccess(StoreBase):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
+
+    def _pg_run(self, call: PgCall[T]) -> T:
+        return call.read(self._pg_one(call.sql, call.params))
 
     def _pg_one(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """Run one statement as its own transaction (autocommit): one round trip."""

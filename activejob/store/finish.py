@@ -16,7 +16,7 @@ from ..models import FINISHED, JobStatus
 from ..records import Claimed, EventRecord
 from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs
 from .claim import Claiming
-from .dbapi import GeneralPath, WouldBlock
+from .dbapi import GeneralPath, PgCall, WouldBlock
 from .parents import Parents
 from .sql import (
     EVENT_INSERT,
@@ -41,6 +41,11 @@ def finish_data(o: Outcome) -> dict[str, Any]:
     if o.run_at is not None and o.status == PENDING:
         data["run_at"] = o.run_at.isoformat()
     return data
+
+
+HotBatch = tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord], list[Outcome]]
+"""finish_and_claim's statement read back: ids written, their events, the jobs claimed, their
+`started` events, and the outcomes left for the general path."""
 
 
 class Finishing(Claiming, Parents):
@@ -124,9 +129,13 @@ class Finishing(Claiming, Parents):
             return set(), [], list(outcomes)
         return done, recorded, []
 
-    def _pg_finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, datas: dict[int, dict[str, Any]],
-                             worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                             lease: float) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
+    def _pg_finish_and_claim_call(self, outcomes: Sequence[Outcome], now: datetime, worker_id: str,
+                                  names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float
+                                  ) -> PgCall[HotBatch]:
+        """Outcomes written and `limit` slots refilled in one statement. What it reads back
+        ends with the outcomes it did not write (lost leases, jobs with a parent): those
+        are the general path's."""
+        datas = {o.job_id: finish_data(o) for o in outcomes}
         pending = any(o.status == PENDING for o in outcomes)
         key = ("finish_and_claim", pending, bool(queues))
         sql = self._sql.get(key)
@@ -135,29 +144,26 @@ class Finishing(Claiming, Parents):
                 queues="AND queue = ANY(%(queues)s)" if queues else "",
                 notify=PG_NOTIFY_FROM if pending else PG_EVENTS_NOTIFY_FROM)
         token = uuid.uuid4().hex
-        rows = self._pg_one(sql, {
+        params = {
             **self._pg_outcome_params(outcomes, datas), "now": now,
             "names": list(names), "queues": list(queues or ()), "limit": limit, "worker": worker_id,
             "claim_token": token, "expires": now + timedelta(seconds=lease),
             "start_data": dump({"worker_id": worker_id}),
-        })
-        finished = [r for r in rows if r[0] == "f"]
-        taken = sorted((r for r in rows if r[0] == "c"), key=lambda r: r[2])
-        dispatch.note_written(self.url, (r[1] for r in rows if r[0] != "n"))
-        recorded = [EventRecord(id=r[1], job_id=r[2], type=r[3], name=r[4], queue=r[5], owner=r[6], status=r[7],
-                                attempt=r[8], created_at=now, data=datas[r[2]]) for r in finished]
-        written = {r[2] for r in finished}
-        claimed = [Claimed(id=r[2], name=r[4], queue=r[5], owner=r[6], args=r[9], attempts=r[8], max_retries=r[10],
-                           lease_token=token, checkpoint=r[11], parent_id=r[12]) for r in taken]
-        started = [EventRecord(id=r[1], job_id=r[2], type="started", name=r[4], queue=r[5], owner=r[6],
-                               status=RUNNING, attempt=r[8], created_at=now, data={"worker_id": worker_id})
-                   for r in taken]
-        rest = [o for o in outcomes if o.job_id not in written]
-        if rest:  # lost leases, and jobs whose parent may wake: the general path
-            more_written, more = self._finish_general(rest, now)
-            written |= more_written
-            recorded += more
-        return written, recorded, claimed, started
+        }
+
+        def read(rows: list[Any]) -> HotBatch:
+            finished = [r for r in rows if r[0] == "f"]
+            # Claim rows reordered as the claim statement returns them: the job, then its event id.
+            taken = sorted((r[2], r[4], r[5], r[6], r[9], r[8], r[10], r[11], r[12], r[1]) for r in rows if r[0] == "c")
+            dispatch.note_written(self.url, (r[1] for r in rows if r[0] != "n"))
+            recorded = [EventRecord(id=r[1], job_id=r[2], type=r[3], name=r[4], queue=r[5], owner=r[6],
+                                    status=r[7], attempt=r[8], created_at=now, data=datas[r[2]])
+                        for r in finished]
+            written = {r[2] for r in finished}
+            claimed, started = self._claimed(taken, token, worker_id, now)
+            return written, recorded, claimed, started, [o for o in outcomes if o.job_id not in written]
+
+        return PgCall(sql, params, read)
 
     @staticmethod
     def _pg_outcome_params(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -210,9 +216,15 @@ class Finishing(Claiming, Parents):
         """
         if any(o.status == JobStatus.WAITING.value for o in outcomes):
             raise WouldBlock("not a hot-path case")
-        datas = {o.job_id: finish_data(o) for o in outcomes}
         if self.dialect == "postgresql":
-            return self._pg_finish_and_claim(outcomes, now, datas, worker_id, names, queues, limit, lease)
+            written, recorded, claimed, started, rest = self._pg_run(
+                self._pg_finish_and_claim_call(outcomes, now, worker_id, names, queues, limit, lease))
+            if rest:
+                more_written, more = self._finish_general(rest, now)
+                written |= more_written
+                recorded += more
+            return written, recorded, claimed, started
+        datas = {o.job_id: finish_data(o) for o in outcomes}
         try:
             with self._sqlite_tx(nowait=nowait) as cur:
                 done, recorded = self._sqlite_finish(cur, outcomes, now, datas)

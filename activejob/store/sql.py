@@ -104,8 +104,7 @@ picked AS MATERIALIZED (
     UPDATE activejob_jobs AS j
        SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(claim_token)s,
            lease_expires_at = %(expires)s, started_at = %(now)s, cancel_requested = false
-      FROM picked
-     WHERE j.id = picked.id AND j.status = 'pending'
+     WHERE j.id = ANY(ARRAY(SELECT id FROM picked)) AND j.status = 'pending'
     RETURNING j.id, j.name, j.queue, j.owner, j.args, j.attempts, j.max_retries, j.checkpoint, j.parent_id
 ), ce AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
@@ -120,7 +119,12 @@ SELECT c.id, c.name, c.queue, c.owner, c.args, c.attempts, c.max_retries, c.chec
 
 # Jobs with a parent are left to the general path (their parent may have to wake up, in
 # the same transaction). Rows are locked in id order, as everywhere, so concurrent
-# heartbeats and outcome writes cannot deadlock.
+# heartbeats and outcome writes cannot deadlock. The lease token alone fences a write:
+# it is unique to one claim and cleared whenever a job leaves `running`; a `status =
+# 'running'` test would also let the planner walk the leases index, dead entries and all.
+#
+# Every row is reached through the primary key (`id = ANY(...)`), so the one plan that
+# makes sense is also the generic plan a worker's connection reuses (see aio.py).
 PG_FINISH_CTES = """
 o AS (
     SELECT * FROM unnest(%(id)s::bigint[], %(token)s::text[], %(status)s::text[], %(result)s::text[],
@@ -128,9 +132,7 @@ o AS (
                          %(event)s::text[], %(data)s::text[])
            AS o(id, token, status, result, error, traceback, run_at, refund, event, data)
 ), locked AS MATERIALIZED (
-    SELECT j.id FROM activejob_jobs AS j JOIN o ON o.id = j.id
-     WHERE j.status = 'running' AND j.lease_token = o.token AND j.parent_id IS NULL
-     ORDER BY j.id FOR UPDATE OF j
+    SELECT id FROM activejob_jobs WHERE id = ANY(%(id)s::bigint[]) AND parent_id IS NULL ORDER BY id FOR UPDATE
 ), u AS (
     UPDATE activejob_jobs AS j
        SET status = o.status, result = o.result, error = o.error, traceback = o.traceback,
@@ -138,8 +140,8 @@ o AS (
            worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(o.run_at, j.run_at),
            cancel_requested = CASE WHEN o.status = 'pending' THEN false ELSE j.cancel_requested END,
            attempts = j.attempts - o.refund
-      FROM o, locked
-     WHERE j.id = o.id AND j.id = locked.id AND j.status = 'running' AND j.lease_token = o.token
+      FROM o
+     WHERE j.id = ANY(ARRAY(SELECT id FROM locked)) AND j.id = o.id AND j.lease_token = o.token
     RETURNING j.id, j.name, j.queue, j.owner, j.status, j.attempts, o.event, o.data
 ), fe AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
