@@ -69,6 +69,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
 
 
 @pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    """The session's PostgreSQL database, emptied (for PostgreSQL-only tests)."""
+    _truncate(pg_server_url)
+    return pg_server_url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: os.PathLike[str]) -> str:
     return f"sqlite:///{tmp_path}/jobs.db"
 

@@ -23,12 +23,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(150)]
 JOBS = "tests.cluster_jobs"
 
 
-@pytest.fixture
-def pg_url(pg_server_url: str) -> str:
-    sql(pg_server_url, "TRUNCATE activejob_jobs, activejob_events, activejob_workers RESTART IDENTITY")
-    return pg_server_url
-
-
 
 def enqueue(url: str, log: Path, count: int, *, seconds: float = 0.0, start: int = 0) -> None:
     queue = JobQueue(url, auto_migrate=False)
