@@ -53,6 +53,7 @@ class JobOptions:
     description: str = ""
     phases: tuple[str, ...] = ()
     resource_link: Callable[[dict[str, Any]], str | None] | None = None
+    concurrency_limit: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
@@ -60,7 +61,7 @@ class JobOptions:
         return {
             "name": self.name, "label": self.label, "description": self.description,
             "queue": self.queue, "priority": self.priority, "max_retries": self.max_retries,
-            "timeout": self.timeout, "phases": list(self.phases),
+            "timeout": self.timeout, "phases": list(self.phases), "concurrency_limit": self.concurrency_limit,
             "schema": self.schema.model_json_schema(),
         }
 
@@ -275,6 +276,7 @@ def job(
     phases: Any = (),
     resource_link: Callable[[dict[str, Any]], str | None] | None = None,
     cron: str | None = None,
+    concurrency_limit: int | None = None,
     **extra: Any,
 ) -> Callable[[J], J]:
     """Register a `BaseJob` subclass under `name`.
@@ -287,6 +289,8 @@ def job(
             def perform(self, args: ResizeArgs) -> None: ...
 
     `cron="0 2 * * *"` also runs the job on that schedule (UTC), with default arguments.
+    `concurrency_limit=2` lets at most two jobs of this type run at once, over all workers
+    (the rest wait, pending, for a slot).
     `max_retries=3` means up to four attempts. `backoff` is "exponential", "linear",
     "fixed", a number of seconds, or a callable `(attempt) -> seconds`. `retry_on`
     narrows which errors are retried (others fail at once); `discard_on` errors fail
@@ -310,6 +314,10 @@ def job(
         raise ConfigurationError(f"{name}: queue must be a non-empty string, got {queue!r}")
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ConfigurationError(f"{name}: priority must be an integer, got {priority!r}")
+    if concurrency_limit is not None and (
+            not isinstance(concurrency_limit, int) or isinstance(concurrency_limit, bool) or concurrency_limit < 1):
+        raise ConfigurationError(
+            f"{name}: concurrency_limit must be a whole number >= 1 (or None), got {concurrency_limit!r}")
     try:
         policy = backoffs.resolve(backoff, base=backoff_base, cap=backoff_cap, jitter=backoff_jitter)
     except ValueError as error:
@@ -319,7 +327,7 @@ def job(
         timeout=float(timeout) if timeout is not None else None, queue=queue, priority=priority,
         retry_on=_exceptions(name, "retry_on", retry_on), discard_on=_exceptions(name, "discard_on", discard_on),
         label=label or name.replace("_", " ").capitalize(), description=description or "",
-        phases=tuple(phases), resource_link=resource_link,
+        phases=tuple(phases), resource_link=resource_link, concurrency_limit=concurrency_limit,
     )
 
     def register(cls: J) -> J:

@@ -62,6 +62,7 @@ class Runner:
         self._last_worker_cleanup = float("-inf")
         self._scheduled: dict[str, datetime] = {}
         self._aio: LoopConnection | None = None
+        self._limits: dict[str, int] = {}
 
     # -- from any thread --------------------------------------------------------------
 
@@ -139,6 +140,10 @@ class Runner:
         self._claiming = True
         self.state = "running"
         self.started_at = clock.now()
+        # Job types with a concurrency limit are claimed by the general path, which counts
+        # what runs everywhere; the slots their outcomes free are refilled by the claim loop.
+        self._limits = {name: cls.options.concurrency_limit for name, cls in registry.items()
+                        if cls.options.concurrency_limit}
         # PostgreSQL: claims and outcomes are awaited on this loop, not sent through a thread.
         self._aio = LoopConnection(self.store) if self.store.dialect == "postgresql" else None
         worker = self.worker_info()
@@ -223,12 +228,18 @@ class Runner:
             await self._wait(s.poll_interval if free > 0 else None)
 
     def _claim(self, limit: int, nowait: bool = False) -> tuple[list[Claimed], list[EventRecord]]:
+        if self._limits:
+            return self.store.claim_limited(
+                worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
+                limit=limit, now=clock.now(), lease=self.settings.lease, limits=self._limits)
         return self.store.claim(
             worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
             limit=limit, now=clock.now(), lease=self.settings.lease, nowait=nowait,
         )
 
     async def _claim_soon(self, limit: int) -> tuple[list[Claimed], list[EventRecord]]:
+        if self._limits:
+            return await anyio.to_thread.run_sync(self._claim, limit)
         if self._aio is not None:
             return await self._aio.claim(
                 worker_id=self.worker_id, names=list(registry), queues=self.settings.queues, limit=limit,
@@ -297,7 +308,7 @@ class Runner:
                 updates = self._updates([entry for entry, _, _ in batch])
                 # The slots this batch frees are refilled in the same trip to the database
                 # (one round trip per batch instead of two, and no wait for the claim loop).
-                refill = len(batch) if self._claiming else 0
+                refill = len(batch) if self._claiming and not self._limits else 0
                 outcomes = [o for _, o, _ in batch]
                 written: set[int] = set()
                 records: list[EventRecord] = []
@@ -326,6 +337,11 @@ class Runner:
                     claimed += more[2]
                     started += more[3]
                     updates, rest = [], []
+            if self._limits and any(entry.job.name in self._limits for entry, _, _ in batch):
+                try:  # room for a limited type: other workers may be waiting for it
+                    await anyio.to_thread.run_sync(self.store.wake_workers)
+                except Exception as error:
+                    log.warning("could not wake the other workers (%s); they poll", error)
             # In `running` before the finished ones leave it, so the claim loop never
             # counts these slots as free.
             self._start_claimed(claimed)

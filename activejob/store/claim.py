@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select, update
+
 from .. import dispatch
 from ..records import Claimed, EventRecord
-from .base import RUNNING, dump
+from .base import PENDING, RUNNING, dump, jobs
 from .dbapi import PgCall, RawAccess
 from .sql import EVENT_INSERT, PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
+
+LIMITS_LOCK = 0x61636A6C
+"""The PostgreSQL advisory lock that claims of job types with a concurrency limit take turns on."""
 
 
 class Claiming(RawAccess):
@@ -25,6 +30,57 @@ class Claiming(RawAccess):
         if limit <= 0 or not names:
             return [], []
         return self._claim_fast(worker_id, names, queues, limit, now, lease, nowait=nowait)
+
+    def claim_limited(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                      now: datetime, lease: float, limits: Mapping[str, int]
+                      ) -> tuple[list[Claimed], list[EventRecord]]:
+        """`claim`, keeping job types under their `concurrency_limit` across all workers.
+
+        One transaction: on PostgreSQL an advisory lock first makes claims that involve
+        limited types take turns, so each counts the running jobs the previous one
+        committed (on SQLite the write lock does that). Each limited type with room is
+        asked for no more than its room, so a backlog of one type never hides the others.
+        """
+        if limit <= 0 or not names:
+            return [], []
+        token = uuid.uuid4().hex
+        expires = now + timedelta(seconds=lease)
+        with self.write() as c:
+            if self.dialect == "postgresql":
+                c.execute(select(func.pg_advisory_xact_lock(LIMITS_LOCK)))
+            running: dict[str, int] = dict(c.execute(
+                select(jobs.c.name, func.count()).where(jobs.c.status == RUNNING, jobs.c.name.in_(list(limits)))
+                .group_by(jobs.c.name)).all())
+            room = {name: cap - running.get(name, 0) for name, cap in limits.items()}
+            due = (select(jobs.c.id, jobs.c.priority, jobs.c.run_at)
+                   .where(jobs.c.status == PENDING, jobs.c.run_at <= now))
+            if queues:
+                due = due.where(jobs.c.queue.in_(list(queues)))
+            groups = [([n], min(limit, room[n])) for n in names if n in limits and room[n] > 0]
+            free = [n for n in names if n not in limits]
+            if free:
+                groups.append((free, limit))
+            candidates: list[Any] = []
+            for group, most in groups:
+                pick = due.where(jobs.c.name.in_(group)).order_by(
+                    jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
+                if self._skip_locked:
+                    pick = pick.with_for_update(skip_locked=True)
+                candidates += c.execute(pick).all()
+            chosen = sorted(candidates, key=lambda r: (-r.priority, r.run_at, r.id))[:limit]
+            if not chosen:
+                return [], []
+            rows = sorted(c.execute(
+                update(jobs).where(jobs.c.id.in_([r.id for r in chosen]), jobs.c.status == PENDING)
+                .values(status=RUNNING, attempts=jobs.c.attempts + 1, worker_id=worker_id, lease_token=token,
+                        lease_expires_at=expires, started_at=now, cancel_requested=False)
+                .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.args, jobs.c.attempts,
+                           jobs.c.max_retries, jobs.c.checkpoint, jobs.c.parent_id)).all(), key=lambda r: r.id)
+            data = {"worker_id": worker_id}
+            recorded = self._append(c, [
+                {"job_id": r.id, "type": "started", "name": r.name, "queue": r.queue, "owner": r.owner,
+                 "status": RUNNING, "attempt": r.attempts, "data": dump(data), "created_at": now} for r in rows])
+        return self._claimed([(*r, e.id) for r, e in zip(rows, recorded, strict=True)], token, worker_id, now)
 
     def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                     now: datetime, lease: float, *, nowait: bool = False, cur: Any = None

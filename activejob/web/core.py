@@ -165,13 +165,14 @@ def safe_link(link: Any) -> str | None:
 
 
 def type_info(name: str) -> dict[str, Any]:
-    """Label and expected phases of a job type (registered in this process, or not)."""
+    """Label, expected phases and concurrency limit of a job type (registered in this process, or not)."""
     cls = registry.get(name)
     if cls is None:
-        return {"label": name.replace("_", " ").capitalize(), "phases": [], "description": "", "known": False}
+        return {"label": name.replace("_", " ").capitalize(), "phases": [], "description": "", "known": False,
+                "limit": None}
     opts = cls.options
     return {"label": opts.label or name, "phases": list(opts.phases), "description": opts.description,
-            "known": True}
+            "known": True, "limit": opts.concurrency_limit}
 
 
 def resource_link(job: JobInfo) -> str | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runner_support import wait_for
 
-from activejob import JobQueue
+from activejob import BaseJob, JobQueue, job
 
 from .conftest import TestClient, csrf_headers
 from .jobs import Fail, Quick, Steps, Wait
@@ -173,3 +175,13 @@ def test_openapi_describes_the_rest_api(client: TestClient) -> None:
     params = {p["name"] for p in paths["/api/jobs"]["get"]["parameters"]}
     assert params >= {"status", "name", "queue", "owner", "parent_id", "q", "limit", "offset", "order"}
     assert "409" in paths["/api/jobs/{job_id}/cancel"]["post"]["responses"]
+
+
+def test_job_page_shows_how_many_of_its_type_may_run_at_once(queue: JobQueue, client: TestClient) -> None:
+    @job("web_limited", concurrency_limit=3)
+    class Limited(BaseJob[Any]):
+        async def perform(self, args: Any) -> None: ...
+
+    handle = Limited.perform_later()
+    page = client.get(f"/jobs/{handle.id}", headers={"accept": "text/html"}).text
+    assert "At most 3 run at once, over all workers" in page
