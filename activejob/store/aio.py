@@ -11,6 +11,7 @@ The statements are prepared at once and keep their generic plan (see `_connect`)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from .finish import HotBatch
 
 T = TypeVar("T")
+
+log = logging.getLogger("activejob.store")
 
 
 class LoopConnection:
@@ -82,11 +85,16 @@ class LoopConnection:
     async def _connect(self) -> Any:
         import psycopg
 
+        # A bounded connect: it runs shielded, and a worker must still be able to stop.
         conn = await psycopg.AsyncConnection.connect(
-            self._dsn, autocommit=True, application_name="activejob-worker", prepare_threshold=0)
+            self._dsn, autocommit=True, application_name="activejob-worker", prepare_threshold=0,
+            connect_timeout=10)
         # Only the hot statements run here, written so that their one sensible plan is the
         # generic one: prepared once and never planned again (planning was half their cost).
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+        except psycopg.Error:  # an old server or a pooler that refuses it: plans as usual
+            log.info("could not keep generic plans on the worker's connection; planning each statement")
         return conn
 
     async def _drop_if_broken(self) -> None:
