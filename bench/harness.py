@@ -47,7 +47,7 @@ TARGETS: dict[str, tuple[str, str, float | None, float | None]] = {
     "drain_p4_c4": ("jobs/s", "higher", None, None),
     "latency_other_p50": ("ms", "lower", 10, 2),
     "latency_other_p99": ("ms", "lower", 50, 10),
-    "latency_same_p50": ("ms", "lower", 2, None),
+    "latency_same_p50": ("ms", "lower", 2, 2),
     "latency_same_p99": ("ms", "lower", None, None),
     "drain_peak_rss": ("MB", "lower", 150, 150),
     "big_drain_rate": ("jobs/s", "higher", None, None),
@@ -499,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render:
         report = json.loads(args.out.read_text())
+        report["table"] = table(report)  # the stored numbers against today's targets
         print(report["table"])
         if args.docs:
             render_docs(report)
