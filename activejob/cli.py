@@ -231,6 +231,49 @@ def delete(database_url: str | None, job_id: int) -> None:
 
 @main.command()
 @_url
+@click.argument("queue_name")
+def pause(database_url: str | None, queue_name: str) -> None:
+    """Stop workers from starting jobs of a queue (running ones finish)."""
+    try:
+        changed = _queue(database_url).pause_queue(queue_name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"queue {queue_name} paused" if changed else f"queue {queue_name} was already paused")
+
+
+@main.command()
+@_url
+@click.argument("queue_name")
+def resume(database_url: str | None, queue_name: str) -> None:
+    """Let workers start jobs of a paused queue again."""
+    try:
+        changed = _queue(database_url).resume_queue(queue_name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"queue {queue_name} resumed" if changed else f"queue {queue_name} was not paused")
+
+
+@main.command()
+@_url
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def queues(database_url: str | None, as_json: bool) -> None:
+    """Each queue's jobs per status, and whether it is paused."""
+    queue = _queue(database_url)
+    stats = queue.stats()
+    paused = set(stats["paused_queues"])
+    rows = {name: {**counts, "paused": name in paused} for name, counts in stats["by_queue"].items()}
+    for name in paused - set(rows):
+        rows[name] = {"paused": True}
+    if as_json:
+        _echo_json(dict(sorted(rows.items())))
+        return
+    for name, row in sorted(rows.items()):
+        counts = "  ".join(f"{s}={row.get(s, 0)}" for s in ("pending", "running", "failed"))
+        click.echo(f"{name:<20} {'PAUSED ' if row['paused'] else '       '}{counts}")
+
+
+@main.command()
+@_url
 def workers(database_url: str | None) -> None:
     """Live workers and their last heartbeat."""
     _echo_json([w.to_dict() for w in _queue(database_url).workers()])

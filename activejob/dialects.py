@@ -104,17 +104,17 @@ def _sqlite_engine(url: str, *, memory: bool) -> Engine:
     return engine
 
 
-def insert_unless_exists(table: Table, column: str, dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (column) DO NOTHING, in the dialect's own words. The unique
-    index is partial (WHERE column IS NOT NULL), so the conflict target names that too."""
-    not_null = table.c[column].isnot(None)
+def insert_unless_exists(table: Table, column: str, dialect: str, *, partial: bool = True) -> Any:
+    """INSERT ... ON CONFLICT (column) DO NOTHING, in the dialect's own words. A `partial`
+    unique index (WHERE column IS NOT NULL) is named as such in the conflict target."""
+    where = table.c[column].isnot(None) if partial else None
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=not_null)
+        return pg_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=where)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=not_null)
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=where)
 
 
 def claim_lock_clause(engine: Engine) -> str:

@@ -164,3 +164,12 @@ class Worker(SQLModel, table=True):
     concurrency: int = 1
     started_at: datetime = Field(sa_column=_ts(nullable=False))
     heartbeat_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+
+
+class PausedQueue(SQLModel, table=True):
+    """A paused queue: workers claim none of its jobs until it is resumed."""
+
+    __tablename__ = "activejob_paused_queues"
+
+    queue: str = Field(primary_key=True, max_length=200)
+    paused_at: datetime = Field(sa_column=_ts(nullable=False))

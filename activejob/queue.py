@@ -178,10 +178,11 @@ class JobQueue:
 
     def stats(self) -> dict[str, Any]:
         """Counts per status (`stats()["pending"]`), plus `by_name`, `by_queue`, `scheduled`,
-        and `unknown_job_types`: due jobs of types no live worker has registered."""
+        `paused_queues`, and `unknown_job_types`: due jobs of types no live worker has registered."""
         now = clock.now()
         out = self.store.stats(now)
         out["unknown_job_types"] = self.store.unclaimable(now, self._live_since())
+        out["paused_queues"] = list(self.store.paused_queues())
         return out
 
     def available_job_types(self) -> list[str]:
@@ -233,6 +234,33 @@ class JobQueue:
     def delete(self, job_id: int) -> None:
         """Delete a job that is not running, with its events."""
         emit(self.store.delete(int(job_id), clock.now()))
+
+    # -- queues -----------------------------------------------------------------------
+
+    def pause_queue(self, queue: str) -> bool:
+        """Stop every worker, here and elsewhere, from starting jobs of `queue`: jobs already
+        running finish, and enqueueing goes on. Returns False if it was paused already.
+
+            queue.pause_queue("emails")     # the mail provider is down
+            ...
+            queue.resume_queue("emails")    # idle workers take them again at once
+        """
+        paused = self.store.pause_queue(_queue_name(queue), clock.now())
+        if paused:
+            log.info("queue %r paused", queue)
+        return paused
+
+    def resume_queue(self, queue: str) -> bool:
+        """Let workers start jobs of a paused `queue` again. Returns False if it was not paused."""
+        resumed = self.store.resume_queue(_queue_name(queue))
+        if resumed:
+            log.info("queue %r resumed", queue)
+            self._wake()
+        return resumed
+
+    def paused_queues(self) -> list[str]:
+        """The names of the paused queues."""
+        return list(self.store.paused_queues())
 
     def prune(self) -> int:
         """Delete finished jobs past their retention now; returns how many."""
@@ -400,3 +428,9 @@ def configure(database_url: str | None = None, **options: Any) -> JobQueue:
 
 
 enqueuing.set_backend(JobQueue.get)
+
+
+def _queue_name(queue: Any) -> str:
+    if not isinstance(queue, str) or not queue.strip() or len(queue) > 200:
+        raise ValueError(f"a queue name is a non-empty string of at most 200 characters, got {queue!r}")
+    return queue

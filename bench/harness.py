@@ -111,7 +111,8 @@ class Database:
         queue = JobQueue(self.url)
         queue.store.upgrade()
         with queue.store.engine.begin() as conn:
-            conn.execute(text("TRUNCATE activejob_jobs, activejob_events, activejob_workers RESTART IDENTITY"))
+            conn.execute(text("TRUNCATE activejob_jobs, activejob_events, activejob_workers, "
+                              "activejob_paused_queues RESTART IDENTITY"))
         with queue.store.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(
                 text("VACUUM ANALYZE activejob_jobs, activejob_events"))

@@ -54,7 +54,8 @@ def pg_server_url() -> Iterator[str]:
 def _truncate(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE activejob_jobs, activejob_events, activejob_workers RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE activejob_jobs, activejob_events, activejob_workers, activejob_paused_queues "
+                          "RESTART IDENTITY"))
     engine.dispose()
 
 

@@ -106,3 +106,19 @@ def test_an_unimportable_module_is_reported() -> None:
     out = subprocess.run([sys.executable, "-m", "activejob", "types", "--import", "no.such.module"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode != 0 and "cannot import 'no.such.module'" in out.stderr
+
+
+def test_pause_queues_and_resume(queue: JobQueue, sqlite_url: str) -> None:
+    Noop.set(queue="mail").perform_later(n=1)
+    assert _cli(sqlite_url, "pause", "mail").stdout.strip() == "queue mail paused"
+    assert _cli(sqlite_url, "pause", "mail").stdout.strip() == "queue mail was already paused"
+    listed = json.loads(_cli(sqlite_url, "queues", "--json").stdout)
+    assert listed["mail"]["paused"] is True and listed["mail"]["pending"] == 1
+    assert "PAUSED" in _cli(sqlite_url, "queues").stdout
+    assert _cli(sqlite_url, "resume", "mail").stdout.strip() == "queue mail resumed"
+    assert queue.paused_queues() == []
+
+
+def test_pause_refuses_an_empty_queue_name(queue: JobQueue, sqlite_url: str) -> None:
+    done = _cli(sqlite_url, "pause", "")
+    assert done.returncode != 0 and "a queue name is a non-empty string" in done.stderr

@@ -8,22 +8,24 @@ Verbs return the events they wrote; the caller turns them into signals after com
 
 The verbs live in one module per concern, composed here into `Store`: `enqueue.py`,
 `claim.py`, `finish.py`, `leases.py` (progress, heartbeat, recovery), `parents.py`,
-`admin.py` (cancel, retry, delete), `maintenance.py` (prune), `worker_registry.py` and
-`reads.py`; `base.py` holds the engine and transactions, `dbapi.py` and `sql.py` the hot
-paths' raw driver access and hand-written SQL for each dialect, and `aio.py` a worker's
-own PostgreSQL connection on its event loop, for the hot paths it runs for every batch.
+`admin.py` (cancel, retry, delete), `maintenance.py` (prune), `queues.py` (pause, resume),
+`worker_registry.py` and `reads.py`; `base.py` holds the engine and transactions,
+`dbapi.py` and `sql.py` the hot paths' raw driver access and hand-written SQL for each
+dialect, and `aio.py` a worker's own PostgreSQL connection on its event loop, for the hot
+paths it runs for every batch.
 """
 
 from __future__ import annotations
 
 from .admin import Admin
 from .aio import LoopConnection
-from .base import EVENTS_CHANNEL, PENDING, RUNNING, events, jobs, workers
+from .base import EVENTS_CHANNEL, PENDING, RUNNING, events, jobs, paused, workers
 from .dbapi import WouldBlock
 from .enqueue import Enqueuing
 from .finish import Finishing, HotBatch
 from .leases import Leases
 from .maintenance import Maintenance
+from .queues import Queues
 from .reads import Reads
 from .values import Heartbeat, NewJob, Outcome, ProgressUpdate
 from .worker_registry import hostname
@@ -43,9 +45,10 @@ __all__ = [
     "events",
     "hostname",
     "jobs",
+    "paused",
     "workers",
 ]
 
 
-class Store(Enqueuing, Finishing, Leases, Admin, Maintenance, Reads):
+class Store(Enqueuing, Finishing, Leases, Admin, Maintenance, Queues, Reads):
     """The database behind a JobQueue. Thread-safe; every method is synchronous."""

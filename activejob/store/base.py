@@ -15,12 +15,13 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from .. import dialects, dispatch
 from ..errors import InvalidTransition, JobNotFound
-from ..models import Job, JobEvent, JobStatus, Worker
+from ..models import Job, JobEvent, JobStatus, PausedQueue, Worker
 from ..records import EventRecord
 
 jobs: Table = Job.__table__  # type: ignore[attr-defined]
 events: Table = JobEvent.__table__  # type: ignore[attr-defined]
 workers: Table = Worker.__table__  # type: ignore[attr-defined]
+paused: Table = PausedQueue.__table__  # type: ignore[attr-defined]
 
 EVENTS_CHANNEL = "activejob_events"
 """PostgreSQL channel NOTIFYed by every transaction that appends events (EventRelay listens)."""

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from .. import dispatch
 from ..records import Claimed, EventRecord
-from .base import PENDING, RUNNING, dump, jobs
+from .base import PENDING, RUNNING, dump, jobs, paused
 from .dbapi import PgCall, RawAccess
 from .sql import EVENT_INSERT, PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
 
@@ -53,7 +53,8 @@ class Claiming(RawAccess):
                 .group_by(jobs.c.name)).all())
             room = {name: cap - running.get(name, 0) for name, cap in limits.items()}
             due = (select(jobs.c.id, jobs.c.priority, jobs.c.run_at)
-                   .where(jobs.c.status == PENDING, jobs.c.run_at <= now))
+                   .where(jobs.c.status == PENDING, jobs.c.run_at <= now,
+                          func.coalesce(jobs.c.queue.not_in(select(paused.c.queue)), True)))  # see sql.py
             if queues:
                 due = due.where(jobs.c.queue.in_(list(queues)))
             groups = [([n], min(limit, room[n])) for n in names if n in limits and room[n] > 0]
