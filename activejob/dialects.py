@@ -41,6 +41,18 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def pg_connect_args(application_name: str) -> dict[str, Any]:
+    """libpq settings for every PostgreSQL connection activejob opens.
+
+    A server that vanished without a word (a machine or network gone, no TCP reset) would
+    otherwise leave a connection waiting for minutes: keepalives notice an idle one within a
+    minute, `tcp_user_timeout` a request left unanswered, and a connect gives up after 10 s.
+    Each failure then takes the usual path: logged, backed off, reconnected.
+    """
+    return {"application_name": application_name, "connect_timeout": 10, "keepalives": 1,
+            "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3, "tcp_user_timeout": 60_000}
+
+
 def create(url: str, *, pool_size: int = 5) -> Engine:
     """An engine configured for a job queue's access pattern."""
     url = normalize_url(url)
@@ -49,7 +61,7 @@ def create(url: str, *, pool_size: int = 5) -> Engine:
         return _sqlite_engine(url, memory=parsed.database in (None, "", ":memory:"))
     engine = create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-        pool_recycle=1800, connect_args={"application_name": "activejob"},
+        pool_recycle=1800, connect_args=pg_connect_args("activejob"),
     )
     _cheap_ping(engine)
     return engine
@@ -138,6 +150,9 @@ class ChangeWatcher:
     safety net; a lost connection is retried with backoff.
     """
 
+    channel = NOTIFY_CHANNEL  # PostgreSQL: what it LISTENs to
+    application_name = "activejob-listen"
+
     def __init__(self, url: str, on_change: Callable[[str], None], *, interval: float = 0.005) -> None:
         self.url = normalize_url(url)
         self.on_change = on_change
@@ -188,9 +203,9 @@ class ChangeWatcher:
         import psycopg
 
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True, application_name="activejob-listen") as conn:
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self.on_change("")  # anything enqueued while we were not listening
+        with psycopg.connect(dsn, autocommit=True, **pg_connect_args(self.application_name)) as conn:
+            conn.execute(f"LISTEN {self.channel}")
+            self.on_change("")  # anything written while we were not listening
             while not self._stop.is_set():
                 for note in _notifies(conn, timeout=0.5):
                     self.on_change(note)

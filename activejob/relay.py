@@ -50,7 +50,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from sqlalchemy.engine import make_url
 
 from . import clock, dialects, dispatch
 from .records import EventRecord
@@ -93,16 +92,8 @@ class RelayedEvent:
 class _EventWatcher(dialects.ChangeWatcher):
     """ChangeWatcher, LISTENing on the events channel instead of the enqueue channel."""
 
-    def _listen_pg(self) -> None:
-        import psycopg
-
-        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True, application_name="activejob-relay") as conn:
-            conn.execute(f"LISTEN {EVENTS_CHANNEL}")
-            self.on_change("")  # whatever was written while we were not listening
-            while not self._stop.is_set():
-                for payload in dialects._notifies(conn, timeout=0.5):  # select(): real time under freezegun
-                    self.on_change(payload)
+    channel = EVENTS_CHANNEL
+    application_name = "activejob-relay"
 
 
 class Subscription:

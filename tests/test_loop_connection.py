@@ -149,3 +149,22 @@ def test_its_statements_are_planned_once(pg_url: str) -> None:
 
     generic, custom = run(pg_url, steps)
     assert custom == 0 and generic >= 11
+
+
+def test_every_connection_gives_up_on_a_silent_server(pg_url: str) -> None:
+    """Keepalives and a TCP user timeout: a vanished server is noticed in about a minute."""
+
+    async def steps(conn: LoopConnection) -> Any:
+        await claim(conn, 1)
+        return conn._conn.info.get_parameters()
+
+    store = Store(pg_url)
+    try:
+        fairy = store.engine.raw_connection()
+        pooled = fairy.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+        fairy.close()
+    finally:
+        store.dispose()
+    for params in (pooled, run(pg_url, steps)):
+        assert params["keepalives_idle"] == "30" and params["tcp_user_timeout"] == "60000"
+        assert params["connect_timeout"] == "10"

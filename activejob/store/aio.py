@@ -20,6 +20,7 @@ from anyio import CancelScope
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from .. import dialects
 from ..models import JobStatus
 from ..records import Claimed, EventRecord
 from .dbapi import PgCall, WouldBlock
@@ -85,10 +86,9 @@ class LoopConnection:
     async def _connect(self) -> Any:
         import psycopg
 
-        # A bounded connect: it runs shielded, and a worker must still be able to stop.
+        # Bounded (see pg_connect_args): it runs shielded, and a worker must still be able to stop.
         conn = await psycopg.AsyncConnection.connect(
-            self._dsn, autocommit=True, application_name="activejob-worker", prepare_threshold=0,
-            connect_timeout=10)
+            self._dsn, autocommit=True, prepare_threshold=0, **dialects.pg_connect_args("activejob-worker"))
         # Only the hot statements run here, written so that their one sensible plan is the
         # generic one: prepared once and never planned again (planning was half their cost).
         try:
