@@ -39,7 +39,7 @@ def pg_server_url() -> Iterator[str]:
             pytest.fail(f"{problem} (PostgreSQL tests are required under CI)")
         pytest.skip(problem)
     name = f"activejob_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # outlives a restart
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"

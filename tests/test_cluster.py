@@ -8,7 +8,9 @@ must still complete; an enqueue in one process wakes an idle worker in another.
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import cluster_jobs
@@ -137,6 +139,43 @@ def test_workers_survive_terminated_connections(pg_url: str, workers: Workers, t
     # The LISTEN connection came back too: a new job is picked up at once.
     enqueue(pg_url, log, 1, start=total)
     wait_for(lambda: completed(pg_url) == total + 1, 30, what="a job enqueued after the outages")
+
+
+def _restart_postgres() -> None:
+    """Restart this machine's PostgreSQL (Debian's pg_ctlcluster), or skip when we cannot."""
+    clusters = sorted(Path("/etc/postgresql").glob("*/main")) if Path("/etc/postgresql").is_dir() else []
+    if not clusters or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("no local PostgreSQL cluster that this test may restart")
+    version = clusters[-1].parent.name
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+    try:
+        subprocess.run([*command, "restart"], check=True, capture_output=True, timeout=60)
+    finally:  # never leave the rest of the suite without its server
+        subprocess.run([*command, "start"], capture_output=True, timeout=60)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(sql(url, "SELECT 1"))
+    except Exception:  # still starting
+        return False
+
+
+def test_workers_carry_on_through_a_postgresql_restart(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    total = 1500
+    enqueue(pg_url, log, total, seconds=0.002)
+    for _ in range(2):
+        start(workers, pg_url, "--concurrency", "4", lease=5.0, poll=0.2)
+    wait_for(lambda: completed(pg_url) >= 200, 60, what="the drain to get going")
+
+    _restart_postgres()
+    wait_for(lambda: _answers(pg_url), 30, interval=0.2, what="the server to be back")
+
+    wait_for(lambda: completed(pg_url) == total, 120, interval=0.2, what=f"all jobs completed: {statuses(pg_url)}")
+    runs = cluster_jobs.executions(str(log))
+    assert set(runs) == set(range(total)), "no job lost"
+    assert all(w.alive() for w in workers.started), "the workers carried on"
 
 
 def test_notify_wakes_an_idle_worker_in_another_process(pg_url: str, workers: Workers, tmp_path: Path) -> None:

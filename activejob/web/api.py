@@ -6,8 +6,10 @@
     POST /api/jobs/{id}/cancel       {"expected_status": "running"}
     POST /api/jobs/{id}/retry        {"expected_status": "failed"}
     POST /api/jobs/{id}/delete       {"expected_status": "completed"}
+    POST /api/queues/{name}/pause    workers start none of the queue's jobs until it is resumed
+    POST /api/queues/{name}/resume
     GET  /api/events                 ?after=&job_id=&owner=&limit=   (the polling fallback)
-    GET  /api/stats                  counts per status, per job type and per queue
+    GET  /api/stats                  counts per status, per job type and per queue; paused queues
     GET  /api/workers                live workers and their last heartbeat
     GET  /api/job-types              registered job types (label, phases, schema, ...)
     GET  /api/openapi.json           this, as OpenAPI 3.1
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +29,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import JobNotFound
+from ..queue import JobQueue
 from ..records import STATUSES
 from ..signals import INTERNAL_EVENTS
 from . import core
@@ -44,11 +48,19 @@ def _q(name: str, schema: dict[str, Any], description: str, *, where: str = "que
 
 
 _JOB_ID = _q("job_id", {"type": "integer"}, "The job's id.", where="path")
+_QUEUE_NAME = _q("name", {"type": "string", "minLength": 1, "maxLength": 200}, "The queue's name.", where="path")
 _EXPECTED_BODY = {
     "required": False,
     "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Expectation"}},
         "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Expectation"}},
+    },
+}
+_CSRF_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
+        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
     },
 }
 
@@ -60,8 +72,9 @@ def doc(summary: str, *, parameters: list[dict[str, Any]] | None = None, body: d
         responses: dict[str, Any] = {"200": {"description": "OK"}}
         if response:
             responses["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{response}"}}}
-        texts = {400: "A filter or field is not allowed.", 401: "No or wrong token.", 403: "Forbidden (hook or CSRF).",
-                 404: "No such job.", 409: "The job is not in the expected state; nothing changed."}
+        texts = {400: "A filter, field or queue name is not allowed.", 401: "No or wrong token.",
+                 403: "Forbidden (hook or CSRF).", 404: "No such job.",
+                 409: "The job is not in the expected state; nothing changed."}
         for code in (400, 401, 403, *errors):
             responses[str(code)] = {"description": texts[code],
                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -196,7 +209,7 @@ async def _events(request: Request, *, after: int, job_id: int | None, owner: st
 @api
 async def stats(request: Request) -> Response:
     """Counts per status (plus `scheduled`, `total`), `by_name` and `by_queue` (per status),
-    and `unknown_job_types`: due jobs of types no live worker knows."""
+    `unknown_job_types`: due jobs of types no live worker knows, and `paused_queues`."""
     dash = dashboard(request)
     return JSONResponse(await anyio.to_thread.run_sync(dash.queue.stats))
 
@@ -255,11 +268,17 @@ def _back(request: Request, job_id: int | None) -> Response:
     return RedirectResponse(f"{base}/jobs/{job_id}" if job_id is not None else f"{base}/", status_code=303)
 
 
-async def _change(request: Request, verb: Callable[[Any, int, str | None], Any], *, gone: bool = False) -> Response:
-    dash = dashboard(request)
+async def _proven(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body of a state-changing call, after its CSRF proof is checked."""
     body, from_form = await _submitted(request)
     check_csrf(request, body.get(CSRF_FIELD) if isinstance(body.get(CSRF_FIELD), str) else None,
-               dash.allowed_origins)
+               dashboard(request).allowed_origins)
+    return body, from_form
+
+
+async def _change(request: Request, verb: Callable[[Any, int, str | None], Any], *, gone: bool = False) -> Response:
+    dash = dashboard(request)
+    body, from_form = await _proven(request)
     job_id = _job_id(request)
     expected = _expected_status(body)
     job = await anyio.to_thread.run_sync(verb, dash.queue, job_id, expected)
@@ -294,6 +313,31 @@ async def delete(request: Request) -> Response:
     return await _change(request, core.delete_job, gone=True)
 
 
+async def _queue_change(request: Request, verb: Callable[[JobQueue, str], bool], *, paused: bool) -> Response:
+    dash = dashboard(request)
+    _body, from_form = await _proven(request)
+    name: str = request.path_params["name"]
+    changed = await anyio.to_thread.run_sync(verb, dash.queue, name)
+    if from_form:
+        return RedirectResponse(f"{base_path(request.scope)}/queues", status_code=303)
+    return JSONResponse({"queue": name, "paused": paused, "changed": changed})
+
+
+@doc("Pause a queue", response="QueueState", parameters=[_QUEUE_NAME], body=_CSRF_BODY)
+@api
+async def pause_queue(request: Request) -> Response:
+    """Workers, in every process, start none of the queue's jobs until it is resumed; jobs
+    already running finish, and enqueueing goes on. `changed` is false if it was paused already."""
+    return await _queue_change(request, core.pause_queue, paused=True)
+
+
+@doc("Resume a paused queue", response="QueueState", parameters=[_QUEUE_NAME], body=_CSRF_BODY)
+@api
+async def resume_queue(request: Request) -> Response:
+    """Workers take the queue's jobs again at once. `changed` is false if it was not paused."""
+    return await _queue_change(request, core.resume_queue, paused=False)
+
+
 # -- OpenAPI ----------------------------------------------------------------------------
 
 _OBJ = {"type": "object"}
@@ -304,6 +348,12 @@ COMPONENTS: dict[str, Any] = {
             "expected_status": {**_STATUS_ENUM, "description": "Act only if the job is still in this status."},
             "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
         }},
+        "CSRFProof": {"type": "object", "properties": {
+            "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
+        }},
+        "QueueState": {"type": "object", "properties": {
+            "queue": {"type": "string"}, "paused": {"type": "boolean", "description": "Whether it is paused now."},
+            "changed": {"type": "boolean", "description": "False if it already was in that state."}}},
         "Job": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "label": {"type": "string"},
             "queue": {"type": "string"}, "priority": {"type": "integer"}, "status": _STATUS_ENUM,
@@ -341,7 +391,9 @@ COMPONENTS: dict[str, Any] = {
         "EventList": {"type": "object", "properties": {
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
             "cursor": {"type": "integer"}, "has_more": {"type": "boolean"}}},
-        "Stats": {"type": "object", "additionalProperties": True},
+        "Stats": {"type": "object", "additionalProperties": True, "properties": {
+            "paused_queues": {"type": "array", "items": {"type": "string"},
+                              "description": "Names of the paused queues, sorted."}}},
         "WorkerList": {"type": "object", "properties": {"workers": {"type": "array", "items": {
             "type": "object", "properties": {
                 "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
@@ -364,7 +416,7 @@ def openapi_schema(routes: list[BaseRoute], *, title: str, version: str, prefix:
         operation = getattr(route.endpoint, "openapi", None)
         if operation is None:
             continue
-        path = prefix + route.path.replace(":int", "")
+        path = prefix + re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # OpenAPI knows no converters (:int)
         for method in sorted(route.methods or ()):
             if method == "HEAD":
                 continue
@@ -386,6 +438,9 @@ def routes() -> list[BaseRoute]:
         Route("/jobs/{job_id:int}/cancel", cancel, methods=["POST"]),
         Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
         Route("/jobs/{job_id:int}/delete", delete, methods=["POST"]),
+        # `path`: a queue name may hold a slash, which the default converter would not match.
+        Route("/queues/{name:path}/pause", pause_queue, methods=["POST"]),
+        Route("/queues/{name:path}/resume", resume_queue, methods=["POST"]),
         Route("/events", events, methods=["GET"]),
         Route("/stats", stats, methods=["GET"]),
         Route("/workers", workers, methods=["GET"]),

@@ -287,3 +287,30 @@ def delete_job(queue: JobQueue, job_id: int, expected: str | None) -> None:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+# -- pausing queues ----------------------------------------------------------------------
+
+def pause_queue(queue: JobQueue, name: str) -> bool:
+    """Pause `name`; False if it was paused already. A bad name is the client's mistake (400)."""
+    try:
+        return queue.pause_queue(name)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+
+
+def resume_queue(queue: JobQueue, name: str) -> bool:
+    """Resume `name`; False if it was not paused."""
+    try:
+        return queue.resume_queue(name)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+
+
+def queue_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The queues page's rows: every queue with jobs, and every paused one even without
+    jobs (else it could not be resumed from the page)."""
+    by_queue: dict[str, dict[str, int]] = stats["by_queue"]
+    paused = set(stats["paused_queues"])
+    return [{"name": name, "counts": by_queue.get(name, dict.fromkeys(STATUSES, 0)), "paused": name in paused}
+            for name in sorted(set(by_queue) | paused)]

@@ -201,7 +201,8 @@ async def queues_page(request: Request) -> Response:
     stats = await anyio.to_thread.run_sync(dash.queue.stats)
     workers = await anyio.to_thread.run_sync(dash.queue.workers)
     types = [core.type_info(n) | {"name": n} for n in sorted(set(stats["by_name"]) | set(registry))]
-    context = {"page": "queues", "stats": stats, "workers": workers, "types": types, "cursor": cursor}
+    context = {"page": "queues", "stats": stats, "queues": core.queue_rows(stats), "workers": workers,
+               "types": types, "cursor": cursor}
     return await _render(request, "_queues_live.html" if request.query_params.get("fragment") else "queues.html",
                          context)
 

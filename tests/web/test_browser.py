@@ -1,4 +1,4 @@
-"""The dashboard in real headless Chromium: live progress without reloading, Cancel.
+"""The dashboard in real headless Chromium: live progress without reloading, Cancel, Pause.
 
 Runs the app with uvicorn on a free port and an in-process worker (SQLite). Screenshots
 go to a temporary directory, or to $ACTIVEJOB_SCREENSHOTS (e.g. docs/images)."""
@@ -146,6 +146,18 @@ def test_cancel_a_running_job_with_its_button(server: tuple[str, JobQueue], page
         page.goto(f"{base}/queues")
         page.wait_for_selector("#conn[data-state=live]")
         page.screenshot(path=str(shots() / "dashboard-queues.png"), full_page=True)  # type: ignore[operator]
+
+
+def test_pause_a_queue_with_its_button(server: tuple[str, JobQueue], page: Any) -> None:
+    base, queue = server
+    Quick.set(queue="mail").perform_later(value=1)  # a queue is listed once it has jobs
+    page.goto(f"{base}/queues")
+    page.wait_for_selector("#conn[data-state=live]")
+    page.click("tr[data-queue=mail] form[data-action=pause] button")
+    page.wait_for_selector("tr[data-queue=mail] [data-paused-badge]")
+    page.wait_for_selector(".toast-info:has-text('Queue mail paused')")
+    assert page.locator("tr[data-queue=mail] form[data-action=resume] button").is_visible()
+    assert queue.paused_queues() == ["mail"]
 
 
 def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) -> None:

@@ -295,25 +295,52 @@
     }
   }
 
-  // -- actions: Cancel / Retry / Delete and Watch ------------------------------------------
+  // -- actions: Cancel / Retry / Delete, Pause / Resume and Watch ------------------------------
+
+  function postAction(form, body) {
+    return fetch(form.action, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': CSRF },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
+    });
+  }
+
+  function queueAction(form) {
+    var action = form.dataset.action, name = form.dataset.queue;
+    var button = form.querySelector('button');
+    if (button) button.disabled = true;
+    postAction(form, {}).then(function (res) {
+      if (!res.ok) {
+        toast('warn', 'Could not ' + action + ' ' + name, res.data.error || ('HTTP ' + res.status));
+      } else if (res.data.paused) {
+        toast('info', res.data.changed ? 'Queue ' + name + ' paused' : 'Queue ' + name + ' was already paused',
+              'Workers start none of its jobs until you resume it; running ones finish.');
+      } else {
+        toast('info', res.data.changed ? 'Queue ' + name + ' resumed' : 'Queue ' + name + ' was not paused',
+              'Workers take its jobs again.');
+      }
+      if (button) button.disabled = false;
+      if (window.activejobFragment) window.activejobFragment.load();
+    }).catch(function () {
+      if (button) button.disabled = false;
+      toast('warn', 'Could not reach the server', 'Try again in a moment.');
+    });
+  }
 
   document.addEventListener('submit', function (e) {
     var form = e.target.closest('form[data-action]');
     if (!form) return;
     e.preventDefault();
+    if (form.dataset.queue != null) { queueAction(form); return; }
     var action = form.dataset.action;
     if (action === 'delete' && !window.confirm('Delete this job and its history?')) return;
     var jobId = parseInt((form.action.match(/\/jobs\/(\d+)\//) || [])[1], 10);
     var button = form.querySelector('button');
     if (button) button.disabled = true;
     var expected = form.querySelector('input[name="expected_status"]');
-    fetch(form.action, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': CSRF },
-      body: JSON.stringify({ expected_status: expected ? expected.value : undefined })
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
-    }).then(function (res) {
+    postAction(form, { expected_status: expected ? expected.value : undefined }).then(function (res) {
       if (!res.ok) {
         toast('warn', res.status === 409 ? 'Nothing changed' : 'Could not ' + action, res.data.error || ('HTTP ' + res.status));
       } else if (action === 'delete') {
