@@ -54,6 +54,7 @@ class JobOptions:
     phases: tuple[str, ...] = ()
     resource_link: Callable[[dict[str, Any]], str | None] | None = None
     concurrency_limit: int | None = None
+    concurrency_key: Callable[[Any], Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class JobOptions:
             "name": self.name, "label": self.label, "description": self.description,
             "queue": self.queue, "priority": self.priority, "max_retries": self.max_retries,
             "timeout": self.timeout, "phases": list(self.phases), "concurrency_limit": self.concurrency_limit,
+            "concurrency_per_key": self.concurrency_key is not None,
             "schema": self.schema.model_json_schema(),
         }
 
@@ -277,6 +279,7 @@ def job(
     resource_link: Callable[[dict[str, Any]], str | None] | None = None,
     cron: str | None = None,
     concurrency_limit: int | None = None,
+    concurrency_key: Callable[[Any], Any] | None = None,
     **extra: Any,
 ) -> Callable[[J], J]:
     """Register a `BaseJob` subclass under `name`.
@@ -290,7 +293,8 @@ def job(
 
     `cron="0 2 * * *"` also runs the job on that schedule (UTC), with default arguments.
     `concurrency_limit=2` lets at most two jobs of this type run at once, over all workers
-    (the rest wait, pending, for a slot).
+    (the rest wait, pending, for a slot); with `concurrency_key=lambda args: args.account_id`
+    the limit holds for each key instead: two per account.
     `max_retries=3` means up to four attempts. `backoff` is "exponential", "linear",
     "fixed", a number of seconds, or a callable `(attempt) -> seconds`. `retry_on`
     narrows which errors are retried (others fail at once); `discard_on` errors fail
@@ -318,6 +322,9 @@ def job(
             not isinstance(concurrency_limit, int) or isinstance(concurrency_limit, bool) or concurrency_limit < 1):
         raise ConfigurationError(
             f"{name}: concurrency_limit must be a whole number >= 1 (or None), got {concurrency_limit!r}")
+    if concurrency_key is not None and (concurrency_limit is None or not callable(concurrency_key)):
+        raise ConfigurationError(
+            f"{name}: concurrency_key takes a function of the arguments, and needs concurrency_limit")
     try:
         policy = backoffs.resolve(backoff, base=backoff_base, cap=backoff_cap, jitter=backoff_jitter)
     except ValueError as error:
@@ -328,6 +335,7 @@ def job(
         retry_on=_exceptions(name, "retry_on", retry_on), discard_on=_exceptions(name, "discard_on", discard_on),
         label=label or name.replace("_", " ").capitalize(), description=description or "",
         phases=tuple(phases), resource_link=resource_link, concurrency_limit=concurrency_limit,
+        concurrency_key=concurrency_key,
     )
 
     def register(cls: J) -> J:

@@ -109,6 +109,7 @@ class ConfiguredJob(Generic[S]):
             owner=None if owner is None else str(owner),
             parent_id=None if parent is None else int(parent),
             unique_key=None if self.unique_key is None else str(self.unique_key),
+            concurrency_key=_concurrency_key(opts.name, opts.concurrency_key, model),
         )
 
     # -- enqueue verbs ----------------------------------------------------------------
@@ -183,3 +184,18 @@ class ConfiguredJob(Generic[S]):
 
 def is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn)
+
+
+def _concurrency_key(job: str, key: Callable[[Any], Any] | None, args: Any) -> str | None:
+    """The key a per-key concurrency limit counts this job under (refused before anything is written)."""
+    if key is None:
+        return None
+    try:
+        value = key(args)
+    except Exception as error:
+        raise JobArgumentsError(job, f"concurrency_key raised {type(error).__name__}: {error}") from error
+    text = str(value)
+    if value is None or not text or len(text) > 255:
+        raise JobArgumentsError(job, f"concurrency_key must give a non-empty key of at most 255 characters, "
+                                     f"got {value!r}")
+    return text

@@ -124,6 +124,7 @@ class Job(SQLModel, table=True):
     parent_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     owner: str | None = Field(default=None, max_length=200)
     unique_key: str | None = Field(default=None, max_length=255)
+    concurrency_key: str | None = Field(default=None, max_length=255)
 
 
 class JobEvent(SQLModel, table=True):

@@ -63,6 +63,7 @@ class Runner:
         self._scheduled: dict[str, datetime] = {}
         self._aio: LoopConnection | None = None
         self._limits: dict[str, int] = {}
+        self._per_key: set[str] = set()
 
     # -- from any thread --------------------------------------------------------------
 
@@ -144,6 +145,7 @@ class Runner:
         # what runs everywhere; the slots their outcomes free are refilled by the claim loop.
         self._limits = {name: cls.options.concurrency_limit for name, cls in registry.items()
                         if cls.options.concurrency_limit}
+        self._per_key = {name for name, cls in registry.items() if cls.options.concurrency_key is not None}
         # PostgreSQL: claims and outcomes are awaited on this loop, not sent through a thread.
         self._aio = LoopConnection(self.store) if self.store.dialect == "postgresql" else None
         worker = self.worker_info()
@@ -231,7 +233,7 @@ class Runner:
         if self._limits:
             return self.store.claim_limited(
                 worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
-                limit=limit, now=clock.now(), lease=self.settings.lease, limits=self._limits)
+                limit=limit, now=clock.now(), lease=self.settings.lease, limits=self._limits, per_key=self._per_key)
         return self.store.claim(
             worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
             limit=limit, now=clock.now(), lease=self.settings.lease, nowait=nowait,

@@ -112,3 +112,64 @@ def test_workers_in_other_processes_share_one_limit(pg_url: str, workers: Worker
     assert limited_jobs.most_at_once(str(log)) == 2
     pids = sql(pg_url, "SELECT count(DISTINCT data) FROM activejob_events WHERE type = 'started'")[0][0]
     assert pids == 2, "both workers took part"
+
+
+class Account(BaseModel):
+    account: str
+    seconds: float = 0.05
+
+
+def test_a_concurrency_key_limits_each_key_on_its_own(db_url: str) -> None:
+    @job("sync_account", schema=Account, concurrency_limit=1, concurrency_key=lambda args: args.account)
+    class SyncAccount(BaseJob[Account]):
+        async def perform(self, args: Account) -> None:
+            await _hold(f"sync:{args.account}", args.seconds)
+            await _hold("sync:any", 0)
+
+    queue = activejob.configure(db_url, concurrency=8, poll_interval=0.05)
+    try:
+        handles = SyncAccount.perform_all_later([{"account": a} for a in "ab" * 4] + [{"account": "c"}])
+        queue.run_until_idle()
+        assert all(h.status == "completed" for h in handles)
+        assert peak["sync:a"] == peak["sync:b"] == peak["sync:c"] == 1, "one at a time per account"
+        starts = sorted((h.info().started_at, h.info().finished_at) for h in handles)
+        assert any(s2 < f1 for (_s1, f1), (s2, _f2) in zip(starts, starts[1:], strict=False)), \
+            "different accounts ran side by side"
+    finally:
+        JobQueue.reset()
+
+
+def test_a_full_key_does_not_hold_back_the_other_keys(db_url: str) -> None:
+    @job("sync_first_key", schema=Account, concurrency_limit=1, concurrency_key=lambda args: args.account,
+         priority=5)
+    class Sync(BaseJob[Account]):
+        async def perform(self, args: Account) -> None:
+            await _hold(args.account, args.seconds)
+
+    queue = activejob.configure(db_url, concurrency=2, poll_interval=0.05)
+    try:
+        busy = Sync.perform_all_later([{"account": "busy", "seconds": 0.2}] * 3)
+        other = Sync.perform_later(account="other", seconds=0.01)
+        queue.run_until_idle()
+        assert other.info().finished_at < busy[1].info().started_at, "`other` ran beside the first `busy`"
+    finally:
+        JobQueue.reset()
+
+
+def test_a_concurrency_key_needs_a_limit_and_a_function() -> None:
+    with pytest.raises(ConfigurationError, match="concurrency_key takes a function of the arguments"):
+        job("key_without_limit", concurrency_key=lambda args: "k")
+    with pytest.raises(ConfigurationError, match="concurrency_key takes a function of the arguments"):
+        job("key_not_callable", concurrency_limit=1, concurrency_key="account")
+
+
+def test_a_key_function_that_fails_refuses_the_job_before_writing(queue: JobQueue) -> None:
+    from activejob import JobArgumentsError
+
+    @job("bad_key", schema=Account, concurrency_limit=1, concurrency_key=lambda args: {"a": 1}[args.account])
+    class BadKey(BaseJob[Account]):
+        async def perform(self, args: Account) -> None: ...
+
+    with pytest.raises(JobArgumentsError, match="bad_key: concurrency_key raised KeyError"):
+        BadKey.perform_later(account="zzz")
+    assert queue.stats()["total"] == 0

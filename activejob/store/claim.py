@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,14 +32,16 @@ class Claiming(RawAccess):
         return self._claim_fast(worker_id, names, queues, limit, now, lease, nowait=nowait)
 
     def claim_limited(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                      now: datetime, lease: float, limits: Mapping[str, int]
+                      now: datetime, lease: float, limits: Mapping[str, int], per_key: Collection[str] = ()
                       ) -> tuple[list[Claimed], list[EventRecord]]:
-        """`claim`, keeping job types under their `concurrency_limit` across all workers.
+        """`claim`, keeping job types under their `concurrency_limit` across all workers; for
+        the types in `per_key`, each concurrency key of the type under it.
 
         One transaction: on PostgreSQL an advisory lock first makes claims that involve
         limited types take turns, so each counts the running jobs the previous one
         committed (on SQLite the write lock does that). Each limited type with room is
-        asked for no more than its room, so a backlog of one type never hides the others.
+        asked for no more than its room, and keys that are full are not asked for at all,
+        so a backlog of one type or key never hides the others.
         """
         if limit <= 0 or not names:
             return [], []
@@ -48,27 +50,54 @@ class Claiming(RawAccess):
         with self.write() as c:
             if self.dialect == "postgresql":
                 c.execute(select(func.pg_advisory_xact_lock(LIMITS_LOCK)))
-            running: dict[str, int] = dict(c.execute(
-                select(jobs.c.name, func.count()).where(jobs.c.status == RUNNING, jobs.c.name.in_(list(limits)))
-                .group_by(jobs.c.name)).all())
-            room = {name: cap - running.get(name, 0) for name, cap in limits.items()}
-            due = (select(jobs.c.id, jobs.c.priority, jobs.c.run_at)
+            running: dict[tuple[str, str | None], int] = {
+                (name, key): n for name, key, n in c.execute(
+                    select(jobs.c.name, jobs.c.concurrency_key, func.count())
+                    .where(jobs.c.status == RUNNING, jobs.c.name.in_(list(limits)))
+                    .group_by(jobs.c.name, jobs.c.concurrency_key))}
+            due = (select(jobs.c.id, jobs.c.name, jobs.c.concurrency_key, jobs.c.priority, jobs.c.run_at)
                    .where(jobs.c.status == PENDING, jobs.c.run_at <= now,
                           func.coalesce(jobs.c.queue.not_in(select(paused.c.queue)), True)))  # see sql.py
             if queues:
                 due = due.where(jobs.c.queue.in_(list(queues)))
-            groups = [([n], min(limit, room[n])) for n in names if n in limits and room[n] > 0]
+            groups: list[tuple[Any, int]] = []
+            for name in names:
+                if name not in limits:
+                    continue
+                if name in per_key:
+                    full = {key for (n, key), count in running.items() if n == name and count >= limits[name]}
+                    where = jobs.c.name == name
+                    named = [key for key in full if key is not None]
+                    if named:  # a job without a key is not in the list: coalesce keeps it
+                        where = where & func.coalesce(jobs.c.concurrency_key.not_in(named), True)
+                    if None in full:
+                        where = where & jobs.c.concurrency_key.is_not(None)
+                    # A few per free slot: several may share a key that has room for only one.
+                    groups.append((where, limit * 4))
+                else:
+                    room = limits[name] - sum(count for (n, _key), count in running.items() if n == name)
+                    if room > 0:
+                        groups.append((jobs.c.name == name, min(limit, room)))
             free = [n for n in names if n not in limits]
             if free:
-                groups.append((free, limit))
+                groups.append((jobs.c.name.in_(free), limit))
             candidates: list[Any] = []
-            for group, most in groups:
-                pick = due.where(jobs.c.name.in_(group)).order_by(
-                    jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
+            for where, most in groups:
+                pick = due.where(where).order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
                 if self._skip_locked:
                     pick = pick.with_for_update(skip_locked=True)
                 candidates += c.execute(pick).all()
-            chosen = sorted(candidates, key=lambda r: (-r.priority, r.run_at, r.id))[:limit]
+            chosen: list[Any] = []
+            taken: dict[tuple[str, str | None], int] = {}
+            for r in sorted(candidates, key=lambda r: (-r.priority, r.run_at, r.id)):
+                if len(chosen) == limit:
+                    break
+                if r.name in per_key:
+                    key = (r.name, r.concurrency_key)
+                    if running.get(key, 0) + taken.get(key, 0) >= limits[r.name]:
+                        continue
+                    taken[key] = taken.get(key, 0) + 1
+                chosen.append(r)
             if not chosen:
                 return [], []
             rows = sorted(c.execute(

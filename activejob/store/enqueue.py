@@ -32,7 +32,7 @@ class Enqueuing(RawAccess):
                 "name": j.name, "queue": j.queue, "priority": j.priority, "status": PENDING,
                 "args": j.args, "attempts": 0, "max_retries": j.max_retries, "run_at": j.run_at,
                 "created_at": now, "cancel_requested": False, "owner": j.owner,
-                "parent_id": j.parent_id, "unique_key": j.unique_key,
+                "parent_id": j.parent_id, "unique_key": j.unique_key, "concurrency_key": j.concurrency_key,
             }
             for j in new
         ]
@@ -73,7 +73,7 @@ class Enqueuing(RawAccess):
             rows = self._pg_one(PG_ENQUEUE_ONE, {
                 "name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args,
                 "max_retries": j.max_retries, "run_at": j.run_at, "owner": j.owner, "parent_id": j.parent_id,
-                "data": dump(datas[0]), "now": now,
+                "concurrency_key": j.concurrency_key, "data": dump(datas[0]), "now": now,
             })
             ids, event_ids = [rows[0][0]], [rows[0][1]]
         elif self.dialect == "postgresql":
@@ -82,7 +82,7 @@ class Enqueuing(RawAccess):
                 "priority": [j.priority for j in new], "args": [j.args for j in new],
                 "max_retries": [j.max_retries for j in new], "run_at": [j.run_at for j in new],
                 "owner": [j.owner for j in new], "parent_id": [j.parent_id for j in new],
-                "data": [dump(d) for d in datas], "now": now,
+                "concurrency_key": [j.concurrency_key for j in new], "data": [dump(d) for d in datas], "now": now,
             })
             ids = [r[0] for r in rows]
             event_ids = [r[1] for r in rows]
@@ -92,7 +92,8 @@ class Enqueuing(RawAccess):
                 if len(new) == 1:
                     j = new[0]
                     cur.execute(SQLITE_JOB_INSERT, (j.name, j.queue, j.priority, j.args, j.max_retries,
-                                                     sqlite_ts(j.run_at), now_s, j.owner, j.parent_id))
+                                                     sqlite_ts(j.run_at), now_s, j.owner, j.parent_id,
+                                                     j.concurrency_key))
                     ids = [cur.lastrowid]
                     cur.execute(EVENT_INSERT, (ids[0], "enqueued", j.name, j.queue, j.owner, PENDING, 0,
                                                 dump(datas[0]), now_s))
@@ -102,7 +103,7 @@ class Enqueuing(RawAccess):
                     ids = self._sqlite_insert_many(cur, "activejob_jobs", SQLITE_JOB_INSERT, [
                         (j.name, j.queue, j.priority, j.args, j.max_retries,
                          stamps.get(j.run_at) or stamps.setdefault(j.run_at, sqlite_ts(j.run_at)), now_s,
-                         j.owner, j.parent_id) for j in new])
+                         j.owner, j.parent_id, j.concurrency_key) for j in new])
                     event_ids = self._sqlite_insert_many(cur, "activejob_events", EVENT_INSERT, [
                         (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(d), now_s)
                         for i, j, d in zip(ids, new, datas, strict=True)])

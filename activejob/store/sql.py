@@ -28,7 +28,7 @@ EVENT_INSERT = (
 )
 SQLITE_JOB_INSERT = (
     "INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at, "
-    "cancel_requested, owner, parent_id) VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?)"
+    "cancel_requested, owner, parent_id, concurrency_key) VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?, ?)"
 )
 SQLITE_FINISH = (
     "UPDATE activejob_jobs SET status = ?, result = ?, error = ?, traceback = ?, finished_at = ?, "
@@ -61,12 +61,14 @@ PG_ENQUEUE = """
 WITH t AS (
     SELECT * FROM unnest(%(name)s::text[], %(queue)s::text[], %(priority)s::int[], %(args)s::text[],
                          %(max_retries)s::int[], %(run_at)s::timestamptz[], %(owner)s::text[],
-                         %(parent_id)s::bigint[], %(data)s::text[])
-           WITH ORDINALITY AS t(name, queue, priority, args, max_retries, run_at, owner, parent_id, data, ord)
+                         %(parent_id)s::bigint[], %(concurrency_key)s::text[], %(data)s::text[])
+           WITH ORDINALITY AS t(name, queue, priority, args, max_retries, run_at, owner, parent_id, concurrency_key,
+                                data, ord)
 ), j AS (
     INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
-                                cancel_requested, owner, parent_id)
-    SELECT name, queue, priority, 'pending', args, 0, max_retries, run_at, %(now)s, false, owner, parent_id
+                                cancel_requested, owner, parent_id, concurrency_key)
+    SELECT name, queue, priority, 'pending', args, 0, max_retries, run_at, %(now)s, false, owner, parent_id,
+           concurrency_key
       FROM t ORDER BY ord
     RETURNING id, name, queue, owner
 ), e AS (
@@ -83,9 +85,9 @@ ORDER BY e.job_id
 PG_ENQUEUE_ONE = """
 WITH j AS (
     INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
-                                cancel_requested, owner, parent_id)
+                                cancel_requested, owner, parent_id, concurrency_key)
     VALUES (%(name)s, %(queue)s, %(priority)s, 'pending', %(args)s, 0, %(max_retries)s, %(run_at)s, %(now)s,
-            false, %(owner)s, %(parent_id)s)
+            false, %(owner)s, %(parent_id)s, %(concurrency_key)s)
     RETURNING id, name, queue, owner
 ), e AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)

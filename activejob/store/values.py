@@ -18,6 +18,7 @@ class NewJob:
     owner: str | None = None
     parent_id: int | None = None
     unique_key: str | None = None
+    concurrency_key: str | None = None  # jobs of a type with a per-key concurrency limit
 
 
 @dataclass(slots=True)

@@ -169,10 +169,10 @@ def type_info(name: str) -> dict[str, Any]:
     cls = registry.get(name)
     if cls is None:
         return {"label": name.replace("_", " ").capitalize(), "phases": [], "description": "", "known": False,
-                "limit": None}
+                "limit": None, "per_key": False}
     opts = cls.options
     return {"label": opts.label or name, "phases": list(opts.phases), "description": opts.description,
-            "known": True, "limit": opts.concurrency_limit}
+            "known": True, "limit": opts.concurrency_limit, "per_key": opts.concurrency_key is not None}
 
 
 def resource_link(job: JobInfo) -> str | None:
