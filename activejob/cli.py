@@ -62,7 +62,8 @@ def main(verbose: int) -> None:
 @_url
 @_imports
 @click.option("--concurrency", "-c", type=int, default=None, help="Jobs at once per process (default 10).")
-@click.option("--queues", "-q", default=None, help="Comma-separated queues to take jobs from (default: all).")
+@click.option("--queues", "-q", default=None,
+              help="Comma-separated queues to take jobs from (default: all); 'mail:2' caps mail at 2 at once.")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between polls when nothing wakes us.")
 @click.option("--lease", type=float, default=None, help="Seconds a job stays ours without a heartbeat.")
 @click.option("--shutdown-grace", type=float, default=None, help="Seconds running jobs get on SIGTERM.")

@@ -33,7 +33,7 @@ class Settings:
 
     database_url: str = field(default_factory=default_database_url)
     concurrency: int = 10
-    queues: tuple[str, ...] | None = None  # None: every queue
+    queues: tuple[str, ...] | None = None  # None: every queue; "mail:5,default" also caps mail at 5
     poll_interval: float = 1.0
     lease: float = 30.0
     heartbeat_interval: float | None = None  # default: min(1s, lease / 3)
@@ -48,16 +48,12 @@ class Settings:
     pool_size: int = 5
     watch: bool = True  # wake on other processes' writes (NOTIFY / data_version)
     worker_id: str | None = None
+    queue_limits: dict[str, int] = field(init=False, default_factory=dict)  # from `queues`
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
-        if isinstance(self.queues, str):
-            self.queues = tuple(q.strip() for q in self.queues.split(",") if q.strip())
-        if self.queues is not None:
-            self.queues = tuple(self.queues) or None
-            if self.queues and "*" in self.queues:
-                self.queues = None
+        self.queues, self.queue_limits = _queues(self.queues)
         for name in ("poll_interval", "lease", "progress_interval", "prune_interval"):
             setattr(self, name, _seconds(name, getattr(self, name)))
         for name in ("shutdown_grace", "cancel_grace"):
@@ -83,10 +79,53 @@ class Settings:
 
     @classmethod
     def build(cls, **options: Any) -> Settings:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigurationError(f"unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
         if options.get("database_url") is None:
             options.pop("database_url", None)
-        return cls(**options)
+        settings = cls(**options)
+        if options.get("concurrency") is None and settings.queues and \
+                set(settings.queues) == set(settings.queue_limits):
+            # Every queue has its own limit: together they are the worker's concurrency.
+            settings.concurrency = sum(settings.queue_limits.values())
+        return settings
+
+
+def _queues(value: Any) -> tuple[tuple[str, ...] | None, dict[str, int]]:
+    """`queues` as names in the order given, and the limits some of them carry: a string
+    "mail:5,default", a list of such entries, or a mapping {"mail": 5, "default": None}."""
+    if value is None:
+        return None, {}
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    entries: list[tuple[str, Any]]
+    if isinstance(value, dict):
+        entries = [(str(name), limit) for name, limit in value.items()]
+    else:
+        entries = []
+        for item in value:
+            name, _, limit = str(item).partition(":")
+            entries.append((name, limit or None))
+    names: list[str] = []
+    limits: dict[str, int] = {}
+    for name, limit in entries:
+        name = name.strip()
+        if not name:
+            raise ConfigurationError(f"queues: an empty queue name in {value!r}")
+        names.append(name)
+        if limit is None:
+            continue
+        try:
+            number = int(limit)
+        except (TypeError, ValueError):
+            number = 0
+        if isinstance(limit, bool) or number < 1 or (isinstance(limit, float) and not limit.is_integer()):
+            raise ConfigurationError(f"queues: the limit of {name!r} must be a whole number >= 1, got {limit!r}")
+        limits[name] = number
+    if "*" in names:
+        if limits:
+            raise ConfigurationError("queues: per-queue limits need every queue named, not '*'")
+        return None, {}
+    return tuple(dict.fromkeys(names)) or None, limits

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import anyio
@@ -154,8 +154,10 @@ class Runner:
         if self.settings.watch and not until_idle:
             watcher = dialects.ChangeWatcher(self.store.url, lambda _payload: self.wake())
             watcher.start()
-        log.info("worker %s started: concurrency %d, queues %s, jobs %s", self.worker_id,
-                 self.settings.concurrency, ",".join(self.settings.queues or ["*"]), ", ".join(registry))
+        limits = self.settings.queue_limits
+        log.info("worker %s started: concurrency %d, queues %s, jobs %s", self.worker_id, self.settings.concurrency,
+                 ",".join(f"{q}:{limits[q]}" if q in limits else q for q in self.settings.queues or ["*"]),
+                 ", ".join(registry))
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -205,11 +207,22 @@ class Runner:
         failures = 0
         while self._claiming:
             self._wake = anyio.Event()
+            idle = not self.running  # nothing ran when this round started to look
             free = s.concurrency - len(self.running)
             claimed: list[Claimed] = []
+            more = False  # a claim took all it asked for: there may be more due
             if free > 0:
                 try:
-                    claimed, recorded = await self._claim_soon(free)
+                    for queues, room in self._claim_rooms(free):
+                        got, recorded = await self._claim_soon(room, queues)
+                        for job in got:
+                            entry = Running(job, context_for(job, self.store))
+                            self.running[job.id] = entry
+                            tg.start_soon(self._run_one, entry)
+                        if recorded:
+                            await aemit(recorded)
+                        claimed += got
+                        more = more or len(got) == room
                     failures = 0
                 except Exception as error:
                     failures += 1
@@ -217,41 +230,57 @@ class Runner:
                     log.warning("claiming failed (%s); retrying in %.1fs", error, delay)
                     await anyio.sleep(delay)
                     continue
-                for job in claimed:
-                    entry = Running(job, context_for(job, self.store))
-                    self.running[job.id] = entry
-                    tg.start_soon(self._run_one, entry)
-                if recorded:
-                    await aemit(recorded)
             if until_idle and not claimed and not self.running:
-                return
-            if claimed and len(claimed) == free:
-                continue  # there may be more: take them as soon as slots free up
+                if idle:
+                    return  # every slot was offered and nothing was due
+                continue  # jobs finished meanwhile: offer their slots (and any retries) first
+            if more:
+                continue  # take them as soon as slots free up
             await self._wait(s.poll_interval if free > 0 else None)
 
-    def _claim(self, limit: int, nowait: bool = False) -> tuple[list[Claimed], list[EventRecord]]:
+    def _claim_rooms(self, free: int) -> Iterator[tuple[Sequence[str] | None, int]]:
+        """What to claim now: (queues, how many). One claim for all the worker's queues, or,
+        with per-queue limits, one per limited queue (in the order given, within its limit)
+        and one for the rest. Lazily, so each sees the slots the previous ones took."""
+        s = self.settings
+        if not s.queue_limits:
+            yield s.queues, free
+            return
+        for queue, limit in s.queue_limits.items():
+            busy = sum(1 for e in self.running.values() if e.job.queue == queue)
+            room = min(limit - busy, s.concurrency - len(self.running))
+            if room > 0:
+                yield [queue], room
+        rest = [q for q in s.queues or () if q not in s.queue_limits]
+        room = s.concurrency - len(self.running)
+        if rest and room > 0:
+            yield rest, room
+
+    def _claim(self, limit: int, queues: Sequence[str] | None, nowait: bool = False
+               ) -> tuple[list[Claimed], list[EventRecord]]:
         if self._limits:
             return self.store.claim_limited(
-                worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
+                worker_id=self.worker_id, names=list(registry), queues=queues,
                 limit=limit, now=clock.now(), lease=self.settings.lease, limits=self._limits, per_key=self._per_key)
         return self.store.claim(
-            worker_id=self.worker_id, names=list(registry), queues=self.settings.queues,
+            worker_id=self.worker_id, names=list(registry), queues=queues,
             limit=limit, now=clock.now(), lease=self.settings.lease, nowait=nowait,
         )
 
-    async def _claim_soon(self, limit: int) -> tuple[list[Claimed], list[EventRecord]]:
+    async def _claim_soon(self, limit: int, queues: Sequence[str] | None
+                          ) -> tuple[list[Claimed], list[EventRecord]]:
         if self._limits:
-            return await anyio.to_thread.run_sync(self._claim, limit)
+            return await anyio.to_thread.run_sync(self._claim, limit, queues)
         if self._aio is not None:
             return await self._aio.claim(
-                worker_id=self.worker_id, names=list(registry), queues=self.settings.queues, limit=limit,
+                worker_id=self.worker_id, names=list(registry), queues=queues, limit=limit,
                 now=clock.now(), lease=self.settings.lease)
         # SQLite: right here on the loop when no one holds the write lock. The write is
         # ~100 µs of C; a hop to a worker thread and back costs more than that.
         if self.store.dialect == "sqlite":
             with contextlib.suppress(WouldBlock):
-                return self._claim(limit, nowait=True)
-        return await anyio.to_thread.run_sync(self._claim, limit)
+                return self._claim(limit, queues, nowait=True)
+        return await anyio.to_thread.run_sync(self._claim, limit, queues)
 
     async def _run_one(self, entry: Running) -> None:
         try:
@@ -310,7 +339,8 @@ class Runner:
                 updates = self._updates([entry for entry, _, _ in batch])
                 # The slots this batch frees are refilled in the same trip to the database
                 # (one round trip per batch instead of two, and no wait for the claim loop).
-                refill = len(batch) if self._claiming and not self._limits else 0
+                # (Not with limits: the claim loop claims those, each within its limit.)
+                refill = len(batch) if self._claiming and not self._limits and not self.settings.queue_limits else 0
                 outcomes = [o for _, o, _ in batch]
                 written: set[int] = set()
                 records: list[EventRecord] = []
@@ -405,7 +435,7 @@ class Runner:
         started = []
         if refill > 0 and self._claiming:
             try:
-                claimed, started = self._claim(refill)
+                claimed, started = self._claim(refill, self.settings.queues)
             except Exception as error:  # the outcomes are written; the claim loop tries again
                 log.warning("claiming failed (%s)", error)
         return written, records + finished, claimed, started

@@ -3,6 +3,7 @@ the others wait, pending, and jobs of other types are not held back."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ def test_a_concurrency_key_limits_each_key_on_its_own(db_url: str) -> None:
         assert all(h.status == "completed" for h in handles)
         assert peak["sync:a"] == peak["sync:b"] == peak["sync:c"] == 1, "one at a time per account"
         starts = sorted((h.info().started_at, h.info().finished_at) for h in handles)
-        assert any(s2 < f1 for (_s1, f1), (s2, _f2) in zip(starts, starts[1:], strict=False)), \
+        assert any(s2 < f1 for (_s1, f1), (s2, _f2) in itertools.pairwise(starts)), \
             "different accounts ran side by side"
     finally:
         JobQueue.reset()
