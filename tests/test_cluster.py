@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import cluster_jobs
@@ -113,26 +114,36 @@ def test_sigkill_one_of_three_workers_mid_drain(pg_url: str, workers: Workers, t
     assert all(w.alive() for w in workers.started[1:])
 
 
-def test_workers_survive_terminated_connections(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+def _drain_through(disrupt: Callable[[int], None], pg_url: str, workers: Workers, tmp_path: Path, *, total: int,
+                   seconds: float, lease: float) -> Path:
+    """Two workers drain `total` jobs; `disrupt(total)` runs once 200 are done; every job
+    must still complete, and the workers must still be alive. Returns the runs log."""
     log = tmp_path / "runs.log"
-    total = 2000
-    enqueue(pg_url, log, total, seconds=0.001)
+    enqueue(pg_url, log, total, seconds=seconds)
     for _ in range(2):
-        start(workers, pg_url, "--concurrency", "4", lease=3.0, poll=0.2)
+        start(workers, pg_url, "--concurrency", "4", lease=lease, poll=0.2)
     wait_for(lambda: completed(pg_url) >= 200, 60, what="the drain to get going")
-
-    terminate = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-    killed = sql(pg_url, terminate)[0][0]
-    assert killed >= 2, "each worker had connections to lose"
-    done = completed(pg_url)
-    wait_for(lambda: completed(pg_url) >= min(total, done + 200), 60, what="the drain to go on after the first cut")
-    sql(pg_url, terminate)  # and once more, while they are busy again
-
+    disrupt(total)
     wait_for(lambda: completed(pg_url) == total, 120, interval=0.2, what=f"all jobs completed: {statuses(pg_url)}")
     runs = cluster_jobs.executions(str(log))
     assert set(runs) == set(range(total)), "no job lost"
     assert all(w.alive() for w in workers.started), "the workers carried on"
+    return log
+
+
+def test_workers_survive_terminated_connections(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+    terminate = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    def cut_twice(total: int) -> None:
+        killed = sql(pg_url, terminate)[0][0]
+        assert killed >= 2, "each worker had connections to lose"
+        done = completed(pg_url)
+        wait_for(lambda: completed(pg_url) >= min(total, done + 200), 60, what="the drain to go on after the first cut")
+        sql(pg_url, terminate)  # and once more, while they are busy again
+
+    total = 2000
+    log = _drain_through(cut_twice, pg_url, workers, tmp_path, total=total, seconds=0.001, lease=3.0)
     output = "".join(w.output() for w in workers.started)
     assert "terminating connection" in output or "connection" in output.lower()
 
@@ -162,20 +173,11 @@ def _answers(url: str) -> bool:
 
 
 def test_workers_carry_on_through_a_postgresql_restart(pg_url: str, workers: Workers, tmp_path: Path) -> None:
-    log = tmp_path / "runs.log"
-    total = 1500
-    enqueue(pg_url, log, total, seconds=0.002)
-    for _ in range(2):
-        start(workers, pg_url, "--concurrency", "4", lease=5.0, poll=0.2)
-    wait_for(lambda: completed(pg_url) >= 200, 60, what="the drain to get going")
+    def restart(_total: int) -> None:
+        _restart_postgres()
+        wait_for(lambda: _answers(pg_url), 30, interval=0.2, what="the server to be back")
 
-    _restart_postgres()
-    wait_for(lambda: _answers(pg_url), 30, interval=0.2, what="the server to be back")
-
-    wait_for(lambda: completed(pg_url) == total, 120, interval=0.2, what=f"all jobs completed: {statuses(pg_url)}")
-    runs = cluster_jobs.executions(str(log))
-    assert set(runs) == set(range(total)), "no job lost"
-    assert all(w.alive() for w in workers.started), "the workers carried on"
+    _drain_through(restart, pg_url, workers, tmp_path, total=1500, seconds=0.002, lease=5.0)
 
 
 def test_notify_wakes_an_idle_worker_in_another_process(pg_url: str, workers: Workers, tmp_path: Path) -> None:
