@@ -53,6 +53,8 @@ class JobInfo:
     checkpoint: Any
     parent_id: int | None
     owner: str | None
+    unique_key: str | None = None
+    concurrency_key: str | None = None  # what a per-key concurrency limit counts it under
 
     @classmethod
     def from_row(cls, row: Any) -> JobInfo:

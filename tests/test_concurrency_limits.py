@@ -174,3 +174,14 @@ def test_a_key_function_that_fails_refuses_the_job_before_writing(queue: JobQueu
     with pytest.raises(JobArgumentsError, match="bad_key: concurrency_key raised KeyError"):
         BadKey.perform_later(account="zzz")
     assert queue.stats()["total"] == 0
+
+
+def test_a_jobs_concurrency_key_is_part_of_what_is_read_back(queue: JobQueue) -> None:
+    @job("keyed_readback", schema=Account, concurrency_limit=1, concurrency_key=lambda args: f"acct:{args.account}")
+    class Keyed(BaseJob[Account]):
+        async def perform(self, args: Account) -> None: ...
+
+    handle = Keyed.set(unique_key="once").perform_later(account="42")
+    info = handle.info()
+    assert (info.concurrency_key, info.unique_key) == ("acct:42", "once")
+    assert info.to_dict()["concurrency_key"] == "acct:42"

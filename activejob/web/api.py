@@ -368,6 +368,7 @@ COMPONENTS: dict[str, Any] = {
             "progress_phase": {"type": ["string", "null"]}, "progress_current": {"type": ["integer", "null"]},
             "progress_total": {"type": ["integer", "null"]}, "phases": {"type": "array", "items": {"type": "string"}},
             "parent_id": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
+            "unique_key": {"type": ["string", "null"]}, "concurrency_key": {"type": ["string", "null"]},
             "resource_link": {"type": ["string", "null"]}, "finished": {"type": "boolean"},
             "actions": {"type": "array", "items": {"type": "string", "enum": ["cancel", "retry", "delete"]}},
         }},
