@@ -142,10 +142,6 @@ def test_cancel_a_running_job_with_its_button(server: tuple[str, JobQueue], page
     page.wait_for_selector(".toast-warn:has-text('cancelled')")
     assert queue.get_job(handle.id).status == "cancelled"  # type: ignore[union-attr]
     assert page.locator("form[data-action=retry] button").is_visible()
-    if shots():
-        page.goto(f"{base}/queues")
-        page.wait_for_selector("#conn[data-state=live]")
-        page.screenshot(path=str(shots() / "dashboard-queues.png"), full_page=True)  # type: ignore[operator]
 
 
 def test_pause_a_queue_with_its_button(server: tuple[str, JobQueue], page: Any) -> None:
@@ -158,6 +154,14 @@ def test_pause_a_queue_with_its_button(server: tuple[str, JobQueue], page: Any) 
     page.wait_for_selector(".toast-info:has-text('Queue mail paused')")
     assert page.locator("tr[data-queue=mail] form[data-action=resume] button").is_visible()
     assert queue.paused_queues() == ["mail"]
+    if shots():  # with some work held in the paused queue, beside a queue that goes on
+        held = [Quick.set(queue="mail").perform_later(value=n) for n in range(3)]
+        done = Quick.perform_later(value="default goes on")
+        wait_for(lambda: done.status == "completed", what="the default queue's job")
+        assert all(h.status == "pending" for h in held)
+        page.reload()
+        page.wait_for_selector("#conn[data-state=live]")
+        page.screenshot(path=str(shots() / "dashboard-queues.png"), full_page=True)  # type: ignore[operator]
 
 
 def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) -> None:
