@@ -60,44 +60,13 @@ class Claiming(RawAccess):
                           func.coalesce(jobs.c.queue.not_in(select(paused.c.queue)), True)))  # see sql.py
             if queues:
                 due = due.where(jobs.c.queue.in_(list(queues)))
-            groups: list[tuple[Any, int]] = []
-            for name in names:
-                if name not in limits:
-                    continue
-                if name in per_key:
-                    full = {key for (n, key), count in running.items() if n == name and count >= limits[name]}
-                    where = jobs.c.name == name
-                    named = [key for key in full if key is not None]
-                    if named:  # a job without a key is not in the list: coalesce keeps it
-                        where = where & func.coalesce(jobs.c.concurrency_key.not_in(named), True)
-                    if None in full:
-                        where = where & jobs.c.concurrency_key.is_not(None)
-                    # A few per free slot: several may share a key that has room for only one.
-                    groups.append((where, limit * 4))
-                else:
-                    room = limits[name] - sum(count for (n, _key), count in running.items() if n == name)
-                    if room > 0:
-                        groups.append((jobs.c.name == name, min(limit, room)))
-            free = [n for n in names if n not in limits]
-            if free:
-                groups.append((jobs.c.name.in_(free), limit))
             candidates: list[Any] = []
-            for where, most in groups:
+            for where, most in _limited_picks(names, limit, limits, per_key, running):
                 pick = due.where(where).order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
                 if self._skip_locked:
                     pick = pick.with_for_update(skip_locked=True)
                 candidates += c.execute(pick).all()
-            chosen: list[Any] = []
-            taken: dict[tuple[str, str | None], int] = {}
-            for r in sorted(candidates, key=lambda r: (-r.priority, r.run_at, r.id)):
-                if len(chosen) == limit:
-                    break
-                if r.name in per_key:
-                    key = (r.name, r.concurrency_key)
-                    if running.get(key, 0) + taken.get(key, 0) >= limits[r.name]:
-                        continue
-                    taken[key] = taken.get(key, 0) + 1
-                chosen.append(r)
+            chosen = _within_limits(candidates, limit, limits, per_key, running)
             if not chosen:
                 return [], []
             rows = sorted(c.execute(
@@ -167,3 +136,48 @@ class Claiming(RawAccess):
                                 status=RUNNING, attempt=r[5], created_at=now, data={"worker_id": worker_id})
                     for r in rows]
         return claimed, recorded
+
+
+def _limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], per_key: Collection[str],
+                   running: Mapping[tuple[str, str | None], int]) -> list[tuple[Any, int]]:
+    """What claim_limited asks for: (which jobs, how many at most), one per limited type
+    with room, and one for all the other types."""
+    picks: list[tuple[Any, int]] = []
+    for name in names:
+        if name not in limits:
+            continue
+        if name in per_key:
+            full = {key for (n, key), count in running.items() if n == name and count >= limits[name]}
+            where = jobs.c.name == name
+            named = [key for key in full if key is not None]
+            if named:  # a job without a key is not in the list: coalesce keeps it
+                where = where & func.coalesce(jobs.c.concurrency_key.not_in(named), True)
+            if None in full:
+                where = where & jobs.c.concurrency_key.is_not(None)
+            # A few per free slot: several may share a key that has room for only one.
+            picks.append((where, limit * 4))
+        else:
+            room = limits[name] - sum(count for (n, _key), count in running.items() if n == name)
+            if room > 0:
+                picks.append((jobs.c.name == name, min(limit, room)))
+    free = [n for n in names if n not in limits]
+    if free:
+        picks.append((jobs.c.name.in_(free), limit))
+    return picks
+
+
+def _within_limits(candidates: list[Any], limit: int, limits: Mapping[str, int], per_key: Collection[str],
+                   running: Mapping[tuple[str, str | None], int]) -> list[Any]:
+    """The best `limit` candidates by priority and age, each key within its room."""
+    chosen: list[Any] = []
+    taken: dict[tuple[str, str | None], int] = {}
+    for r in sorted(candidates, key=lambda r: (-r.priority, r.run_at, r.id)):
+        if len(chosen) == limit:
+            break
+        if r.name in per_key:
+            key = (r.name, r.concurrency_key)
+            if running.get(key, 0) + taken.get(key, 0) >= limits[r.name]:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+        chosen.append(r)
+    return chosen
