@@ -185,3 +185,4 @@ def test_job_page_shows_how_many_of_its_type_may_run_at_once(queue: JobQueue, cl
     handle = Limited.perform_later()
     page = client.get(f"/jobs/{handle.id}", headers={"accept": "text/html"}).text
     assert "At most 3 run at once, over all workers" in page
+    assert "at most 3 at once" in client.get("/queues", headers={"accept": "text/html"}).text
