@@ -306,6 +306,7 @@ class Runner:
         """Queue the outcome for the next group commit; return once it is durable (and its
         signals are sent, by the outcome loop, in the order of the event log)."""
         assert self._outcome_wake is not None
+        outcome.frees_limited_slot = entry.job.name in self._limits
         done = anyio.Event()
         self._pending.append((entry, outcome, done))
         self._outcome_wake.set()
@@ -369,11 +370,6 @@ class Runner:
                     claimed += more[2]
                     started += more[3]
                     updates, rest = [], []
-            if self._limits and any(entry.job.name in self._limits for entry, _, _ in batch):
-                try:  # room for a limited type: other workers may be waiting for it
-                    await anyio.to_thread.run_sync(self.store.wake_workers)
-                except Exception as error:
-                    log.warning("could not wake the other workers (%s); they poll", error)
             # In `running` before the finished ones leave it, so the claim loop never
             # counts these slots as free.
             self._start_claimed(claimed)

@@ -10,12 +10,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
+import pytest
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 T = TypeVar("T")
+
+
+def unavailable(problem: str, what: str) -> NoReturn:
+    """Skip a test whose service or tool is missing here; fail instead under CI, which has them."""
+    if IN_CI:
+        pytest.fail(f"{problem} ({what} are required under CI)")
+    pytest.skip(problem)
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> T:
@@ -28,6 +37,13 @@ def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(interval)
+
+
+def job_info(queue: Any, job_id: int) -> Any:
+    """The stored job `job_id`, which must exist."""
+    info = queue.get_job(job_id)
+    assert info is not None, f"no job {job_id}"
+    return info
 
 
 def sql(url: str, statement: str, **params: Any) -> list[Any]:

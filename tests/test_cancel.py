@@ -13,7 +13,7 @@ import anyio
 import jobs_for_workers as wk
 import pytest
 from pydantic import BaseModel
-from runner_support import ROOT, wait_for
+from runner_support import ROOT, job_info, wait_for
 
 import activejob
 from activejob import BaseJob, JobQueue, job
@@ -25,14 +25,11 @@ class N(BaseModel):
 
 
 def _status(queue: JobQueue, job_id: int) -> str:
-    info = queue.get_job(job_id)
-    assert info is not None
-    return info.status
+    return str(job_info(queue, job_id).status)
 
 
 def _ends_cancelled(queue: JobQueue, job_id: int) -> None:
-    info = queue.get_job(job_id)
-    assert info is not None
+    info = job_info(queue, job_id)
     assert info.status == "cancelled", info
     assert info.error is None
     types = [e.type for e in queue.events(job_id)]

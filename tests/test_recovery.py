@@ -12,7 +12,7 @@ from typing import Any
 
 import jobs_for_workers as wk
 import pytest
-from runner_support import pause, wait_for
+from runner_support import job_info, pause, wait_for
 
 import activejob
 from activejob import JobQueue, clock
@@ -29,14 +29,8 @@ def recovering(db_url: str) -> Any:
     JobQueue.reset()
 
 
-def _info(queue: JobQueue, job_id: int) -> Any:
-    info = queue.get_job(job_id)
-    assert info is not None
-    return info
-
-
 def _running(queue: JobQueue, ids: list[int]) -> bool:
-    return all(_info(queue, i).status == "running" for i in ids)
+    return all(job_info(queue, i).status == "running" for i in ids)
 
 
 def test_jobs_of_a_killed_worker_are_recovered_and_completed(recovering: JobQueue, db_url: str, workers: Any,
@@ -49,7 +43,7 @@ def test_jobs_of_a_killed_worker_are_recovered_and_completed(recovering: JobQueu
     worker = workers.start(db_url, "--concurrency", "3", lease=2)
     wait_for(lambda: _running(recovering, ids), what="the worker to run all three")
     for job_id in ids:
-        left = (_info(recovering, job_id).lease_expires_at - clock.now()).total_seconds()
+        left = (job_info(recovering, job_id).lease_expires_at - clock.now()).total_seconds()
         assert 0 < left <= 2.5  # --lease 2
     worker.signal(signal.SIGKILL)
     worker.wait()
@@ -77,7 +71,7 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed_worker_lost(recoveri
     handle = wk.WkKillWorker.perform_later()  # max_retries=1: two attempts
     started = 0
     while True:
-        info = _info(recovering, handle.id)
+        info = job_info(recovering, handle.id)
         if info.status == "failed":
             break
         if not any(w.alive() for w in workers.started):
@@ -96,7 +90,7 @@ def test_checkpoint_resumes_after_a_crash(recovering: JobQueue, db_url: str, wor
     release = tmp_path / "release"
     handle = wk.WkBlock.perform_later(release=str(release), checkpoint=5)
     worker = workers.start(db_url, lease=2)
-    wait_for(lambda: _info(recovering, handle.id).checkpoint == {"offset": 5}, what="the checkpoint to be saved")
+    wait_for(lambda: job_info(recovering, handle.id).checkpoint == {"offset": 5}, what="the checkpoint to be saved")
     worker.signal(signal.SIGKILL)
     worker.wait()
     release.touch()
@@ -113,11 +107,11 @@ def test_a_paused_worker_that_resumes_changes_nothing_about_a_finished_job(recov
     release = tmp_path / "release"
     handle = wk.WkBlock.perform_later(release=str(release))
     stalled = workers.start(db_url, lease=2)
-    wait_for(lambda: _info(recovering, handle.id).status == "running")
+    wait_for(lambda: job_info(recovering, handle.id).status == "running")
     pause(stalled, db_url, handle.id)  # SIGSTOP: paused past its lease (a GC pause, a frozen VM...)
     try:
         recovering.start()
-        wait_for(lambda: _info(recovering, handle.id).worker_id == recovering.status()["worker_id"], 30,
+        wait_for(lambda: job_info(recovering, handle.id).worker_id == recovering.status()["worker_id"], 30,
                  what="this worker to take the job over")
         release.touch()
         finished = handle.wait(timeout=30)
@@ -129,7 +123,7 @@ def test_a_paused_worker_that_resumes_changes_nothing_about_a_finished_job(recov
     wait_for(lambda: "lease lost" in stalled.output() or "lost the job's lease" in stalled.output(), 30,
              what=f"the resumed worker to notice it lost the lease:\n{stalled.output()}")
     recovering.stop(timeout=20)
-    after = _info(recovering, handle.id)
+    after = job_info(recovering, handle.id)
     assert after == finished
     assert [e.id for e in recovering.events(handle.id)] == events_before
     assert stalled.alive()
@@ -141,14 +135,14 @@ def test_lease_option_sets_how_long_a_job_stays_ours(db_url: str, tmp_path: Path
     try:
         queue.start()
         handle = wk.WkBlock.perform_later(release=str(release))
-        wait_for(lambda: _info(queue, handle.id).status == "running")
-        info = _info(queue, handle.id)
+        wait_for(lambda: job_info(queue, handle.id).status == "running")
+        info = job_info(queue, handle.id)
         assert timedelta(0) < info.lease_expires_at - clock.now() <= timedelta(seconds=3)
         # heartbeats keep extending it while the job runs
         first = info.lease_expires_at
-        wait_for(lambda: _info(queue, handle.id).lease_expires_at > first, 10)
+        wait_for(lambda: job_info(queue, handle.id).lease_expires_at > first, 10)
         release.touch()
         assert handle.wait(timeout=20).status == "completed"
-        assert _info(queue, handle.id).attempts == 1
+        assert job_info(queue, handle.id).attempts == 1
     finally:
         JobQueue.reset()

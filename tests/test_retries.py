@@ -10,6 +10,7 @@ import anyio
 import pytest
 from freezegun import freeze_time
 from pydantic import BaseModel
+from runner_support import job_info
 
 from activejob import BaseJob, Discard, JobQueue, Retry, job
 
@@ -29,12 +30,6 @@ def _failing(name: str, *, error: type[Exception] = ValueError, **options: Any) 
     return Failing
 
 
-def _info(queue: JobQueue, job_id: int) -> Any:
-    info = queue.get_job(job_id)
-    assert info is not None
-    return info
-
-
 # -- timeouts -----------------------------------------------------------------------------
 
 
@@ -46,7 +41,7 @@ def test_timeout_fails_the_attempt_with_a_clear_error(queue: JobQueue) -> None:
 
     handle = Slow.perform_later()
     queue.run_until_idle()
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert info.status == "failed"
     assert info.error == f"JobTimeout: rt_slow #{handle.id} timed out after 0.2s"
 
@@ -61,7 +56,7 @@ def test_timeout_is_retried_per_policy(queue: JobQueue) -> None:
 
     handle = Slow.perform_later()
     queue.run_until_idle()
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert (info.status, info.result, info.attempts) == ("completed", 3, 3)
     retrying = [e for e in queue.events(handle.id) if e.type == "retrying"]
     assert [e.data["error"] for e in retrying] == [f"JobTimeout: rt_slow_retried #{handle.id} timed out after 0.2s"] * 2
@@ -79,7 +74,7 @@ def test_timeout_of_a_sync_job(queue: JobQueue) -> None:
 
     handle = SlowSync.perform_later()
     queue.run_until_idle()
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert info.status == "failed"
     assert "timed out after 0.2s" in info.error
 
@@ -91,7 +86,7 @@ def test_max_retries_3_means_four_attempts_each_logged_with_its_traceback(queue:
     failing = _failing("rt_always_fails", max_retries=3, backoff=0)
     handle = failing.perform_later()
     queue.run_until_idle()
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert info.status == "failed"
     assert info.attempts == 4
     events = queue.events(handle.id)
@@ -110,7 +105,7 @@ def test_max_retries_3_means_four_attempts_each_logged_with_its_traceback(queue:
 def test_max_retries_0_means_one_attempt(queue: JobQueue) -> None:
     handle = _failing("rt_once", max_retries=0).perform_later()
     queue.run_until_idle()
-    assert (_info(queue, handle.id).status, _info(queue, handle.id).attempts) == ("failed", 1)
+    assert (job_info(queue, handle.id).status, job_info(queue, handle.id).attempts) == ("failed", 1)
 
 
 def test_retry_on_retries_only_the_listed_errors(queue: JobQueue) -> None:
@@ -119,14 +114,14 @@ def test_retry_on_retries_only_the_listed_errors(queue: JobQueue) -> None:
     other = _failing("rt_retry_on_other", error=TypeError, retry_on=[ConnectionError], max_retries=2, backoff=0)
     a, b = listed.perform_later(), other.perform_later()
     queue.run_until_idle()
-    assert (_info(queue, a.id).status, _info(queue, a.id).attempts) == ("failed", 3)
-    assert (_info(queue, b.id).status, _info(queue, b.id).attempts) == ("failed", 1)
+    assert (job_info(queue, a.id).status, job_info(queue, a.id).attempts) == ("failed", 3)
+    assert (job_info(queue, b.id).status, job_info(queue, b.id).attempts) == ("failed", 1)
 
 
 def test_discard_on_fails_at_once(queue: JobQueue) -> None:
     handle = _failing("rt_discard_on", error=KeyError, discard_on=[KeyError], max_retries=5, backoff=0).perform_later()
     queue.run_until_idle()
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert (info.status, info.attempts) == ("failed", 1)
     assert queue.events(handle.id)[-1].data["reason"] == "discard_on"
 
@@ -139,7 +134,7 @@ def test_raise_discard_fails_at_once_with_its_message(queue: JobQueue) -> None:
 
     handle = Discards.perform_later()
     queue.run_until_idle()
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert (info.status, info.attempts) == ("failed", 1)
     assert info.error == "Discard: the account was closed"
 
@@ -148,7 +143,7 @@ def test_raise_discard_fails_at_once_with_its_message(queue: JobQueue) -> None:
 
 
 def _run_at(queue: JobQueue, job_id: int) -> datetime:
-    value: datetime = _info(queue, job_id).run_at
+    value: datetime = job_info(queue, job_id).run_at
     return value
 
 
@@ -157,15 +152,15 @@ def test_a_retry_waits_for_its_backoff(queue: JobQueue) -> None:
     with freeze_time(T0) as frozen:
         handle = failing.perform_later()
         queue.run_until_idle()
-        info = _info(queue, handle.id)
+        info = job_info(queue, handle.id)
         assert (info.status, info.attempts) == ("pending", 1)
         assert info.run_at == T0 + timedelta(seconds=60)
         frozen.tick(59)
         queue.run_until_idle()
-        assert _info(queue, handle.id).attempts == 1  # not before its time
+        assert job_info(queue, handle.id).attempts == 1  # not before its time
         frozen.tick(1)
         queue.run_until_idle()
-        info = _info(queue, handle.id)
+        info = job_info(queue, handle.id)
         assert (info.status, info.attempts) == ("pending", 2)
         assert info.run_at == T0 + timedelta(seconds=120)
 
@@ -194,7 +189,7 @@ def test_backoff_policies_set_the_next_run(queue: JobQueue, backoff: Any, option
             frozen.move_to(run_at)
         queue.run_until_idle()
     assert seen == delays
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert (info.status, info.attempts) == ("failed", 4)
 
 
@@ -219,15 +214,15 @@ def test_raise_retry_in_sets_its_own_delay(queue: JobQueue) -> None:
     with freeze_time(T0) as frozen:
         handle = RetryIn.perform_later()
         queue.run_until_idle()
-        info = _info(queue, handle.id)
+        info = job_info(queue, handle.id)
         assert (info.status, info.run_at) == ("pending", T0 + timedelta(minutes=10))
         assert info.error == "Retry: not yet"
         frozen.tick(timedelta(minutes=9))
         queue.run_until_idle()
-        assert _info(queue, handle.id).status == "pending"
+        assert job_info(queue, handle.id).status == "pending"
         frozen.tick(timedelta(minutes=1))
         queue.run_until_idle()
-    assert _info(queue, handle.id).result == 2
+    assert job_info(queue, handle.id).result == 2
 
 
 def test_raise_retry_at_a_time(queue: JobQueue) -> None:
@@ -246,7 +241,7 @@ def test_raise_retry_at_a_time(queue: JobQueue) -> None:
         assert _run_at(queue, handle.id) == at
         frozen.move_to(at)
         queue.run_until_idle()
-    assert _info(queue, handle.id).result == "done"
+    assert job_info(queue, handle.id).result == "done"
 
 
 def test_raise_retry_counts_an_attempt_and_fails_when_spent(queue: JobQueue) -> None:
@@ -257,7 +252,7 @@ def test_raise_retry_counts_an_attempt_and_fails_when_spent(queue: JobQueue) -> 
 
     handle = RetryForever.perform_later()
     queue.run_until_idle()
-    info = _info(queue, handle.id)
+    info = job_info(queue, handle.id)
     assert (info.status, info.attempts) == ("failed", 3)
 
 
@@ -276,10 +271,10 @@ def test_perform_at_tomorrow_runs_tomorrow_not_before(queue: JobQueue) -> None:
         frozen.move_to(tomorrow - timedelta(minutes=1))
         queue.run_until_idle()
         assert ran == []
-        assert _info(queue, handle.id).status == "pending"
+        assert job_info(queue, handle.id).status == "pending"
         frozen.move_to(tomorrow)
         queue.run_until_idle()
-    assert _info(queue, handle.id).status == "completed"
+    assert job_info(queue, handle.id).status == "completed"
     assert ran == [tomorrow]
 
 
@@ -300,7 +295,7 @@ def test_a_started_worker_runs_a_retry_once_time_moves(queue: JobQueue) -> None:
         queue.start()
         try:
             handle = Flaky.perform_later()
-            wait_for(lambda: _info(queue, handle.id).status == "pending" and attempts == [1])
+            wait_for(lambda: job_info(queue, handle.id).status == "pending" and attempts == [1])
             frozen.tick(301)
             handle.wait(timeout=20)
         finally:
@@ -311,7 +306,7 @@ def test_a_started_worker_runs_a_retry_once_time_moves(queue: JobQueue) -> None:
             # the PostgreSQL listener must not hang on a frozen clock (it used to take 5 s and leak)
             assert clock.monotonic() - stopping < 3
     assert attempts == [1, 2]
-    assert _info(queue, handle.id).status == "completed"
+    assert job_info(queue, handle.id).status == "completed"
 
 
 Factory = Callable[..., type[BaseJob[N]]]

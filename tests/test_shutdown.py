@@ -10,7 +10,7 @@ from typing import Any
 
 import jobs_for_workers as wk
 import pytest
-from runner_support import wait_for
+from runner_support import job_info, wait_for
 
 import activejob
 from activejob import JobQueue
@@ -26,14 +26,8 @@ def reader(db_url: str) -> Any:
     JobQueue.reset()
 
 
-def _info(queue: JobQueue, job_id: int) -> Any:
-    info = queue.get_job(job_id)
-    assert info is not None
-    return info
-
-
 def _all(queue: JobQueue, ids: list[int], status: str) -> bool:
-    return all(_info(queue, i).status == status for i in ids)
+    return all(job_info(queue, i).status == status for i in ids)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -46,9 +40,9 @@ def test_first_signal_lets_running_jobs_finish_and_claims_nothing_more(reader: J
     worker.signal(signum)
     assert worker.wait(30) == 0
     for h in running:
-        info = _info(reader, h.id)
+        info = job_info(reader, h.id)
         assert (info.status, info.result["pid"], info.attempts) == ("completed", worker.pid, 1)
-    assert _info(reader, waiting.id).status == "pending"
+    assert job_info(reader, waiting.id).status == "pending"
     assert reader.workers() == []  # it unregistered on the way out
 
 
@@ -65,21 +59,21 @@ def test_jobs_unfinished_after_the_grace_go_back_to_pending_without_an_attempt(
     assert worker.wait(30) == 0
     assert time.monotonic() - started < 15
     for job_id in ids:
-        info = _info(reader, job_id)
+        info = job_info(reader, job_id)
         assert (info.status, info.attempts, info.worker_id, info.error) == ("pending", 0, None, None)
         assert [e.type for e in reader.events(job_id)] == ["enqueued", "started", "requeued"]
         assert reader.events(job_id)[-1].data["reason"] == "shutdown"
     # another worker picks them up again as first attempts
     (tmp_path / "never").touch()
     reader.run_until_idle()
-    assert [_info(reader, i).attempts for i in ids] == [1, 1]
+    assert [job_info(reader, i).attempts for i in ids] == [1, 1]
     assert _all(reader, ids, "completed")
 
 
 def test_a_second_signal_stops_at_once(reader: JobQueue, db_url: str, workers: Any, tmp_path: Path) -> None:
     handle = wk.WkBlock.perform_later(release=str(tmp_path / "never"))
     worker = workers.start(db_url, "--shutdown-grace", "60")
-    wait_for(lambda: _info(reader, handle.id).status == "running")
+    wait_for(lambda: job_info(reader, handle.id).status == "running")
     worker.signal(signal.SIGTERM)
     wait_for(lambda: "finishing running jobs" in worker.output(), what="the first signal to be handled")
     assert worker.alive()  # waiting out its 60 s grace
@@ -87,7 +81,7 @@ def test_a_second_signal_stops_at_once(reader: JobQueue, db_url: str, workers: A
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     assert time.monotonic() - started < 15
-    info = _info(reader, handle.id)
+    info = job_info(reader, handle.id)
     assert (info.status, info.attempts) == ("pending", 0)
 
 
@@ -98,6 +92,6 @@ def test_in_process_stop_requeues_what_outlasts_the_grace(reader: JobQueue, tmp_
     wait_for(lambda: _all(reader, [finishes.id, outlasts.id], "running"))
     reader.stop(grace=2, timeout=30)
     assert reader.state == "stopped"
-    assert _info(reader, finishes.id).status == "completed"
-    info = _info(reader, outlasts.id)
+    assert job_info(reader, finishes.id).status == "completed"
+    info = job_info(reader, outlasts.id)
     assert (info.status, info.attempts) == ("pending", 0)

@@ -72,13 +72,6 @@ class StoreBase:
         with self.engine.connect() as c:
             yield c.execution_options(activejob_read=True)
 
-    def wake_workers(self) -> None:
-        """Tell idle workers elsewhere to look for jobs now (a slot of a limited job type
-        freed up). SQLite needs nothing: every commit wakes the other processes' watchers."""
-        if self.dialect == "postgresql":
-            with self.engine.begin() as c:
-                dialects.notify(c)
-
     def dispose(self) -> None:
         hot, self._hot = self._hot, None
         if hot is not None and not self._memory:

@@ -96,7 +96,7 @@ class Finishing(Claiming, Parents):
                 rows.append(self._event(row, o.event, now, finish_data(o)))
             woken = self._wake_parents(c, parents, now)
             recorded = self._append(c, rows + woken)
-            if woken or any(o.status == PENDING for o in outcomes):
+            if woken or any(o.wakes_workers for o in outcomes):
                 dialects.notify(c)
         return written, recorded
 
@@ -108,12 +108,12 @@ class Finishing(Claiming, Parents):
             simple = [o for o in outcomes if o.status != JobStatus.WAITING.value]
             if not simple:
                 return set(), [], list(outcomes)
-            pending = any(o.status == PENDING for o in simple)
-            key = ("finish", pending)
+            wake = any(o.wakes_workers for o in simple)
+            key = ("finish", wake)
             sql = self._sql.get(key)
             if sql is None:
                 sql = self._sql[key] = PG_FINISH.format(
-                    notify=PG_NOTIFY_JOIN if pending else PG_EVENTS_NOTIFY_JOIN)
+                    notify=PG_NOTIFY_JOIN if wake else PG_EVENTS_NOTIFY_JOIN)
             rows = self._pg_one(sql, {**self._pg_outcome_params(simple, datas), "now": now})
             dispatch.note_written(self.url, (r[0] for r in rows))
             recorded = [EventRecord(id=r[0], job_id=r[1], type=r[2], name=r[3], queue=r[4], owner=r[5],
@@ -136,13 +136,13 @@ class Finishing(Claiming, Parents):
         ends with the outcomes it did not write (lost leases, jobs with a parent): those
         are the general path's."""
         datas = {o.job_id: finish_data(o) for o in outcomes}
-        pending = any(o.status == PENDING for o in outcomes)
-        key = ("finish_and_claim", pending, bool(queues))
+        wake = any(o.wakes_workers for o in outcomes)
+        key = ("finish_and_claim", wake, bool(queues))
         sql = self._sql.get(key)
         if sql is None:
             sql = self._sql[key] = PG_FINISH_AND_CLAIM.format(
                 queues="AND queue = ANY(%(queues)s)" if queues else "",
-                notify=PG_NOTIFY_FROM if pending else PG_EVENTS_NOTIFY_FROM)
+                notify=PG_NOTIFY_FROM if wake else PG_EVENTS_NOTIFY_FROM)
         token = uuid.uuid4().hex
         params = {
             **self._pg_outcome_params(outcomes, datas), "now": now,

@@ -35,6 +35,13 @@ class Outcome:
     run_at: datetime | None = None
     refund_attempt: bool = False  # a shutdown requeue does not count the attempt
     data: dict[str, Any] = field(default_factory=dict)
+    frees_limited_slot: bool = False  # a job type with a concurrency limit: other workers may wait for it
+
+    @property
+    def wakes_workers(self) -> bool:
+        """Whether idle workers elsewhere should look for jobs once this is written: the job
+        is due again, or it held a slot of a limited type that another worker may take."""
+        return self.status == "pending" or self.frees_limited_slot
 
 
 @dataclass(slots=True)
