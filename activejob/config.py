@@ -63,6 +63,13 @@ class Settings:
         self.heartbeat_interval = _seconds("heartbeat_interval", self.heartbeat_interval)
         if self.heartbeat_interval >= self.lease:
             raise ConfigurationError("heartbeat_interval must be shorter than the lease")
+        if not isinstance(self.pool_size, int) or isinstance(self.pool_size, bool) or self.pool_size < 1:
+            raise ConfigurationError(f"pool_size must be a whole number >= 1, got {self.pool_size!r}")
+        for name in ("watch", "auto_migrate"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.worker_id is not None and (not isinstance(self.worker_id, str) or not self.worker_id.strip()):
+            raise ConfigurationError(f"worker_id must be a non-empty string (or None), got {self.worker_id!r}")
         if not isinstance(self.max_args_bytes, int) or self.max_args_bytes < 2:
             raise ConfigurationError(f"max_args_bytes must be a positive whole number, got {self.max_args_bytes!r}")
         retention = {s: DEFAULT_RETENTION for s in ("completed", "failed", "cancelled")}

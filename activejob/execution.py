@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-from anyio import CancelScope
+from anyio import CancelScope, CapacityLimiter
 
 from . import arguments, clock
 from .context import JobContext
@@ -63,8 +63,9 @@ def _failure(job: Claimed, error: BaseException, tb: str | None, cls: type[BaseJ
                    data={"traceback": tb, "reason": decision.reason})
 
 
-async def perform(entry: Running) -> Outcome | None:
-    """Run one attempt and say how it ended; None when the lease was lost (nothing to write)."""
+async def perform(entry: Running, threads: CapacityLimiter | None = None) -> Outcome | None:
+    """Run one attempt and say how it ended; None when the lease was lost (nothing to write).
+    A sync job runs on a thread of `threads` (anyio's default pool when None)."""
     job = entry.job
     cls: type[BaseJob[Any]] | None = None
     try:
@@ -84,7 +85,8 @@ async def perform(entry: Running) -> Outcome | None:
         try:
             with anyio.fail_after(timeout) as deadline:
                 if entry.sync:
-                    result = await anyio.to_thread.run_sync(instance.perform, args, abandon_on_cancel=True)
+                    result = await anyio.to_thread.run_sync(instance.perform, args, abandon_on_cancel=True,
+                                                            limiter=threads)
                 else:
                     result = await instance.perform(args)
         except TimeoutError as raised:

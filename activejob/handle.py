@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from . import clock
 from .errors import JobNotFound
 
 if TYPE_CHECKING:
@@ -65,12 +66,12 @@ class JobHandle:
 
     def wait(self, timeout: float | None = None, *, poll: float = 0.05) -> JobInfo:
         """Block until the job is completed, failed or cancelled; TimeoutError after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
             info = self.info()
             if info.finished:
                 return info
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and clock.monotonic() > deadline:
                 raise TimeoutError(f"job {self.id} ({self.name}) still {info.status} after {timeout}s")
             time.sleep(poll)
 

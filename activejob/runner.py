@@ -64,6 +64,7 @@ class Runner:
         self._aio: LoopConnection | None = None
         self._limits: dict[str, int] = {}
         self._per_key: set[str] = set()
+        self._job_threads: anyio.CapacityLimiter | None = None
 
     # -- from any thread --------------------------------------------------------------
 
@@ -146,6 +147,9 @@ class Runner:
         self._limits = {name: cls.options.concurrency_limit for name, cls in registry.items()
                         if cls.options.concurrency_limit}
         self._per_key = {name for name, cls in registry.items() if cls.options.concurrency_key is not None}
+        # Sync jobs get threads of their own, one per slot: on anyio's shared pool (40 threads)
+        # they could take every thread and leave heartbeats and outcome writes waiting.
+        self._job_threads = anyio.CapacityLimiter(self.settings.concurrency)
         # PostgreSQL: claims and outcomes are awaited on this loop, not sent through a thread.
         self._aio = LoopConnection(self.store) if self.store.dialect == "postgresql" else None
         worker = self.worker_info()
@@ -284,7 +288,7 @@ class Runner:
 
     async def _run_one(self, entry: Running) -> None:
         try:
-            outcome = await perform(entry)
+            outcome = await perform(entry, self._job_threads)
             if outcome is None:
                 return
             with CancelScope(shield=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -182,3 +183,26 @@ def test_retry_with_expect_refuses_a_job_in_another_state(queue: JobQueue) -> No
     with pytest.raises(InvalidTransition):
         queue.retry(handle.id, expect=["cancelled"])
     assert queue.retry(handle.id, expect=["failed"]).id == handle.id
+
+
+@pytest.mark.parametrize(("setting", "bad"), [("pool_size", 0), ("pool_size", "5"), ("watch", "no"),
+                                              ("auto_migrate", 1), ("worker_id", "")])
+def test_bad_setting_values_are_refused_by_name(sqlite_url: str, setting: str, bad: object) -> None:
+    with pytest.raises(activejob.ConfigurationError, match=setting):
+        activejob.configure(sqlite_url, **{setting: bad})
+
+
+def test_waiting_on_a_handle_times_out_under_a_frozen_clock(sqlite_url: str) -> None:
+    from freezegun import freeze_time
+
+    @job("never_run_here")
+    class NeverRun(BaseJob[Any]):
+        def perform(self, args: Any) -> None: ...
+
+    activejob.configure(sqlite_url)
+    try:
+        handle = NeverRun.perform_later()
+        with freeze_time("2030-01-01"), pytest.raises(TimeoutError, match="still pending"):
+            handle.wait(timeout=0.2)
+    finally:
+        JobQueue.reset()

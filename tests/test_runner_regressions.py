@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from activejob import BaseJob, JobQueue, job
+from activejob import BaseJob, JobQueue, NoArgs, job
 
 
 class Args(BaseModel):
@@ -27,3 +27,38 @@ def test_retries_due_at_once_run_again_under_the_same_id_and_finish(queue: JobQu
     for handle in handles:
         info = queue.get_job(handle.id)
         assert info is not None and (info.status, info.attempts) == ("completed", 3)
+
+
+def test_more_sync_jobs_than_anyios_thread_pool_all_run_and_keep_their_leases(sqlite_url: str) -> None:
+    """Sync jobs have threads of their own: 45 of them (anyio's shared pool has 40) run side
+    by side, and the heartbeats, which also need a thread, still extend their leases."""
+    import threading
+    import time
+
+    import activejob
+
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    @job("busy_thread")
+    class Busy(BaseJob[NoArgs]):
+        def perform(self, args: NoArgs) -> None:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(2.5)
+            with lock:
+                running -= 1
+
+    queue = activejob.configure(sqlite_url, concurrency=45, lease=1.5, poll_interval=0.05)
+    try:
+        handles = Busy.perform_all_later([{}] * 45)
+        queue.run_until_idle()
+        infos = [h.info() for h in handles]
+        assert peak == 45
+        assert all((i.status, i.attempts) == ("completed", 1) for i in infos), "no lease ran out"
+        assert not [e for h in handles for e in queue.events(h.id) if e.type in ("retrying", "requeued")]
+    finally:
+        JobQueue.reset()
