@@ -13,11 +13,14 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from .config import ENV_URL
+from .errors import ActiveJobError
 
 _url = click.option("--database-url", envvar=ENV_URL, default=None, show_envvar=True,
                     help="Database URL (default: sqlite:///activejob.db in the working directory).")
@@ -45,6 +48,16 @@ def _queue(url: str | None, **options: Any) -> Any:
 
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A refusal (no such job, a job in the wrong state, a bad queue name) is the user's to
+    fix: show its message and exit 1, not a traceback."""
+    try:
+        yield
+    except (ActiveJobError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group()
@@ -200,7 +213,8 @@ def show(database_url: str | None, job_id: int) -> None:
 @click.argument("job_id", type=int)
 def cancel(database_url: str | None, job_id: int) -> None:
     """Cancel a pending or running job."""
-    click.echo(_queue(database_url).cancel(job_id))
+    with _refusals():
+        click.echo(_queue(database_url).cancel(job_id))
 
 
 @main.command()
@@ -208,12 +222,8 @@ def cancel(database_url: str | None, job_id: int) -> None:
 @click.argument("job_id", type=int)
 def retry(database_url: str | None, job_id: int) -> None:
     """Run a failed or cancelled job again."""
-    from .errors import ActiveJobError
-
-    try:
+    with _refusals():
         click.echo(f"job {_queue(database_url).retry(job_id).id} is pending again")
-    except ActiveJobError as error:
-        raise click.ClickException(str(error)) from None
 
 
 @main.command()
@@ -221,12 +231,8 @@ def retry(database_url: str | None, job_id: int) -> None:
 @click.argument("job_id", type=int)
 def delete(database_url: str | None, job_id: int) -> None:
     """Delete a job that is not running."""
-    from .errors import ActiveJobError
-
-    try:
+    with _refusals():
         _queue(database_url).delete(job_id)
-    except ActiveJobError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"deleted job {job_id}")
 
 
@@ -235,11 +241,7 @@ def delete(database_url: str | None, job_id: int) -> None:
 @click.argument("queue_name")
 def pause(database_url: str | None, queue_name: str) -> None:
     """Stop workers from starting jobs of a queue (running ones finish)."""
-    try:
-        changed = _queue(database_url).pause_queue(queue_name)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"queue {queue_name} paused" if changed else f"queue {queue_name} was already paused")
+    _pause_or_resume(database_url, queue_name, pause=True)
 
 
 @main.command()
@@ -247,11 +249,15 @@ def pause(database_url: str | None, queue_name: str) -> None:
 @click.argument("queue_name")
 def resume(database_url: str | None, queue_name: str) -> None:
     """Let workers start jobs of a paused queue again."""
-    try:
-        changed = _queue(database_url).resume_queue(queue_name)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"queue {queue_name} resumed" if changed else f"queue {queue_name} was not paused")
+    _pause_or_resume(database_url, queue_name, pause=False)
+
+
+def _pause_or_resume(database_url: str | None, queue_name: str, *, pause: bool) -> None:
+    with _refusals():
+        queue = _queue(database_url)
+        changed = queue.pause_queue(queue_name) if pause else queue.resume_queue(queue_name)
+    done, unchanged = ("paused", "was already paused") if pause else ("resumed", "was not paused")
+    click.echo(f"queue {queue_name} {done if changed else unchanged}")
 
 
 @main.command()

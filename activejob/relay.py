@@ -89,6 +89,16 @@ class RelayedEvent:
         }
 
 
+def subscription_key(job_id: int | None, owner: str | None) -> str:
+    """`job:42`, `owner:alice`, or `all`: the name of a subscription on the wire, and its
+    index in the relay. A job id wins over an owner (the owner then only filters)."""
+    if job_id is not None:
+        return f"job:{job_id}"
+    if owner is not None:
+        return f"owner:{owner}"
+    return "all"
+
+
 class _EventWatcher(dialects.ChangeWatcher):
     """ChangeWatcher, LISTENing on the events channel instead of the enqueue channel."""
 
@@ -126,11 +136,7 @@ class Subscription:
     @property
     def key(self) -> str:
         """`job:42`, `owner:alice`, or `all`: the name of this subscription on the wire."""
-        if self.job_id is not None:
-            return f"job:{self.job_id}"
-        if self.owner is not None:
-            return f"owner:{self.owner}"
-        return "all"
+        return subscription_key(self.job_id, self.owner)
 
     def matches(self, record: EventRecord) -> bool:
         if record.type in INTERNAL_EVENTS:
@@ -233,8 +239,7 @@ class Subscription:
         page = self.relay.batch
         safe = self.relay.cursor  # every id up to here is in the log, if it exists at all
         rows = await anyio.to_thread.run_sync(
-            lambda: self.relay.store.events(after=after, job_id=self.job_id, owner=self.owner,
-                                            exclude=tuple(INTERNAL_EVENTS), limit=page))
+            lambda: self.relay.events(after=after, job_id=self.job_id, owner=self.owner, limit=page))
         self._replay_from = rows[-1].id if len(rows) == page else None
         self._pending.extend(RelayedEvent(r, min(r.id, max(safe, after))) for r in rows)
 
@@ -263,16 +268,13 @@ class EventRelay:
         self.watch = watch
         self.batch = batch
         self.start_at = start_at
-        self.delivered = 0
         self._cursor: int | None = None
         self._max_seen = 0
         self._seen: dict[int, float] = {}  # ids above the cursor already delivered -> first seen
         self._heap: list[int] = []
         self._last_reset_check = 0.0
         self._subs_lock = threading.Lock()
-        self._all: set[Subscription] = set()
-        self._by_job: dict[int, set[Subscription]] = {}
-        self._by_owner: dict[str, set[Subscription]] = {}
+        self._subs: dict[str, set[Subscription]] = {}  # by Subscription.key
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
@@ -325,41 +327,29 @@ class EventRelay:
         (`async with relay.subscribe(...) as events:` does)."""
         sub = Subscription(self, job_id=job_id, owner=owner, since=since, buffer=buffer)
         with self._subs_lock:
-            if job_id is not None:
-                self._by_job.setdefault(job_id, set()).add(sub)
-            elif owner is not None:
-                self._by_owner.setdefault(owner, set()).add(sub)
-            else:
-                self._all.add(sub)
+            self._subs.setdefault(sub.key, set()).add(sub)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._subs_lock:
-            self._all.discard(sub)
-            if sub.job_id is not None:
-                group = self._by_job.get(sub.job_id)
-                if group is not None:
-                    group.discard(sub)
-                    if not group:
-                        del self._by_job[sub.job_id]
-            elif sub.owner is not None:
-                owners = self._by_owner.get(sub.owner)
-                if owners is not None:
-                    owners.discard(sub)
-                    if not owners:
-                        del self._by_owner[sub.owner]
+            group = self._subs.get(sub.key)
+            if group is not None:
+                group.discard(sub)
+                if not group:  # job ids come and go: keep no empty set per finished job
+                    del self._subs[sub.key]
 
     @property
     def subscribers(self) -> int:
         with self._subs_lock:
-            return len(self._all) + sum(map(len, self._by_job.values())) + sum(map(len, self._by_owner.values()))
+            return sum(map(len, self._subs.values()))
 
     def _publish(self, item: RelayedEvent) -> None:
         r = item.record
+        keys = [subscription_key(None, None), subscription_key(r.job_id, None)]
+        if r.owner is not None:
+            keys.append(subscription_key(None, r.owner))
         with self._subs_lock:
-            targets = [*self._all, *self._by_job.get(r.job_id, ())]
-            if r.owner is not None:
-                targets.extend(self._by_owner.get(r.owner, ()))
+            targets = [sub for key in keys for sub in self._subs.get(key, ())]
         for sub in targets:
             sub._push(item)
 
@@ -459,7 +449,6 @@ class EventRelay:
         forwarded = [r for r in fresh if r.type not in INTERNAL_EVENTS]
         for record in forwarded:
             self._publish(RelayedEvent(record, min(record.id, cursor)))
-        self.delivered += len(forwarded)
         if self.emit_signals:
             url = self.store.url
             remote = [r for r in forwarded if not (self.skip_local and dispatch.written_here(url, r.id))]

@@ -56,6 +56,10 @@ job_deleted: NamedSignal = _ns.signal("job_deleted", doc="The job was deleted.")
 job_status_changed: NamedSignal = _ns.signal("job_status_changed", doc="Any change of a job's status.")
 job_checkpoint: NamedSignal = _ns.signal("job_checkpoint", doc="Internal: a job saved a checkpoint.")
 
+ALL_SIGNALS: tuple[NamedSignal, ...] = tuple(_ns.values())
+"""Every signal above, in the order declared (so a new one is never missed by a helper that
+connects to all of them)."""
+
 BY_EVENT: dict[str, NamedSignal] = {
     "enqueued": job_enqueued,
     "started": job_started,
@@ -79,7 +83,7 @@ INTERNAL_EVENTS = frozenset({"checkpoint"})
 """Event types never forwarded to consumers."""
 
 __all__ = [
-    "BY_EVENT", "INTERNAL_EVENTS", "STATUS_EVENTS", "job_cancelled", "job_checkpoint",
+    "ALL_SIGNALS", "BY_EVENT", "INTERNAL_EVENTS", "STATUS_EVENTS", "job_cancelled", "job_checkpoint",
     "job_completed", "job_deleted", "job_enqueued", "job_failed", "job_log", "job_progress",
     "job_retrying", "job_started", "job_status_changed",
 ]

@@ -55,11 +55,7 @@ __all__ = [
     "recorded_signals",
 ]
 
-ALL_SIGNALS: tuple[NamedSignal, ...] = (
-    signals.job_enqueued, signals.job_started, signals.job_progress, signals.job_log,
-    signals.job_retrying, signals.job_completed, signals.job_failed, signals.job_cancelled,
-    signals.job_deleted, signals.job_status_changed, signals.job_checkpoint,
-)
+ALL_SIGNALS: tuple[NamedSignal, ...] = signals.ALL_SIGNALS
 """Every signal activejob sends, in the order of `activejob.signals`."""
 
 

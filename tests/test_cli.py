@@ -82,6 +82,12 @@ def test_cancel_retry_and_delete(queue: JobQueue, sqlite_url: str) -> None:
     assert queue.get_job(pending.id) is None
 
 
+def test_cancel_of_an_unknown_job_fails_clearly(queue: JobQueue, sqlite_url: str) -> None:
+    out = _cli(sqlite_url, "cancel", "999")
+    assert out.returncode != 0 and "Error: no job with id 999" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_retry_of_a_pending_job_is_refused(queue: JobQueue, sqlite_url: str) -> None:
     handle = Noop.perform_later(n=1)
     out = _cli(sqlite_url, "retry", str(handle.id))

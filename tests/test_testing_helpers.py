@@ -8,11 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
+from blinker import NamedSignal
 from pydantic import BaseModel
 
 import activejob
 from activejob import BaseJob, JobArgumentsError, JobQueue, job, signals
 from activejob.testing import (
+    ALL_SIGNALS,
     aperform_enqueued_jobs,
     capture_enqueued,
     enqueued_jobs,
@@ -174,6 +176,12 @@ def test_recorded_signals_can_be_narrowed() -> None:
 def test_recorded_signals_refuses_unknown_names() -> None:
     with pytest.raises(ValueError, match="not an activejob signal"), recorded_signals("job_finished"):
         pass
+
+
+def test_recorded_signals_know_every_signal_the_signals_module_declares() -> None:
+    declared = [value for value in vars(signals).values() if isinstance(value, NamedSignal)]
+    assert list(ALL_SIGNALS) == declared
+    assert declared[-1] is signals.job_checkpoint
 
 
 def test_recorded_signals_stop_at_the_end_of_the_block() -> None:

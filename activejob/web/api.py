@@ -29,16 +29,17 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import JobNotFound
-from ..queue import JobQueue
 from ..records import STATUSES
-from ..signals import INTERNAL_EVENTS
+from ..relay import RelayedEvent
+from ..signals import BY_EVENT, INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, Conflict, JobFilters, dashboard
 from .security import CSRF_FIELD, CSRFError, base_path, check_csrf
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-_STATUS_ENUM = {"type": "string", "enum": ["pending", "running", "waiting", "completed", "failed", "cancelled"]}
+_STATUS_ENUM = {"type": "string", "enum": list(STATUSES)}
+_EVENT_ENUM = {"type": "string", "enum": sorted(set(BY_EVENT) - INTERNAL_EVENTS)}
 
 
 def _q(name: str, schema: dict[str, Any], description: str, *, where: str = "query",
@@ -147,12 +148,10 @@ async def get_job(request: Request) -> Response:
     job_id = _job_id(request)
 
     def read() -> dict[str, Any]:
-        job = dash.queue.get_job(job_id)
-        if job is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        events = dash.store.events(job_id=job_id, exclude=tuple(INTERNAL_EVENTS), limit=1000)
+        job = core.require_job(dash.queue, job_id)
+        events = dash.relay.events(job_id=job_id, limit=1000)
         children = dash.store.list_jobs(parent_id=job_id, limit=200, order="oldest")
-        return {"job": core.job_json(job), "events": [core.event_json(e) for e in events],
+        return {"job": core.job_json(job), "events": [RelayedEvent(e, e.id).to_dict() for e in events],
                 "children": [core.job_json(c) for c in children]}
 
     return JSONResponse(await anyio.to_thread.run_sync(read))
@@ -167,8 +166,7 @@ async def job_events(request: Request) -> Response:
     dash = dashboard(request)
     job_id = _job_id(request)
     after = core.int_param(request.query_params.get("after"), "after", default=0) or 0
-    if await anyio.to_thread.run_sync(dash.queue.get_job, job_id) is None:
-        raise JobNotFound(f"no job with id {job_id}")
+    await anyio.to_thread.run_sync(core.require_job, dash.queue, job_id)
     return await _events(request, after=after, job_id=job_id, owner=None, limit=1000)
 
 
@@ -196,12 +194,11 @@ async def _events(request: Request, *, after: int, job_id: int | None, owner: st
     dash = dashboard(request)
     relay = dash.relay
     found = await anyio.to_thread.run_sync(
-        lambda: dash.store.events(after=after, job_id=job_id, owner=owner, exclude=tuple(INTERNAL_EVENTS),
-                                  limit=limit))
+        lambda: relay.events(after=after, job_id=job_id, owner=owner, limit=limit))
     # Ids up to `safe` are final; above it, an id still in flight may commit later.
     safe = relay.cursor if relay.running else (found[-1].id if found else after)
     floor = max(after, min(safe, found[-1].id)) if found else after
-    out = [core.event_json(e, max(after, min(e.id, safe))) for e in found]
+    out = [RelayedEvent(e, max(after, min(e.id, safe))).to_dict() for e in found]
     return JSONResponse({"events": out, "cursor": floor, "has_more": len(found) == limit})
 
 
@@ -313,14 +310,18 @@ async def delete(request: Request) -> Response:
     return await _change(request, core.delete_job, gone=True)
 
 
-async def _queue_change(request: Request, verb: Callable[[JobQueue, str], bool], *, paused: bool) -> Response:
+async def _queue_change(request: Request, *, pause: bool) -> Response:
     dash = dashboard(request)
     _body, from_form = await _proven(request)
     name: str = request.path_params["name"]
-    changed = await anyio.to_thread.run_sync(verb, dash.queue, name)
+    verb = dash.queue.pause_queue if pause else dash.queue.resume_queue
+    try:
+        changed = await anyio.to_thread.run_sync(verb, name)
+    except ValueError as error:  # a queue name the queue refuses is the client's mistake
+        raise BadRequest(str(error)) from None
     if from_form:
         return RedirectResponse(f"{base_path(request.scope)}/queues", status_code=303)
-    return JSONResponse({"queue": name, "paused": paused, "changed": changed})
+    return JSONResponse({"queue": name, "paused": pause, "changed": changed})
 
 
 @doc("Pause a queue", response="QueueState", parameters=[_QUEUE_NAME], body=_CSRF_BODY)
@@ -328,14 +329,14 @@ async def _queue_change(request: Request, verb: Callable[[JobQueue, str], bool],
 async def pause_queue(request: Request) -> Response:
     """Workers, in every process, start none of the queue's jobs until it is resumed; jobs
     already running finish, and enqueueing goes on. `changed` is false if it was paused already."""
-    return await _queue_change(request, core.pause_queue, paused=True)
+    return await _queue_change(request, pause=True)
 
 
 @doc("Resume a paused queue", response="QueueState", parameters=[_QUEUE_NAME], body=_CSRF_BODY)
 @api
 async def resume_queue(request: Request) -> Response:
     """Workers take the queue's jobs again at once. `changed` is false if it was not paused."""
-    return await _queue_change(request, core.resume_queue, paused=False)
+    return await _queue_change(request, pause=False)
 
 
 # -- OpenAPI ----------------------------------------------------------------------------
@@ -374,8 +375,7 @@ COMPONENTS: dict[str, Any] = {
         }},
         "Event": {"type": "object", "properties": {
             "id": {"type": "integer"}, "cursor": {"type": "integer"},
-            "event": {"type": "string", "enum": ["enqueued", "started", "progress", "log", "retrying", "completed",
-                                                  "failed", "cancelled", "deleted", "requeued"]},
+            "event": _EVENT_ENUM,
             "job_id": {"type": "integer"}, "name": {"type": "string"}, "queue": {"type": "string"},
             "owner": {"type": ["string", "null"]}, "status": _STATUS_ENUM, "attempt": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"}, "data": _OBJ,

@@ -44,7 +44,7 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     if relay is None:
         relay = EventRelay(queue)
     dash = Dashboard(queue=queue, relay=relay, token=token, authorize=authorize, title=title,
-                     allowed_origins=tuple(allowed_origins), poll_interval=poll_interval, owns_relay=owns_relay)
+                     allowed_origins=tuple(allowed_origins), poll_interval=poll_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

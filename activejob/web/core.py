@@ -4,20 +4,18 @@ job is presented (its type's label, phases and resource link, what can be done t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 from starlette.requests import HTTPConnection
 
-from .. import clock
 from ..definition import registry
-from ..errors import InvalidTransition
+from ..errors import InvalidTransition, JobNotFound
 from ..models import JobStatus
 from ..queue import JobQueue
-from ..records import STATUSES, EventRecord, JobInfo
+from ..records import STATUSES, JobInfo
 from ..relay import EventRelay
 from .security import Authorize
 
@@ -39,8 +37,6 @@ class Dashboard:
     title: str = "activejob"
     allowed_origins: tuple[str, ...] = ()
     poll_interval: float = 3.0
-    owns_relay: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def store(self) -> Any:
@@ -208,15 +204,6 @@ def actions(job: JobInfo) -> list[str]:
     return out
 
 
-def event_json(record: EventRecord, cursor: int | None = None) -> dict[str, Any]:
-    r = record
-    return {
-        "id": r.id, "cursor": r.id if cursor is None else cursor, "event": r.type, "job_id": r.job_id,
-        "name": r.name, "queue": r.queue, "owner": r.owner, "status": r.status, "attempt": r.attempt,
-        "created_at": r.created_at.isoformat(), "data": r.data,
-    }
-
-
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
 
@@ -236,12 +223,16 @@ def _expected(job: JobInfo, expected: str | None) -> None:
         raise Conflict(f"job {job.id} is {job.status} now, not {expected}; nothing was changed", job)
 
 
-def cancel_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
-    from ..errors import JobNotFound
-
+def require_job(queue: JobQueue, job_id: int) -> JobInfo:
+    """The job, or JobNotFound (a 404 on the API)."""
     job = queue.get_job(job_id)
     if job is None:
         raise JobNotFound(f"no job with id {job_id}")
+    return job
+
+
+def cancel_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
+    job = require_job(queue, job_id)
     _expected(job, expected)
     if job.status not in ACTIVE:
         raise Conflict(f"job {job_id} is {job.status}; only pending, waiting or running jobs can be cancelled", job)
@@ -254,58 +245,26 @@ def cancel_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
 def retry_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
     """Run a failed/cancelled job again; with `expected`, only if it is still in that state
     (one atomic UPDATE: a second click never runs it twice)."""
-    from ..dispatch import emit
-    from ..errors import JobNotFound
-
     if expected is not None and expected not in RETRYABLE:
         raise BadRequest(f"expected_status for a retry is {' or '.join(RETRYABLE)}")
     try:
-        records = queue.store.retry_job(job_id, clock.now(), expect=[expected] if expected else None)
+        queue.retry(job_id, expect=[expected] if expected else None)
     except InvalidTransition as error:
         raise Conflict(str(error), queue.get_job(job_id)) from None
-    except JobNotFound:
-        raise
-    queue._wake()
-    emit(records)
     after = queue.get_job(job_id)
     assert after is not None
     return after
 
 
 def delete_job(queue: JobQueue, job_id: int, expected: str | None) -> None:
-    from ..errors import JobNotFound
-
-    job = queue.get_job(job_id)
-    if job is None:
-        raise JobNotFound(f"no job with id {job_id}")
-    _expected(job, expected)
+    _expected(require_job(queue, job_id), expected)
     try:
         queue.delete(job_id)
     except InvalidTransition as error:
         raise Conflict(str(error), queue.get_job(job_id)) from None
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-# -- pausing queues ----------------------------------------------------------------------
-
-def pause_queue(queue: JobQueue, name: str) -> bool:
-    """Pause `name`; False if it was paused already. A bad name is the client's mistake (400)."""
-    try:
-        return queue.pause_queue(name)
-    except ValueError as error:
-        raise BadRequest(str(error)) from None
-
-
-def resume_queue(queue: JobQueue, name: str) -> bool:
-    """Resume `name`; False if it was not paused."""
-    try:
-        return queue.resume_queue(name)
-    except ValueError as error:
-        raise BadRequest(str(error)) from None
-
+# -- queues ------------------------------------------------------------------------------
 
 def queue_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     """The queues page's rows: every queue with jobs, and every paused one even without

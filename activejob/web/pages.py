@@ -19,7 +19,6 @@ from starlette.templating import Jinja2Templates
 from .. import __version__, clock
 from ..definition import registry
 from ..records import STATUSES, EventRecord, JobInfo
-from ..signals import INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, JobFilters, dashboard
 from .security import base_path, csrf_token, security_headers, set_csrf_cookie
@@ -87,13 +86,6 @@ def describe(event: EventRecord) -> tuple[str, str]:
         return "Enqueued", "; ".join(detail)
     if kind == "started":
         return f"Attempt {event.attempt} started", f"on worker {d['worker_id']}" if d.get("worker_id") else ""
-    if kind == "progress":
-        bits = []
-        if d.get("phase"):
-            bits.append(f"phase {d['phase']}")
-        if d.get("message"):
-            bits.append(str(d["message"]))
-        return "Progress", " · ".join(bits)
     if kind == "log":
         extra = ", ".join(f"{k}={v}" for k, v in d.items() if k not in ("message", "at"))
         return str(d.get("message", "log")), extra
@@ -114,12 +106,11 @@ def describe(event: EventRecord) -> tuple[str, str]:
 
 
 def timeline(events: list[EventRecord]) -> list[dict[str, Any]]:
-    """Every event but progress, which shows only when its phase changes."""
+    """Every event but progress, which shows only when its phase changes. Internal events
+    never get here: `relay.events` leaves them out."""
     out = []
     phase: str | None = None
     for e in events:
-        if e.type in INTERNAL_EVENTS:
-            continue
         if e.type == "progress":
             new_phase = e.data.get("phase")
             if not new_phase or new_phase == phase:
@@ -141,8 +132,6 @@ async def _render(request: Request, name: str, context: dict[str, Any], *, statu
         "request": request, "base": base, "static": f"{base}/static", "csrf": token, "title": dash.title,
         "poll_interval": dash.poll_interval, "qs": urlencode, **context,
     }
-    if "cursor" not in context:
-        context["cursor"] = await dash.cursor()
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     if new:
         set_csrf_cookie(response, request, token)
@@ -182,7 +171,7 @@ async def job_page(request: Request) -> Response:
         job = dash.queue.get_job(job_id)
         if job is None:
             return None
-        events = dash.store.events(job_id=job_id, exclude=tuple(INTERNAL_EVENTS), limit=2000)
+        events = dash.relay.events(job_id=job_id, limit=2000)
         children = dash.store.list_jobs(parent_id=job_id, limit=200, order="oldest")
         parent = dash.queue.get_job(job.parent_id) if job.parent_id is not None else None
         return {"job": job, "events": timeline(events), "children": children, "parent": parent,

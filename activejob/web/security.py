@@ -49,6 +49,12 @@ def cookie_path(scope: Scope) -> str:
     return base_path(scope) or "/"
 
 
+def secure_cookies(conn: HTTPConnection) -> bool:
+    """Whether cookies set on this connection must be HTTPS-only (so a page served over TLS
+    never leaks them to a plain-HTTP request)."""
+    return conn.url.scheme in ("https", "wss")
+
+
 def _bearer(headers: Headers) -> str | None:
     value = headers.get("authorization", "")
     scheme, _, credentials = value.partition(" ")
@@ -121,7 +127,7 @@ class Guard:
                     redirect = RedirectResponse(target, status_code=303)
                     redirect.set_cookie(SESSION_COOKIE, session_value(self.token), httponly=True,
                                         samesite="strict", path=cookie_path(conn.scope),
-                                        secure=conn.url.scheme in ("https", "wss"))
+                                        secure=secure_cookies(conn))
                     return redirect
             elif not self._token_ok(conn):
                 if wants_html:
@@ -159,7 +165,7 @@ def csrf_token(request: Request) -> tuple[str, bool]:
 
 def set_csrf_cookie(response: Response, request: Request, value: str) -> None:
     response.set_cookie(CSRF_COOKIE, value, httponly=True, samesite="strict", path=cookie_path(request.scope),
-                        secure=request.url.scheme == "https")
+                        secure=secure_cookies(request))
 
 
 class CSRFError(Exception):

@@ -34,7 +34,7 @@ import anyio
 from anyio.abc import TaskGroup
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ..relay import Subscription
+from ..relay import Subscription, subscription_key
 from .core import dashboard
 
 log = logging.getLogger("activejob.web")
@@ -152,7 +152,7 @@ async def _serve(conn: _Connection) -> None:
         except ValueError as error:
             await conn.send({"type": "error", "error": str(error)})
             continue
-        key = f"job:{job_id}" if job_id is not None else f"owner:{owner}" if owner is not None else "all"
+        key = subscription_key(job_id, owner)
         if action == "unsubscribe":
             conn.drop(key)
             await conn.send({"type": "unsubscribed", "subscription": key})

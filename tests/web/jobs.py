@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -65,4 +66,20 @@ class Wait(BaseJob[WaitArgs]):
         for i in range(ticks):
             self.progress(i / ticks, message="waiting")
             await anyio.sleep(0.1)
+        return "done"
+
+
+class ParentArgs(BaseModel):
+    child_queue: str = "held"
+    linger: float = 2.0
+
+
+@job("web_parent", schema=ParentArgs, max_retries=0, label="Waits for its child")
+class Parent(BaseJob[ParentArgs]):
+    def perform(self, args: ParentArgs) -> str:
+        if not self.children():
+            Quick.set(parent=self, queue=args.child_queue).perform_later(value="child")
+            # Apart from the child's events: only the parent's own `waiting` event comes later.
+            time.sleep(args.linger)
+            self.wait_for_children()
         return "done"

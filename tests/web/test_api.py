@@ -7,6 +7,8 @@ from typing import Any
 from runner_support import wait_for
 
 from activejob import BaseJob, JobQueue, job
+from activejob.records import STATUSES
+from activejob.signals import INTERNAL_EVENTS
 
 from .conftest import TestClient, csrf_headers
 from .jobs import Fail, Quick, Steps, Wait
@@ -175,6 +177,14 @@ def test_openapi_describes_the_rest_api(client: TestClient) -> None:
     params = {p["name"] for p in paths["/api/jobs"]["get"]["parameters"]}
     assert params >= {"status", "name", "queue", "owner", "parent_id", "q", "limit", "offset", "order"}
     assert "409" in paths["/api/jobs/{job_id}/cancel"]["post"]["responses"]
+
+
+def test_openapi_enums_follow_the_statuses_and_event_types(client: TestClient) -> None:
+    schemas = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert schemas["Job"]["properties"]["status"]["enum"] == list(STATUSES)
+    events = schemas["Event"]["properties"]["event"]["enum"]
+    assert "waiting" in events and "requeued" in events
+    assert not set(events) & INTERNAL_EVENTS
 
 
 def test_job_page_shows_how_many_of_its_type_may_run_at_once(queue: JobQueue, client: TestClient) -> None:

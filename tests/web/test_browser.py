@@ -20,7 +20,7 @@ import activejob
 from activejob import JobQueue
 from activejob.web import create_app
 
-from .jobs import Fail, Quick, Steps, Wait
+from .jobs import Fail, Parent, Quick, Steps, Wait
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -139,6 +139,17 @@ def test_cancel_a_running_job_with_its_button(server: tuple[str, JobQueue], page
     page.wait_for_selector(".toast-warn:has-text('cancelled')")
     assert queue.get_job(handle.id).status == "cancelled"  # type: ignore[union-attr]
     assert page.locator("form[data-action=retry] button").is_visible()
+
+
+def test_the_list_refreshes_when_a_job_starts_waiting(server: tuple[str, JobQueue], page: Any) -> None:
+    base, queue = server
+    queue.pause_queue("held")  # the child never starts, so its events cannot refresh the list for us
+    page.goto(base + "/")
+    page.wait_for_selector("#conn[data-state=live]")
+    handle = Parent.perform_later()
+    page.wait_for_selector(f'tr[data-job-id="{handle.id}"][data-status=running]')
+    page.wait_for_selector(f'tr[data-job-id="{handle.id}"][data-status=waiting]', timeout=15_000)
+    assert queue.get_job(handle.id).status == "waiting"  # type: ignore[union-attr]
 
 
 def test_pause_a_queue_with_its_button(server: tuple[str, JobQueue], page: Any) -> None:

@@ -9,7 +9,7 @@
   var CSRF = body.dataset.csrf || '';
   var POLL_MS = Math.max(1000, parseFloat(body.dataset.poll || '3') * 1000);
   var PAGE = body.dataset.page || '';
-  var STATUS_EVENTS = { enqueued: 1, started: 1, retrying: 1, completed: 1, failed: 1, cancelled: 1, requeued: 1, deleted: 1 };
+  var STATUS_EVENTS = { enqueued: 1, started: 1, waiting: 1, retrying: 1, completed: 1, failed: 1, cancelled: 1, requeued: 1, deleted: 1 };
   var FINAL = { completed: 1, failed: 1, cancelled: 1 };
 
   // -- time ------------------------------------------------------------------------
@@ -377,7 +377,6 @@
     var fragment = liveEl && liveEl.dataset.fragment ? new Fragment(liveEl, PAGE === 'job' ? 400 : 1000) : null;
     window.activejobFragment = fragment;
     var live = new Live();
-    window.activejobLive = live;
     var jobId = body.dataset.jobId ? parseInt(body.dataset.jobId, 10) : null;
 
     live.on(maybeToast);
