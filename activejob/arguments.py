@@ -44,15 +44,39 @@ def validate(job: str, schema: type[BaseModel], args: BaseModel | None, kwargs: 
         raise _field_errors(job, error) from None
 
 
+def _unserializable(model: BaseModel) -> list[str]:
+    """The fields whose values have no JSON form (only looked for once encoding failed)."""
+    bad = []
+    for name in type(model).model_fields:
+        try:
+            model.model_dump_json(include={name})
+        except (pydantic_core.PydanticSerializationError, ValueError, TypeError):
+            bad.append(name)
+    return bad
+
+
+def utf8_size(text: str) -> int:
+    """How many bytes `text` takes as UTF-8, as the database stores it (not its length in characters)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def encode(job: str, model: BaseModel, max_bytes: int) -> str:
     """The JSON text stored for `model`; refuses what would not come back unchanged."""
     try:
         text = model.model_dump_json()
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as error:
-        raise JobArgumentsError(job, f"arguments cannot be stored as JSON: {error}") from None
-    if len(text) > max_bytes:
+        fields = _unserializable(model)
+        where = f" (field(s): {', '.join(fields)})" if fields else ""
+        reason = str(error)
+        if "surrogates not allowed" in reason:
+            # Usually text decoded with errors="surrogateescape" (file names, sys.argv).
+            reason = ("text with a lone surrogate (such as '\\udcff') has no UTF-8 form; "
+                      "clean it first, e.g. text.encode('utf-8', 'replace').decode()")
+        raise JobArgumentsError(job, f"arguments cannot be stored as JSON{where}: {reason}", fields) from None
+    size = utf8_size(text)
+    if size > max_bytes:
         raise JobArgumentsError(
-            job, f"arguments are {len(text)} bytes as JSON, over the limit of {max_bytes}; "
+            job, f"arguments are {size} bytes as JSON (UTF-8), over the limit of {max_bytes}; "
             "store large data elsewhere and pass a reference (or raise max_args_bytes)"
         )
     try:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from . import backoff as backoffs
 from .context import JobContext
-from .enqueuing import ConfiguredJob, is_async
+from .enqueuing import INTEGER_MAX, ConfiguredJob, is_async, priority_problem, show, text_problem
 from .errors import ConfigurationError, UnknownJobError, WaitForChildren
 
 S = TypeVar("S", bound=BaseModel)
@@ -295,6 +295,8 @@ def job(
     `concurrency_limit=2` lets at most two jobs of this type run at once, over all workers
     (the rest wait, pending, for a slot); with `concurrency_key=lambda args: args.account_id`
     the limit holds for each key instead: two per account.
+    `priority` is an int from -2**31 to 2**31 - 1 (higher runs first); `name` and
+    `queue` hold at most 200 characters.
     `max_retries=3` means up to four attempts. `backoff` is "exponential", "linear",
     "fixed", a number of seconds, or a callable `(attempt) -> seconds`. `retry_on`
     narrows which errors are retried (others fail at once); `discard_on` errors fail
@@ -304,20 +306,28 @@ def job(
         raise ConfigurationError(f"{name}: unknown option(s) {sorted(extra)} for @job")
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"a job needs a non-empty name, got {name!r}")
+    problem = text_problem(name, "name")
+    if problem:
+        raise ConfigurationError(f"the job name {show(name)} {problem}")
     if schema is None:
         schema = NoArgs
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         raise ConfigurationError(f"{name}: schema must be a pydantic BaseModel subclass, got {schema!r}")
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        raise ConfigurationError(f"{name}: max_retries must be a whole number >= 0, got {max_retries!r}")
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= INTEGER_MAX:
+        raise ConfigurationError(
+            f"{name}: max_retries must be a whole number from 0 to {INTEGER_MAX}, got {show(max_retries)}")
     if isinstance(timeout, timedelta):
         timeout = timeout.total_seconds()
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise ConfigurationError(f"{name}: timeout must be a number of seconds > 0 (or None), got {timeout!r}")
-    if not isinstance(queue, str) or not queue:
-        raise ConfigurationError(f"{name}: queue must be a non-empty string, got {queue!r}")
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise ConfigurationError(f"{name}: priority must be an integer, got {priority!r}")
+    if not isinstance(queue, str) or not queue.strip():
+        raise ConfigurationError(f"{name}: queue must be a non-empty string, got {show(queue)}")
+    problem = text_problem(queue, "queue")
+    if problem:
+        raise ConfigurationError(f"{name}: queue {problem}")
+    problem = priority_problem(priority)
+    if problem:
+        raise ConfigurationError(f"{name}: priority {problem}")
     if concurrency_limit is not None and (
             not isinstance(concurrency_limit, int) or isinstance(concurrency_limit, bool) or concurrency_limit < 1):
         raise ConfigurationError(
@@ -331,7 +341,7 @@ def job(
         raise ConfigurationError(f"{name}: {error}") from None
     options = JobOptions(
         name=name, schema=schema, max_retries=max_retries, backoff=policy,
-        timeout=float(timeout) if timeout is not None else None, queue=queue, priority=priority,
+        timeout=float(timeout) if timeout is not None else None, queue=queue, priority=int(priority),
         retry_on=_exceptions(name, "retry_on", retry_on), discard_on=_exceptions(name, "discard_on", discard_on),
         label=label or name.replace("_", " ").capitalize(), description=description or "",
         phases=tuple(phases), resource_link=resource_link, concurrency_limit=concurrency_limit,

@@ -4,6 +4,9 @@ backend hook the JobQueue fills in, so definitions never depend on storage."""
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -12,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from . import arguments, clock
-from .errors import ConfigurationError, JobArgumentsError
+from .errors import ConfigurationError, JobArgumentsError, JobOptionsError
 from .store import NewJob
+from .store.base import jobs
 
 if TYPE_CHECKING:
     from .definition import BaseJob
@@ -53,6 +57,78 @@ def _seconds(value: timedelta | float | int) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+# -- what the jobs table can hold ---------------------------------------------------------
+# Checked before anything is written, so a bad value is a clear error naming the job and
+# the option, never a driver error from inside the transaction (and never a value SQLite
+# keeps but PostgreSQL would refuse, which would make a database switch fail later).
+
+PRIORITY_MIN = -(2**31)
+PRIORITY_MAX = 2**31 - 1
+"""Priorities fit the 32-bit INTEGER column (PostgreSQL refuses more; SQLite would keep it)."""
+
+INTEGER_MAX = 2**31 - 1
+"""The largest value of a 32-bit INTEGER column (max_retries)."""
+
+BIGINT_MAX = 2**63 - 1
+"""The largest job id (a BIGINT)."""
+
+
+def _column_length(column: str) -> int:
+    length = getattr(jobs.c[column].type, "length", None)
+    assert isinstance(length, int), column
+    return length
+
+
+MAX_LENGTH: dict[str, int] = {
+    column: _column_length(column) for column in ("name", "queue", "owner", "unique_key", "concurrency_key")
+}
+"""How many characters each text column set at enqueue holds (VARCHAR(n) counts characters)."""
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut short: a refused value may be megabytes long."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        text = f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def text_problem(value: str, column: str) -> str | None:
+    """Why `value` cannot be stored in `column` on every supported database, or None."""
+    limit = MAX_LENGTH[column]
+    if len(value) > limit:
+        return f"is {len(value)} characters long; its column holds at most {limit}"
+    if "\x00" in value:
+        return f"contains a NUL character (at position {value.index(chr(0))}), which PostgreSQL cannot store"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            # Typically a name decoded with errors="surrogateescape" (os.listdir, sys.argv).
+            return (f"contains a lone surrogate ({value[error.start]!r} at position {error.start}), "
+                    "which has no UTF-8 form")
+    return None
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as an int if it is an integer (numpy's too); None for bools, floats and strings,
+    which `int()` would quietly round or parse."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def priority_problem(value: Any) -> str | None:
+    number = whole_number(value)
+    if number is None or not PRIORITY_MIN <= number <= PRIORITY_MAX:
+        return f"must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX} (a 32-bit column), got {show(value)}"
+    return None
+
+
 @dataclass(frozen=True)
 class ConfiguredJob(Generic[S]):
     """A job type with options for the next enqueue, as `Job.set(...)` returns.
@@ -61,6 +137,11 @@ class ConfiguredJob(Generic[S]):
         SendEmail.set(owner="user-42").perform_later(...)     # the job's owner, for per-user views
         SendEmail.set(session=db_session).perform_later(...)  # commits with the caller's transaction
         SendEmail.set(unique_key="welcome-42").perform_later(...)  # at most one job per key
+
+    Options are checked when set, before anything is written, and refused with `JobOptionsError`
+    (a `ConfigurationError` and a `ValueError`) naming the job and the option: `priority`
+    is an int that fits 32 bits; `queue` and `owner` hold at most 200 characters and
+    `unique_key` 255, with no NUL character and no lone surrogate (such as "\\udcff").
     """
 
     job: type[BaseJob[S]]
@@ -73,6 +154,47 @@ class ConfiguredJob(Generic[S]):
     session: Any = None
     unique_key: str | None = None
 
+    def __post_init__(self) -> None:
+        # Checked once per set(...), not once per job: a bulk enqueue shares these options.
+        name = self.job.options.name
+        if self.queue is not None:
+            if not isinstance(self.queue, str) or not self.queue.strip():
+                raise JobOptionsError(name, "queue", f"must be a non-empty string, got {show(self.queue)}")
+            self._check_text("queue", self.queue)
+        if self.priority is not None:
+            problem = priority_problem(self.priority)
+            if problem:
+                raise JobOptionsError(name, "priority", problem)
+            object.__setattr__(self, "priority", operator.index(self.priority))
+        for option in ("owner", "unique_key"):  # stored as their str(): an owner may be a user id
+            value = getattr(self, option)
+            if value is not None:
+                try:
+                    text = str(value)
+                except ValueError as error:
+                    raise JobOptionsError(name, option, f"has no text form: {error}") from None
+                self._check_text(option, text)
+        if self.wait is not None:
+            wait = self.wait
+            if not isinstance(wait, timedelta) and (
+                    isinstance(wait, bool) or not isinstance(wait, numbers.Real) or not math.isfinite(wait)):
+                raise JobOptionsError(name, "wait", f"must be a timedelta or a number of seconds, got {show(wait)}")
+            try:
+                timedelta(seconds=_seconds(wait))
+            except OverflowError:
+                raise JobOptionsError(name, "wait", f"is out of range: {show(wait)}") from None
+        if self.wait_until is not None and not isinstance(self.wait_until, datetime):
+            raise JobOptionsError(name, "wait_until", f"must be a datetime, got {show(self.wait_until)}")
+        if self.parent is not None and not hasattr(self.parent, "context"):  # a running job: its own id
+            parent = whole_number(getattr(self.parent, "id", self.parent))
+            if parent is None or not 1 <= parent <= BIGINT_MAX:
+                raise JobOptionsError(name, "parent", f"must be a job, a handle or a job id, got {show(self.parent)}")
+
+    def _check_text(self, option: str, value: str) -> None:
+        problem = text_problem(value, option)
+        if problem:
+            raise JobOptionsError(self.job.options.name, option, problem)
+
     def set(self, **options: Any) -> ConfiguredJob[S]:
         unknown = set(options) - set(self.__dataclass_fields__) - {"job"}
         if unknown or "job" in options:
@@ -83,10 +205,15 @@ class ConfiguredJob(Generic[S]):
     # -- building requests ------------------------------------------------------------
 
     def _run_at(self, now: datetime) -> datetime:
-        if self.wait_until is not None:
-            return clock.as_utc(self.wait_until)
-        if self.wait is not None:
-            return now + timedelta(seconds=_seconds(self.wait))
+        try:
+            if self.wait_until is not None:
+                return clock.as_utc(self.wait_until)
+            if self.wait is not None:
+                return now + timedelta(seconds=_seconds(self.wait))
+        except OverflowError:
+            option = "wait_until" if self.wait_until is not None else "wait"
+            raise JobOptionsError(self.job.options.name, option,
+                                  f"gives a time a datetime cannot hold: {show(getattr(self, option))}") from None
         return now
 
     def request(self, args: S | dict[str, Any] | None = None, /, *, run_at: datetime | None = None,
@@ -104,7 +231,7 @@ class ConfiguredJob(Generic[S]):
         parent = getattr(parent, "id", parent)
         return EnqueueRequest(
             name=opts.name, args=text, queue=self.queue or opts.queue,
-            priority=opts.priority if self.priority is None else int(self.priority),
+            priority=opts.priority if self.priority is None else self.priority,
             run_at=run_at or self._run_at(clock.now()), max_retries=opts.max_retries,
             owner=None if owner is None else str(owner),
             parent_id=None if parent is None else int(parent),
@@ -195,7 +322,11 @@ def _concurrency_key(job: str, key: Callable[[Any], Any] | None, args: Any) -> s
     except Exception as error:
         raise JobArgumentsError(job, f"concurrency_key raised {type(error).__name__}: {error}") from error
     text = str(value)
-    if value is None or not text or len(text) > 255:
-        raise JobArgumentsError(job, f"concurrency_key must give a non-empty key of at most 255 characters, "
-                                     f"got {value!r}")
+    limit = MAX_LENGTH["concurrency_key"]
+    if value is None or not text or len(text) > limit:
+        raise JobArgumentsError(job, f"concurrency_key must give a non-empty key of at most {limit} characters, "
+                                     f"got {show(value)}")
+    problem = text_problem(text, "concurrency_key")
+    if problem:
+        raise JobArgumentsError(job, f"concurrency_key gave a key that {problem}")
     return text

@@ -25,6 +25,20 @@ class JobArgumentsError(ActiveJobError, ValueError):
         super().__init__(f"{job}: {message}")
 
 
+class JobOptionsError(ConfigurationError, ValueError):
+    """An enqueue option (`Job.set(priority=..., owner=...)`) was refused: not of its type,
+    out of the range its column holds, or text no database can store.
+
+    Nothing was written. `job` is the job's name and `option` the option's name. A
+    ValueError too, since the value often comes from user input (an owner, a unique key).
+    """
+
+    def __init__(self, job: str, option: str, message: str) -> None:
+        self.job = job
+        self.option = option
+        super().__init__(f"{job}: {option} {message}")
+
+
 class UnknownJobError(ActiveJobError, LookupError):
     """No job type is registered under this name."""
 

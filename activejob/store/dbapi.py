@@ -121,11 +121,18 @@ class RawAccess(StoreBase):
 
     @staticmethod
     def _sqlite_insert_many(cur: Any, table: str, sql: str, rows: list[tuple[Any, ...]]) -> list[int]:
-        # Under the write lock nobody else inserts, and SQLite gives a new row max(rowid) + 1:
-        # the ids are the consecutive run after the old maximum (checked, not assumed).
-        before = cur.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+        # executemany hands back no ids, so they are worked out, then checked. The tables
+        # are AUTOINCREMENT: a new row gets max(largest id ever given, largest id now) + 1,
+        # and the largest ever is kept in sqlite_sequence. max(rowid) alone is wrong once
+        # the newest rows were deleted (ids are never reused). Under BEGIN IMMEDIATE and the
+        # write lock nobody else inserts, so the rows take the consecutive run after that.
+        before = cur.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
+            f"coalesce((SELECT max(rowid) FROM {table}), 0))", (table,)).fetchone()[0]
         cur.executemany(sql, rows)
         last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+        # AUTOINCREMENT ids only grow, so n new ids above `before` ending at before + n are
+        # exactly before + 1 .. before + n.
         if last != before + len(rows):
             raise RuntimeError(f"{table}: rowids are not consecutive ({before} + {len(rows)} != {last})")
         return list(range(before + 1, last + 1))
