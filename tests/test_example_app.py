@@ -25,7 +25,8 @@ from example_app import create_app
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(f"sqlite:///{tmp_path}/example.db", poll_interval=0.05, progress_interval=0.05)
-    with TestClient(app) as client:  # runs the lifespan, and so the in-process worker
+    # The lifespan runs the in-process worker; the dashboard answers only its own host names.
+    with TestClient(app, base_url="http://localhost") as client:
         yield client
     JobQueue.reset()
 

@@ -18,14 +18,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import JobNotFound
@@ -34,6 +33,7 @@ from ..relay import RelayedEvent
 from ..signals import BY_EVENT, INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, Conflict, JobFilters, dashboard
+from .jsonio import JSONResponse, loads
 from .security import CSRF_FIELD, CSRFError, base_path, check_csrf
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -243,9 +243,9 @@ async def _submitted(request: Request) -> tuple[dict[str, Any], bool]:
     if len(raw) > 10_000:
         raise BadRequest("body too large")
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body must be JSON") from None
+        data = loads(raw)
+    except ValueError as error:
+        raise BadRequest(f"the body must be JSON: {error}") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data, False

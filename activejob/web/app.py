@@ -9,7 +9,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -18,6 +18,8 @@ from ..queue import JobQueue
 from ..relay import EventRelay
 from . import api, pages, ws
 from .core import Dashboard
+from .hosts import HostCheck, normalize_patterns
+from .jsonio import JSONResponse
 from .security import Authorize, Guard
 
 STATIC = Path(__file__).parent / "static"
@@ -25,7 +27,8 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(queue: JobQueue | None = None, *, database_url: str | None = None, token: str | None = None,
                authorize: Authorize | None = None, relay: EventRelay | None = None, title: str = "activejob",
-               allowed_origins: Sequence[str] = (), poll_interval: float = 3.0, debug: bool = False) -> Starlette:
+               allowed_origins: Sequence[str] = (), allowed_hosts: Sequence[str] | None = None,
+               poll_interval: float = 3.0, debug: bool = False) -> Starlette:
     """The dashboard (HTML pages), the REST API under `/api` and the WebSocket `/api/ws`.
 
         from activejob.web import create_app
@@ -37,7 +40,12 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     `authorize(connection) -> bool` (sync or async): your own check, e.g. of your session.
     `relay`: an EventRelay to take live events from (default: one of its own, started with
     the app's lifespan, or at the first WebSocket when mounted where lifespans do not run).
+    `allowed_hosts`: the host names the dashboard is reached by (`Host` header, any port;
+    `"*.example.com"` for subdomains, `["*"]` for any); default localhost, 127.0.0.1, [::1].
+    Any other host gets a 400 (DNS rebinding).
     """
+    # A bad pattern fails here, at start-up, not as a 400 on every request.
+    hosts = None if allowed_hosts is None else normalize_patterns(allowed_hosts)
     if queue is None:
         queue = JobQueue(database_url) if database_url else JobQueue.get()
     owns_relay = relay is None
@@ -75,7 +83,8 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     ]
     app = Starlette(
         debug=debug, routes=routes, lifespan=lifespan,
-        middleware=[Middleware(Guard, token=token, authorize=authorize, allowed_origins=tuple(allowed_origins))],
+        middleware=[Middleware(HostCheck, allowed_hosts=hosts),
+                    Middleware(Guard, token=token, authorize=authorize, allowed_origins=tuple(allowed_origins))],
         exception_handlers={404: pages.not_found},
     )
     app.state.activejob = dash

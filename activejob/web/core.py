@@ -3,7 +3,6 @@ job is presented (its type's label, phases and resource link, what can be done t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ from ..models import JobStatus
 from ..queue import JobQueue
 from ..records import STATUSES, JobInfo
 from ..relay import EventRelay
+from . import jsonio
 from .security import Authorize
 
 ORDERS = ("newest", "oldest")
@@ -149,15 +149,23 @@ def list_jobs(queue: JobQueue, f: JobFilters) -> tuple[list[JobInfo], bool]:
 # -- presenting a job --------------------------------------------------------------------
 
 def safe_link(link: Any) -> str | None:
-    """A resource link, if it is a plain http(s) URL or a path (never `javascript:`)."""
+    """A resource link, if it is an absolute http(s) URL or a path on this site (`/...`).
+
+    Judged as a browser reads it, not as urlsplit does: browsers treat `\\` as `/` and drop
+    tabs, newlines and leading or trailing blanks, so `/\\evil.example` or `/\\t/evil.example`
+    would be the protocol-relative `//evil.example`, another site."""
     if not isinstance(link, str) or not link or len(link) > 2000:
         return None
-    parts = urlsplit(link)
-    if parts.scheme not in ("", "http", "https"):
+    if "\\" in link or link != link.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in link):
         return None
-    if not parts.scheme and (link.startswith("//") or not link.startswith("/")):
+    try:
+        parts = urlsplit(link)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
         return None
-    return link
+    if parts.scheme:
+        return link if parts.scheme in ("http", "https") and host else None
+    return link if link.startswith("/") and not link.startswith("//") else None
 
 
 def type_info(name: str) -> dict[str, Any]:
@@ -205,7 +213,7 @@ def actions(job: JobInfo) -> list[str]:
 
 
 def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+    return jsonio.dumps(value, pretty=True)
 
 
 # -- changing a job (guarded by the state the person saw) ----------------------------------

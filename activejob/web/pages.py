@@ -13,7 +13,7 @@ import anyio
 import jinja2
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from .. import __version__, clock
@@ -21,6 +21,7 @@ from ..definition import registry
 from ..records import STATUSES, EventRecord, JobInfo
 from . import core
 from .core import BadRequest, JobFilters, dashboard
+from .jsonio import JSONResponse
 from .security import base_path, csrf_token, security_headers, set_csrf_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"

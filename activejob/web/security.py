@@ -1,6 +1,7 @@
 """Who may use the dashboard, and proof that a change was meant.
 
-Every page, API call and WebSocket goes through `Guard` (an ASGI middleware):
+Every page, API call and WebSocket goes through `HostCheck` (hosts.py: DNS rebinding), then
+`Guard` (an ASGI middleware):
 
 - a `token` (if set) must come as `Authorization: Bearer <token>`, as the session cookie
   a first visit with `?token=<token>` sets, or (API/WebSocket clients) as `?token=`;
@@ -23,8 +24,10 @@ from urllib.parse import urlencode, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .jsonio import JSONResponse
 
 Authorize = Callable[[HTTPConnection], "bool | Awaitable[bool]"]
 

@@ -26,7 +26,6 @@ event may come again (skip it by `id`).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -35,6 +34,7 @@ from anyio.abc import TaskGroup
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..relay import Subscription, subscription_key
+from . import jsonio
 from .core import dashboard
 
 log = logging.getLogger("activejob.web")
@@ -54,7 +54,7 @@ class _Connection:
     async def send(self, message: dict[str, Any]) -> None:
         if not self.open:
             return
-        text = json.dumps(message, default=str, separators=(",", ":"))
+        text = jsonio.dumps(message)
         async with self.lock:
             try:
                 await self.ws.send_text(text)
@@ -109,7 +109,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await relay.ensure_running()
     except Exception as error:
         log.exception("the event relay cannot start")
-        await ws.send_text(json.dumps({"type": "error", "error": f"live events are unavailable: {error}"}))
+        await ws.send_text(jsonio.dumps({"type": "error", "error": f"live events are unavailable: {error}"}))
         await ws.close(code=1011)
         return
     async with anyio.create_task_group() as tg:
@@ -136,7 +136,7 @@ async def _serve(conn: _Connection) -> None:
             await conn.send({"type": "error", "error": "message too large"})
             continue
         try:
-            msg = json.loads(text)
+            msg = jsonio.loads(text)  # too deep: an error frame, and the socket stays usable
             if not isinstance(msg, dict):
                 raise ValueError("send a JSON object")
             action = msg.get("action")

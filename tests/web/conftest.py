@@ -3,6 +3,7 @@ worker processes (always killed in teardown)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import anyio
 import pytest
@@ -18,12 +20,25 @@ import pytest
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient and warns, once, at import when it finds httpx.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient as StarletteTestClient
 
 from activejob import JobQueue
 from activejob.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestClient(StarletteTestClient):
+    """Starlette's TestClient, on http://localhost: the dashboard answers only the host names
+    it is served as, loopback by default, and Starlette's own `testserver` is none of them."""
+
+    def __init__(self, app: Any, base_url: str = "http://localhost", **options: Any) -> None:
+        super().__init__(app, base_url=base_url, **options)
+
+    def websocket_connect(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        # Starlette joins WebSocket paths to ws://testserver, whatever the base_url.
+        scheme = "wss" if self.base_url.scheme == "https" else "ws"
+        return super().websocket_connect(urljoin(f"{scheme}://{self.base_url.netloc.decode()}", url), *args, **kwargs)
 
 
 def receive(ws: Any, timeout: float = 20.0) -> dict[str, Any]:
@@ -34,10 +49,17 @@ def receive(ws: Any, timeout: float = 20.0) -> dict[str, Any]:
 
     message = ws.portal.call(get)
     ws._raise_on_close(message)
-    import json
-
-    data: dict[str, Any] = json.loads(message["text"])
+    data: dict[str, Any] = strict_json(message["text"])
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON: browsers' JSON.parse refuses it")
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as a browser does: Python's json.loads would accept NaN and Infinity."""
+    return json.loads(text, parse_constant=_no_constant)
 
 
 def receive_until(ws: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0

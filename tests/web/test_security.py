@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from markupsafe import escape
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 from starlette.websockets import WebSocketDisconnect
 
 import activejob
-from activejob import JobQueue
+from activejob import BaseJob, JobQueue, job
 from activejob.web import create_app
 
 from .conftest import TestClient, receive
@@ -100,3 +102,38 @@ def test_mounted_inside_another_app(sq: JobQueue) -> None:
             ws.send_json({"action": "subscribe", "job_id": handle.id, "since": 0})
             assert receive(ws)["type"] == "subscribed"
             assert receive(ws)["event"] == "enqueued"
+
+
+class LinkArgs(BaseModel):
+    url: str
+
+
+def _linked_job() -> type[BaseJob[LinkArgs]]:
+    """A job type whose resource link comes straight from its arguments, i.e. from users."""
+    @job("web_linked", schema=LinkArgs, max_retries=0, resource_link=lambda args: args["url"])
+    class Linked(BaseJob[LinkArgs]):
+        def perform(self, args: LinkArgs) -> None:
+            return None
+
+    return Linked
+
+
+@pytest.mark.parametrize("link", [
+    "/\\evil.example/x", "//evil.example/x", "/\t/evil.example/x", " //evil.example/x", "\\\\evil.example/x",
+    "javascript:alert(1)", "https:evil.example", "http:/evil.example", "datasets/relative",
+])
+def test_a_resource_link_to_another_site_is_not_a_link(sq: JobQueue, link: str) -> None:
+    handle = _linked_job().perform_later(url=link)
+    with TestClient(create_app(sq)) as client:
+        assert client.get(f"/api/jobs/{handle.id}").json()["job"]["resource_link"] is None
+        page = client.get(f"/jobs/{handle.id}", headers={"accept": "text/html"}).text
+        assert 'rel-kind">Resource' not in page and f'href="{escape(link)}"' not in page
+
+
+@pytest.mark.parametrize("link", ["/datasets/d1?x=1#top", "https://example.com/reports/7", "http://intranet/x"])
+def test_a_same_site_path_or_http_url_is_a_link(sq: JobQueue, link: str) -> None:
+    handle = _linked_job().perform_later(url=link)
+    with TestClient(create_app(sq)) as client:
+        assert client.get(f"/api/jobs/{handle.id}").json()["job"]["resource_link"] == link
+        page = client.get(f"/jobs/{handle.id}", headers={"accept": "text/html"}).text
+        assert f'<span class="rel-kind">Resource</span><a href="{escape(link)}" rel="noopener">' in page

@@ -112,6 +112,6 @@ def test_websocket_refuses_other_sites(client: TestClient) -> None:
             client.websocket_connect("/api/ws", headers={"origin": "https://evil.example"}):
         pass
     assert refused.value.code == 4403
-    with client.websocket_connect("/api/ws", headers={"origin": "http://testserver"}) as ws:
+    with client.websocket_connect("/api/ws", headers={"origin": "http://localhost"}) as ws:
         ws.send_json({"action": "ping"})
         assert receive(ws) == {"type": "pong"}
