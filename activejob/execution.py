@@ -23,6 +23,7 @@ from .errors import JobCancelled, JobTimeout, WaitForChildren
 from .records import Claimed
 from .retry import decide
 from .store import Outcome, Store
+from .store.values import storable
 
 log = logging.getLogger("activejob.worker")
 
@@ -50,8 +51,8 @@ def _failure(job: Claimed, error: BaseException, tb: str | None, cls: type[BaseJ
         backoff=opts.backoff if opts else (lambda _a: 0.0),
         retry_on=opts.retry_on if opts else (), discard_on=opts.discard_on if opts else (),
     )
-    message = arguments.truncate(_error_text(error))
-    tb = arguments.truncate(tb)
+    message = storable(_error_text(error))
+    tb = storable(tb)
     if decision.retry:
         run_at = decision.at or clock.now() + timedelta(seconds=decision.delay)
         log.warning("%s #%s attempt %s failed (%s); retrying at %s", job.name, job.id, job.attempts,
@@ -101,9 +102,18 @@ async def perform(entry: Running, threads: CapacityLimiter | None = None) -> Out
             entry.stop_reason = entry.stop_reason or "cancel"
         except WaitForChildren:
             waiting = True
-        except Exception as raised:
+        except anyio.get_cancelled_exc_class() as raised:
+            if entry.scope.cancel_called or (deadline is not None and deadline.cancel_called):
+                raise  # ours: the scopes above take it
+            error, tb = raised, traceback.format_exc()  # the job's own, like any other error
+        except BaseException as raised:
+            # SystemExit, KeyboardInterrupt, GeneratorExit... raised by a job end that job,
+            # not the worker: only the worker's own signals stop the worker.
             error, tb = raised, traceback.format_exc()
-    if entry.stop_reason is not None or entry.scope.cancelled_caught:
+    # A job told its lease was lost that finished all the same is written as it ended
+    # (fenced: if another worker holds the job now, the write changes nothing).
+    finished_anyway = entry.stop_reason == "lease_lost" and not entry.scope.cancelled_caught and not waiting
+    if (entry.stop_reason is not None or entry.scope.cancelled_caught) and not finished_anyway:
         return _stopped(entry)
     if waiting:
         # Not a spent attempt: the job runs again once its children have finished.

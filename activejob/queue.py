@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -332,6 +331,11 @@ class JobQueue:
             return
         runner.request_stop(grace=grace)
         thread.join(timeout)
+        if thread.is_alive():
+            # A job ignores its cancellation (or blocks the worker's loop): put what still
+            # runs back to pending rather than leave it until its lease expires.
+            log.error("the in-process worker did not stop in time; putting its jobs back")
+            runner.abandon()
         self._thread = None
 
     async def __aenter__(self) -> JobQueue:
@@ -362,31 +366,12 @@ class JobQueue:
         """Run jobs in the foreground until SIGTERM or SIGINT (the `activejob worker` command).
 
         The first signal stops claiming and lets running jobs finish within the shutdown
-        grace; a second one stops at once. Interrupted jobs go back to pending.
+        grace; a second one stops at once. Interrupted jobs go back to pending, and the
+        process ends in time even when a job ignores its cancellation.
         """
-        runner = self._new_runner()
+        from .shutdown import serve
 
-        async def main() -> None:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._signals, runner)
-                await runner.run()
-                tg.cancel_scope.cancel()
-
-        anyio.run(main, backend_options=clock.backend_options())
-
-    @staticmethod
-    async def _signals(runner: Runner) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
-            count = 0
-            async for signum in received:
-                count += 1
-                if count == 1:
-                    log.info("received %s: finishing running jobs (send again to stop at once)",
-                             signal.Signals(signum).name)
-                    runner.request_stop()
-                else:
-                    log.info("received %s again: stopping now", signal.Signals(signum).name)
-                    runner.stop_now()
+        serve(self._new_runner())
 
     def run_until_idle(self) -> None:
         """Run jobs until none is due and none is running, then return (scripts, tests).

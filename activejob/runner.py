@@ -23,12 +23,18 @@ from anyio.abc import TaskGroup
 from . import clock, dialects, recurring
 from .config import Settings
 from .definition import registry
-from .dispatch import aemit, emit_local
+from .dispatch import aemit, emit, emit_local
 from .execution import Running, context_for, perform
 from .records import Claimed, EventRecord, WorkerInfo
-from .store import HotBatch, LoopConnection, Outcome, ProgressUpdate, Store, WouldBlock, hostname
+from .store import HotBatch, LoopConnection, Outcome, ProgressUpdate, Store, WouldBlock, hostname, unreachable
 
 log = logging.getLogger("activejob.worker")
+
+STOP_MARGIN = 5.0
+"""Seconds a stop may take beyond the grace and the cancel grace (writing the last
+outcomes) before a worker gives up on what it could not write."""
+
+Written = tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]
 
 
 def new_worker_id() -> str:
@@ -65,6 +71,10 @@ class Runner:
         self._limits: dict[str, int] = {}
         self._per_key: set[str] = set()
         self._job_threads: anyio.CapacityLimiter | None = None
+        # When a database call last failed for want of the database (monotonic), and when
+        # a stop gives up on writes it cannot make: both bound what waits on the database.
+        self._unreachable_at = float("-inf")
+        self.stop_deadline: float | None = None
 
     # -- from any thread --------------------------------------------------------------
 
@@ -97,6 +107,23 @@ class Runner:
     def stop_now(self) -> None:
         self._soon(lambda: self._begin_stop(0.0))
 
+    def abandon(self) -> int:
+        """When the loop cannot be waited for (a job ignores cancellation): put every job
+        still running here back to pending, as a shutdown does, from any thread. The write
+        is fenced by the leases, so an outcome written meanwhile wins. Returns how many."""
+        entries = list(self.running.values())
+        if not entries:
+            return 0
+        now = clock.now()
+        written, records = self.store.finish([
+            Outcome(e.job.id, e.job.lease_token, "pending", "requeued", run_at=now, refund_attempt=True,
+                    data={"reason": "shutdown", "abandoned": True}) for e in entries], now)
+        emit(records)
+        for entry in entries:
+            if entry.job.id in written:
+                log.warning("%s #%s ignored its cancellation: put back to pending", entry.job.name, entry.job.id)
+        return len(written)
+
     # -- in the loop ------------------------------------------------------------------
 
     def _begin_stop(self, grace: float) -> None:
@@ -104,6 +131,8 @@ class Runner:
             log.info("worker %s stopping: %d job(s) in flight, %.0fs grace", self.worker_id, len(self.running), grace)
         self._claiming = False
         self.state = "stopping"
+        deadline = clock.monotonic() + grace + self.settings.cancel_grace + STOP_MARGIN
+        self.stop_deadline = deadline if self.stop_deadline is None else min(self.stop_deadline, deadline)
         self._set_wake()
         if self._tg is not None:
             self._tg.start_soon(self._shutdown_after, grace)
@@ -229,6 +258,7 @@ class Runner:
                         more = more or len(got) == room
                     failures = 0
                 except Exception as error:
+                    self._noted(error)
                     failures += 1
                     delay = min(0.1 * 2**failures, 10.0)
                     log.warning("claiming failed (%s); retrying in %.1fs", error, delay)
@@ -333,7 +363,6 @@ class Runner:
 
     async def _outcome_loop(self) -> None:
         assert self._outcome_wake is not None and self._write_lock is not None
-        failures = 0
         while True:
             await self._outcome_wake.wait()
             self._outcome_wake = anyio.Event()
@@ -359,21 +388,12 @@ class Runner:
                     except Exception:  # busy, or a case for the general path: the thread below
                         pass
                 # What the one statement did not write (all of it, if it could not run).
-                while rest or updates:
-                    try:
-                        more = await anyio.to_thread.run_sync(self._write_outcomes, updates, rest, refill)
-                        failures = 0
-                    except Exception as error:  # the database is away: keep the outcomes, try again
-                        failures += 1
-                        delay = min(0.1 * 2**failures, 5.0)
-                        log.warning("recording %d outcome(s) failed (%s); retrying in %.1fs", len(rest), error, delay)
-                        await anyio.sleep(delay)
-                        continue
+                if rest or updates:
+                    more = await self._write_durably(updates, rest, refill)
                     written |= more[0]
                     records += more[1]
                     claimed += more[2]
                     started += more[3]
-                    updates, rest = [], []
             # In `running` before the finished ones leave it, so the claim loop never
             # counts these slots as free.
             self._start_claimed(claimed)
@@ -391,6 +411,86 @@ class Runner:
                     done.set()
             if started:
                 await aemit(started)
+
+    def _gave_up(self) -> bool:
+        """Stopping, and past the time promised for it: writes that wait on the database
+        are dropped (their jobs' leases expire and other workers run them again)."""
+        return self.stop_deadline is not None and clock.monotonic() >= self.stop_deadline
+
+    def _noted(self, error: BaseException) -> bool:
+        """Whether `error` means the database is away (noted: recovery waits on it)."""
+        if unreachable(error):
+            self._unreachable_at = clock.monotonic()
+            return True
+        return False
+
+    async def _write_durably(self, updates: list[ProgressUpdate], outcomes: list[Outcome], refill: int) -> Written:
+        """Write these, whatever it takes: while the database is away, try again with
+        backoff; if it refuses the batch, write each apart, so one value it cannot store
+        fails only its own job."""
+        failures = 0
+        written: set[int] = set()
+        records: list[EventRecord] = []
+        while True:
+            try:
+                more = await anyio.to_thread.run_sync(self._write_outcomes, updates, outcomes, refill)
+                return written | more[0], records + more[1], more[2], more[3]
+            except Exception as error:
+                if not self._noted(error):
+                    log.warning("recording %d outcome(s) failed (%s); writing each on its own",
+                                len(outcomes), error)
+                    apart, recorded, outcomes = await anyio.to_thread.run_sync(self._write_apart, updates, outcomes)
+                    written |= apart
+                    records += recorded
+                    updates, refill = [], 0
+                    if not outcomes:
+                        return written, records, [], []
+                    continue  # the database went away meanwhile: these are left
+                if self._gave_up():
+                    log.error("%d outcome(s) not written: the database is unreachable and the worker is stopping; "
+                              "their jobs run again once their leases expire", len(outcomes))
+                    return written, records, [], []
+                failures += 1
+                # Well inside a lease: once the database is back, other workers wait a lease
+                # before they take our jobs, so these must be in by then.
+                delay = min(0.1 * 2**failures, self.settings.lease / 4)
+                log.warning("recording %d outcome(s) failed (%s); retrying in %.1fs", len(outcomes), error, delay)
+                await anyio.sleep(delay)
+
+    def _write_apart(self, updates: list[ProgressUpdate], outcomes: list[Outcome]
+                     ) -> tuple[set[int], list[EventRecord], list[Outcome]]:
+        """Each update and outcome in a transaction of its own. An outcome the database
+        refuses becomes its job's failure, saying why; what could not be written for want
+        of the database comes back, to be tried again."""
+        now = clock.now()
+        records: list[EventRecord] = []
+        for update in updates:
+            try:
+                records += self.store.save_progress([update], now)[1]
+            except Exception as error:
+                if self._noted(error):
+                    break  # progress is best effort: the next report carries it
+                log.error("job #%s: progress could not be stored (%s); dropped", update.job_id, error)
+        written: set[int] = set()
+        for i, outcome in enumerate(outcomes):
+            try:
+                try:
+                    done, recorded = self.store.finish([outcome], now)
+                except Exception as error:
+                    if unreachable(error):
+                        raise
+                    log.error("job #%s: its %s outcome could not be stored (%s); failing it instead",
+                              outcome.job_id, outcome.status, error)
+                    done, recorded = self.store.finish([unstorable(outcome, error)], now)
+            except Exception as error:
+                if self._noted(error):
+                    return written, records, outcomes[i:]
+                log.error("job #%s: not even its failure could be stored (%s); it runs again once its "
+                          "lease expires", outcome.job_id, error)
+                continue
+            written |= done
+            records += recorded
+        return written, records, []
 
     def _start_claimed(self, claimed: list[Claimed]) -> None:
         if self._tg is None:
@@ -418,8 +518,7 @@ class Runner:
             queues=self.settings.queues, limit=limit, lease=self.settings.lease, nowait=True)
         return written, records, claimed, started, []
 
-    def _write_outcomes(self, updates: list[ProgressUpdate], outcomes: list[Outcome], refill: int = 0
-                        ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
+    def _write_outcomes(self, updates: list[ProgressUpdate], outcomes: list[Outcome], refill: int = 0) -> Written:
         now = clock.now()
         records: list[EventRecord] = []
         if updates:
@@ -451,6 +550,7 @@ class Runner:
                 try:
                     lost, records = await anyio.to_thread.run_sync(self.store.save_progress, updates, clock.now())
                 except Exception as error:
+                    self._noted(error)
                     log.warning("saving progress failed (%s); the next report will carry it", error)
                     continue
             for job_id in lost:
@@ -469,6 +569,7 @@ class Runner:
                     self.store.heartbeat, self.worker_info(), tokens, clock.now(), s.lease)
                 last_ok = clock.monotonic()
             except Exception as error:
+                self._noted(error)
                 log.warning("heartbeat failed (%s)", error)
                 if clock.monotonic() - last_ok > s.lease:
                     # Our leases have expired by now and another worker may hold these
@@ -500,13 +601,18 @@ class Runner:
             try:
                 await self._maintain()
             except Exception as error:
+                self._noted(error)
                 log.warning("maintenance failed (%s)", error)
             await anyio.sleep(self.settings.poll_interval)
 
     async def _maintain(self) -> None:
         s = self.settings
         now = clock.now()
-        recovered = await anyio.to_thread.run_sync(self.store.recover_expired, now)
+        recovered: list[EventRecord] = []
+        # Leases that expired while the database was away from us were likely away from
+        # their workers too: give those a lease to write their held outcomes and heartbeats.
+        if clock.monotonic() - self._unreachable_at >= s.lease:
+            recovered = await anyio.to_thread.run_sync(self.store.recover_expired, now)
         for record in recovered:
             log.warning("%s #%s recovered from a lost worker: %s", record.name, record.job_id, record.type)
         await aemit(recovered)
@@ -535,3 +641,11 @@ class Runner:
             if unknown:
                 log.warning("pending jobs of types no live worker knows: %s",
                             ", ".join(f"{n} ({c})" for n, c in sorted(unknown.items())))
+
+
+def unstorable(outcome: Outcome, error: BaseException) -> Outcome:
+    """The failure that replaces an outcome the database refused to store."""
+    return Outcome(outcome.job_id, outcome.token, "failed", "failed",
+                   error=f"OutcomeNotStored: the {outcome.status} outcome of this attempt could not be stored: "
+                         f"{type(error).__name__}: {error}",
+                   data={"reason": "unstorable", "outcome": outcome.status})

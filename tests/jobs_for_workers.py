@@ -84,3 +84,58 @@ class WkKillWorker(BaseJob[Nothing]):
             raise RuntimeError("wk_kill_worker only kills worker subprocesses started by the tests")
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)
+
+
+class Raise(BaseModel):
+    kind: str  # exit | interrupt | base | cancelled
+
+
+class Boom(BaseException):
+    """A BaseException of the job's own."""
+
+
+def _raise(kind: str) -> None:
+    import asyncio
+
+    errors: dict[str, BaseException] = {
+        "exit": SystemExit(3), "interrupt": KeyboardInterrupt(), "base": Boom("boom"),
+        "cancelled": asyncio.CancelledError("the job's own"),
+    }
+    raise errors[kind]
+
+
+@job("wk_raise_base", schema=Raise, max_retries=0)
+class WkRaiseBase(BaseJob[Raise]):
+    async def perform(self, args: Raise) -> None:
+        _raise(args.kind)
+
+
+@job("wk_raise_base_sync", schema=Raise, max_retries=0)
+class WkRaiseBaseSync(BaseJob[Raise]):
+    def perform(self, args: Raise) -> None:
+        _raise(args.kind)
+
+
+@job("wk_ignore_cancel_sync", schema=Block, max_retries=3, backoff=0)
+class WkIgnoreCancelSync(BaseJob[Block]):
+    """A plain `def` job that never looks at `self.cancelled`."""
+
+    def perform(self, args: Block) -> None:
+        deadline = time.monotonic() + args.limit
+        while not _released(args.release) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+@job("wk_swallow_cancel", schema=Block, max_retries=3, backoff=0)
+class WkSwallowCancel(BaseJob[Block]):
+    """An async job that catches its cancellation and carries on."""
+
+    async def perform(self, args: Block) -> None:
+        import asyncio
+
+        deadline = time.monotonic() + args.limit
+        while not _released(args.release) and time.monotonic() < deadline:
+            try:  # noqa: SIM105 - written out: the point is a job that swallows it
+                await asyncio.sleep(0.02)
+            except asyncio.CancelledError:
+                pass

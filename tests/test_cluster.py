@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,3 +203,35 @@ def test_store_pool_is_bounded(pg_url: str) -> None:
         assert pool._max_overflow == 3  # type: ignore[attr-defined]
     finally:
         store.dispose()
+
+
+def _stop_postgres_for(seconds: float) -> None:
+    """Stop this machine's PostgreSQL for `seconds` (an outage), or skip when we cannot."""
+    clusters = sorted(Path("/etc/postgresql").glob("*/main")) if Path("/etc/postgresql").is_dir() else []
+    if not clusters or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("no local PostgreSQL cluster that this test may stop")
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1].parent.name, "main"]
+    try:
+        subprocess.run([*command, "stop", "-m", "fast"], check=True, capture_output=True, timeout=60)
+        time.sleep(seconds)
+    finally:  # never leave the rest of the suite without its server
+        subprocess.run([*command, "start"], capture_output=True, timeout=60)
+
+
+def test_outcomes_held_through_an_outage_are_written_before_anyone_recovers_their_leases(
+        pg_url: str, workers: Workers, tmp_path: Path) -> None:
+    # Two workers finish jobs while the database is away for longer than a lease; once it
+    # is back, each must write what it holds before the other takes its expired leases.
+    log = tmp_path / "runs.log"
+    total = 60
+    enqueue(pg_url, log, total, seconds=0.3)
+    for _ in range(2):
+        start(workers, pg_url, "--concurrency", "4", lease=2.0, poll=0.1)
+    wait_for(lambda: completed(pg_url) >= 8, 30, what="the drain to start")
+    _stop_postgres_for(5.0)
+    wait_for(lambda: _answers(pg_url), 30, interval=0.2, what="the server to be back")
+    wait_for(lambda: completed(pg_url) == total, 90, interval=0.2, what="every job to complete")
+    runs = cluster_jobs.executions(str(log))
+    assert sorted(runs) == list(range(total))
+    assert {n: c for n, c in runs.items() if c > 1} == {}, "a finished job ran again"
+    assert all(w.alive() for w in workers.started)

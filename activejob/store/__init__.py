@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .admin import Admin
 from .aio import LoopConnection
-from .base import EVENTS_CHANNEL, PENDING, RUNNING, events, jobs, paused, workers
+from .base import EVENTS_CHANNEL, PENDING, RUNNING, events, jobs, paused, unreachable, workers
 from .dbapi import WouldBlock
 from .enqueue import Enqueuing
 from .finish import Finishing, HotBatch
@@ -46,6 +46,7 @@ __all__ = [
     "hostname",
     "jobs",
     "paused",
+    "unreachable",
     "workers",
 ]
 

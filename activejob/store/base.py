@@ -35,6 +35,19 @@ EVENT_COLUMNS = (
 """What a changed job's RETURNING hands back: enough to write its event (and wake its parent)."""
 
 
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached (try the same write again
+    later) rather than that it refused this data (trying again would fail the same way)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
+
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, OperationalError | InterfaceError | TimeoutError | ConnectionError):
+        return True
+    # The drivers' own errors, where a hot path meets them unwrapped (PEP 249 names).
+    return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(error).__mro__)
+
+
 def dump(data: dict[str, Any] | None) -> str | None:
     return json.dumps(data, default=str, separators=(",", ":")) if data else None
 
