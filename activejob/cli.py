@@ -13,19 +13,31 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from .config import ENV_URL
-from .errors import ActiveJobError
+from .config import ENV_URL, Settings
+from .errors import ActiveJobError, ConfigurationError
+from .supervisor import EX_CONFIG, USAGE_ERROR, Supervisor
 
 _url = click.option("--database-url", envvar=ENV_URL, default=None, show_envvar=True,
                     help="Database URL (default: sqlite:///activejob.db in the working directory).")
 _imports = click.option("--import", "imports", multiple=True, envvar="ACTIVEJOB_IMPORT",
                         help="Module that defines jobs (repeatable).")
+
+
+# Mistakes in the configuration: their message alone, no traceback, and an exit code that
+# tells the supervisor (or a process manager) that starting again will not help.
+class _InvalidSetting(click.ClickException):
+    exit_code = USAGE_ERROR
+
+
+class _ImportFailed(click.ClickException):
+    exit_code = EX_CONFIG
 
 
 def _import(modules: tuple[str, ...]) -> None:
@@ -36,14 +48,40 @@ def _import(modules: tuple[str, ...]) -> None:
             if part.strip():
                 try:
                     importlib.import_module(part.strip())
-                except ImportError as error:
-                    raise click.ClickException(f"cannot import {part.strip()!r}: {error}") from None
+                except Exception as error:  # a module's own code can fail in any way
+                    raise _ImportFailed(f"cannot import {part.strip()!r}: {_import_error(error)}") from None
+
+
+def _import_error(error: Exception) -> str:
+    """The error and the module-level line that raised it: enough to find a typo or a missing
+    dependency in the app's modules without a traceback through importlib."""
+    if isinstance(error, SyntaxError):
+        return str(error)  # it names the file and line already
+    text = str(error) if isinstance(error, ImportError) else f"{type(error).__name__}: {error}"
+    lines = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.name == "<module>"]
+    if lines:
+        text += f" ({lines[-1].filename}, line {lines[-1].lineno})"
+    return text
+
+
+@contextmanager
+def _valid_settings() -> Iterator[None]:
+    try:
+        yield
+    except ConfigurationError as error:
+        raise _InvalidSetting(str(error)) from None
+
+
+def _settings(url: str | None, **options: Any) -> Settings:
+    with _valid_settings():
+        return Settings.build(database_url=url, **{k: v for k, v in options.items() if v is not None})
 
 
 def _queue(url: str | None, **options: Any) -> Any:
     from .queue import JobQueue
 
-    return JobQueue.configure(url, **{k: v for k, v in options.items() if v is not None})
+    with _valid_settings():
+        return JobQueue.configure(url, **{k: v for k, v in options.items() if v is not None})
 
 
 def _echo_json(data: Any) -> None:
@@ -85,16 +123,21 @@ def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int 
            poll_interval: float | None, lease: float | None, shutdown_grace: float | None, processes: int) -> None:
     """Run jobs until SIGTERM/SIGINT (a second signal stops at once)."""
     logging.getLogger("activejob").setLevel(min(logging.getLogger().level, logging.INFO))
+    options = {"concurrency": concurrency, "queues": queues, "poll_interval": poll_interval, "lease": lease,
+               "shutdown_grace": shutdown_grace}
+    # Checked here, before any child starts: each of N children would only fail the same way.
+    _settings(database_url, **options)
     if processes > 1:
-        from .supervisor import Supervisor
-
         # Children get the same command line: the group's options (-v), then the worker's.
         at = sys.argv.index("worker", 1) if "worker" in sys.argv[1:] else 1
         argv = _strip_processes(sys.argv[at + 1:])
-        sys.exit(Supervisor(argv, processes, global_argv=sys.argv[1:at]).run())
+        supervisor = Supervisor(argv, processes, global_argv=sys.argv[1:at])
+        code = supervisor.run()
+        if supervisor.failure:
+            click.echo(f"Error: {supervisor.failure}", err=True)
+        sys.exit(code)
     _import(imports)
-    queue = _queue(database_url, concurrency=concurrency, queues=queues, poll_interval=poll_interval,
-                   lease=lease, shutdown_grace=shutdown_grace)
+    queue = _queue(database_url, **options)
     queue.work()
 
 
@@ -155,9 +198,7 @@ def db_downgrade(database_url: str | None, revision: str) -> None:
 
 
 def _resolved(url: str | None) -> str:
-    from .config import default_database_url
-
-    return url or default_database_url()
+    return _settings(url).database_url
 
 
 @main.command()
@@ -331,8 +372,11 @@ def _hook(spec: str) -> Any:
 @click.option("--authorize", "authorize_spec", default=None, metavar="MODULE:FUNCTION",
               help="Your own check: a function (request) -> bool, sync or async.")
 @click.option("--root-path", default="", help="URL prefix when served behind a proxy under a path.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name browsers reach the dashboard by (repeatable; '*.example.com', '*' for any). "
+                   "Default: localhost, 127.0.0.1, [::1] and the --host address; other Host headers get a 400.")
 def dashboard(database_url: str | None, imports: tuple[str, ...], host: str, port: int, token: str | None,
-              authorize_spec: str | None, root_path: str) -> None:
+              authorize_spec: str | None, root_path: str, allowed_hosts: tuple[str, ...]) -> None:
     """Serve the web dashboard, REST API and WebSocket (needs the `web` extra)."""
     _import(imports)
     hook = _hook(authorize_spec) if authorize_spec else None
@@ -344,10 +388,21 @@ def dashboard(database_url: str | None, imports: tuple[str, ...], host: str, por
         import uvicorn
 
         from .web import create_app
+        from .web.hosts import LOOPBACK, normalize_patterns
     except ImportError as error:
         raise click.ClickException(
             f"the dashboard needs the web extra: pip install 'activejob[web]' ({error})") from None
-    app = create_app(_queue(database_url), token=token, authorize=hook)
+    wildcard = host in ("0.0.0.0", "::", "")
+    # The address it binds to is a name it is served as; a wildcard bind names none.
+    hosts = list(allowed_hosts) or (list(LOOPBACK) if wildcard else [*LOOPBACK, host])
+    try:
+        checked = normalize_patterns(hosts)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--allowed-host") from None
+    app = create_app(_queue(database_url), token=token, authorize=hook, allowed_hosts=checked)
+    if wildcard and not allowed_hosts:
+        click.echo(f"note: only requests for localhost are answered; add --allowed-host NAME for each name "
+                   f"browsers reach {host} by", err=True)
     shown = "localhost" if _loopback(host) else host
     click.echo(f"activejob dashboard: http://{shown}:{port}{root_path}/" + ("?token=<your token>" if token else ""))
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning")

@@ -15,8 +15,34 @@ ENV_URL = "ACTIVEJOB_DATABASE_URL"
 
 
 def default_database_url() -> str:
-    """`ACTIVEJOB_DATABASE_URL`, else `activejob.db` in the working directory."""
-    return os.environ.get(ENV_URL) or f"sqlite:///{Path.cwd() / 'activejob.db'}"
+    """`ACTIVEJOB_DATABASE_URL`, else `activejob.db` in the working directory.
+
+    An empty variable counts as unset, as it does for the command line's options: `VAR=` is
+    how env files and shells clear one. A value of only spaces has no such convention: it is a
+    template that filled in nothing, and falling back to a local file would hide that.
+    """
+    value = os.environ.get(ENV_URL, "")
+    if value and not value.strip():
+        raise ConfigurationError(
+            f"{ENV_URL} is blank ({value!r}): set it to a database URL such as {_EXAMPLE_URLS}, "
+            "or unset it to use sqlite:///activejob.db in the working directory")
+    return value or f"sqlite:///{Path.cwd() / 'activejob.db'}"
+
+
+_EXAMPLE_URLS = "sqlite:///jobs.db or postgresql://user@host/app"
+
+
+def _database_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"database_url must be a string such as {_EXAMPLE_URLS}, got {value!r}")
+    if not value.strip():
+        # "" would reach SQLAlchemy as "sqlite://", a private in-memory database: jobs enqueued
+        # there vanish with the process and no other worker ever sees them.
+        raise ConfigurationError(
+            f"database_url is empty ({value!r}): set it to a database URL such as {_EXAMPLE_URLS} "
+            f"(on the command line: --database-url or {ENV_URL}), or leave it out to use "
+            f"{ENV_URL}, else sqlite:///activejob.db in the working directory")
+    return value
 
 
 def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -51,6 +77,7 @@ class Settings:
     queue_limits: dict[str, int] = field(init=False, default_factory=dict)  # from `queues`
 
     def __post_init__(self) -> None:
+        self.database_url = _database_url(self.database_url)
         if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
         self.queues, self.queue_limits = _queues(self.queues)

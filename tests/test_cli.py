@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from pydantic import BaseModel
 
@@ -128,3 +131,58 @@ def test_pause_queues_and_resume(queue: JobQueue, sqlite_url: str) -> None:
 def test_pause_refuses_an_empty_queue_name(queue: JobQueue, sqlite_url: str) -> None:
     done = _cli(sqlite_url, "pause", "")
     assert done.returncode != 0 and "a queue name is a non-empty string" in done.stderr
+
+
+def _finish(argv: list[str], cwd: Path = ROOT, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run `activejob ...`, which must end on its own within `timeout`; if it does not, it is
+    killed along with any worker processes it started (they live in their own process group)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("ACTIVEJOB_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "activejob", *argv], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        family = psutil.Process(proc.pid).children(recursive=True)
+        proc.kill()
+        for child in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        out, err = proc.communicate(timeout=10)
+        pytest.fail(f"activejob {' '.join(argv)} still running after {timeout}s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("processes", ["1", "3"])
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_worker_refuses_an_empty_database_url(tmp_path: Path, blank: str, processes: str) -> None:
+    done = _finish(["worker", "--database-url", blank, "--import", "tests.cluster_jobs", "--processes", processes],
+                   cwd=tmp_path, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"Error: database_url is empty ({blank!r})"), done.stderr
+    assert "--database-url or ACTIVEJOB_DATABASE_URL" in done.stderr
+    assert "Traceback" not in done.stderr and "supervising" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["jobs"], ["stats"], ["db", "upgrade"], ["db", "current"]])
+def test_other_commands_refuse_an_empty_database_url(tmp_path: Path, command: list[str]) -> None:
+    done = _finish([*command, "--database-url", ""], cwd=tmp_path, timeout=30)
+    assert done.returncode == 2 and "Error: database_url is empty" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == [], "no activejob.db in the working directory instead"
+
+
+def test_worker_with_an_unimportable_module_exits_with_ex_config(sqlite_url: str) -> None:
+    done = _finish(["worker", "--database-url", sqlite_url, "--import", "nonexistent.module"], timeout=30)
+    assert done.returncode == 78, done.stderr
+    assert done.stderr.strip() == "Error: cannot import 'nonexistent.module': No module named 'nonexistent'"
+
+
+def test_a_module_that_fails_while_importing_is_reported_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_jobs.py").write_text("import os\n\nVALUE = os.environ['AJ_NOT_SET_ANYWHERE']\n")
+    done = _finish(["worker", "--database-url", f"sqlite:///{tmp_path}/jobs.db", "--import", "broken_jobs"],
+                   cwd=tmp_path, timeout=30)
+    assert done.returncode == 78, done.stderr
+    assert done.stderr.strip() == (f"Error: cannot import 'broken_jobs': KeyError: 'AJ_NOT_SET_ANYWHERE' "
+                                   f"({tmp_path / 'broken_jobs.py'}, line 3)")
