@@ -6,6 +6,7 @@ timeout → turn what happened into an `Outcome` for the store.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import traceback
@@ -14,7 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-from anyio import CancelScope, CapacityLimiter
+from anyio import CancelScope
+from pydantic import BaseModel
 
 from . import arguments, clock
 from .context import JobContext
@@ -35,8 +37,17 @@ class Running:
     job: Claimed
     context: JobContext
     scope: CancelScope = field(default_factory=CancelScope)
-    sync: bool = False
-    stop_reason: str | None = None  # cancel | lease_lost | shutdown
+    sync: bool = False  # runs on the worker's sync-job threads (a `def perform`)
+    stop_reason: str | None = None  # cancel | lease_lost | shutdown | timeout
+    # A sync job's outcome is settled once: by its thread when perform returns, or by the
+    # worker when it stops waiting (timeout, cancel grace); whichever comes second is dropped.
+    settled: bool = False
+    timer: Any = None  # the loop's handle for a sync job's timeout
+
+
+def job_class(job: Claimed) -> type[BaseJob[Any]] | None:
+    cls: type[BaseJob[Any]] | None = registry.get(job.name)
+    return cls
 
 
 def _error_text(error: BaseException) -> str:
@@ -64,70 +75,115 @@ def _failure(job: Claimed, error: BaseException, tb: str | None, cls: type[BaseJ
                    data={"traceback": tb, "reason": decision.reason})
 
 
-async def perform(entry: Running, threads: CapacityLimiter | None = None) -> Outcome | None:
-    """Run one attempt and say how it ended; None when the lease was lost (nothing to write).
-    A sync job runs on a thread of `threads` (anyio's default pool when None)."""
+@dataclass(slots=True)
+class Attempt:
+    """What one call of `perform` did, before it is judged."""
+
+    result: Any = None
+    error: BaseException | None = None
+    traceback: str | None = None
+    waiting: bool = False
+
+
+def _prepare(entry: Running) -> tuple[type[BaseJob[Any]], BaseModel] | Outcome:
+    """The job's class and its arguments, or the failure that says why there are none."""
     job = entry.job
-    cls: type[BaseJob[Any]] | None = None
+    cls = job_class(job)
     try:
-        cls = registry[job.name]
-        args = arguments.decode(job.name, cls.options.schema, job.args)
+        if cls is None:
+            cls = registry[job.name]  # raises the readable "unknown job" error
+        return cls, arguments.decode(job.name, cls.options.schema, job.args)
     except Exception as invalid:  # unknown type, corrupt row, args that no longer validate
         return _failure(job, invalid, None, cls)
-    instance = cls(entry.context)
-    entry.sync = not job_is_async(cls)
-    timeout = cls.options.timeout
-    error: BaseException | None = None
-    tb: str | None = None
-    result: Any = None
-    waiting = False
-    with entry.scope:
-        deadline: CancelScope | None = None
-        try:
-            with anyio.fail_after(timeout) as deadline:
-                if entry.sync:
-                    result = await anyio.to_thread.run_sync(instance.perform, args, abandon_on_cancel=True,
-                                                            limiter=threads)
-                else:
-                    result = await instance.perform(args)
-        except TimeoutError as raised:
-            # Our deadline, as opposed to a TimeoutError raised by the job's own code.
-            if deadline is not None and deadline.cancelled_caught:
-                error = JobTimeout(f"{job.name} #{job.id} timed out after {timeout or 0:g}s")
-                entry.context.request_cancel("timeout")  # a sync job's thread can still stop itself
-                tb = None
-            else:
-                error, tb = raised, traceback.format_exc()
-        except JobCancelled:
-            entry.stop_reason = entry.stop_reason or "cancel"
-        except WaitForChildren:
-            waiting = True
-        except anyio.get_cancelled_exc_class() as raised:
-            if entry.scope.cancel_called or (deadline is not None and deadline.cancel_called):
-                raise  # ours: the scopes above take it
-            error, tb = raised, traceback.format_exc()  # the job's own, like any other error
-        except BaseException as raised:
-            # SystemExit, KeyboardInterrupt, GeneratorExit... raised by a job end that job,
-            # not the worker: only the worker's own signals stop the worker.
-            error, tb = raised, traceback.format_exc()
+
+
+def _judge(entry: Running, cls: type[BaseJob[Any]], attempt: Attempt, interrupted: bool) -> Outcome | None:
+    """The outcome of an attempt; None when the lease was lost (nothing to write)."""
+    job = entry.job
     # A job told its lease was lost that finished all the same is written as it ended
     # (fenced: if another worker holds the job now, the write changes nothing).
-    finished_anyway = entry.stop_reason == "lease_lost" and not entry.scope.cancelled_caught and not waiting
-    if (entry.stop_reason is not None or entry.scope.cancelled_caught) and not finished_anyway:
-        return _stopped(entry)
-    if waiting:
+    finished_anyway = entry.stop_reason == "lease_lost" and not interrupted and not attempt.waiting
+    if (entry.stop_reason is not None or interrupted) and not finished_anyway:
+        return stopped(entry)
+    if attempt.waiting:
         # Not a spent attempt: the job runs again once its children have finished.
         return Outcome(job.id, job.lease_token, "waiting", "waiting", refund_attempt=True)
-    if error is not None:
-        return _failure(job, error, tb, cls)
+    if attempt.error is not None:
+        return _failure(job, attempt.error, attempt.traceback, cls)
     try:
-        encoded = arguments.encode_result(result)
+        encoded = arguments.encode_result(attempt.result)
     except Exception as raised:
         return _failure(job, raised, traceback.format_exc(), cls)
     return Outcome(job.id, job.lease_token, "completed", "completed", result=encoded)
 
 
-def _stopped(entry: Running) -> Outcome | None:
+def timed_out(entry: Running, cls: type[BaseJob[Any]]) -> Outcome:
+    job = entry.job
+    entry.context.request_cancel("timeout")  # a sync job's thread can still stop itself
+    return _failure(job, JobTimeout(f"{job.name} #{job.id} timed out after {cls.options.timeout or 0:g}s"), None, cls)
+
+
+async def perform(entry: Running) -> Outcome | None:
+    """Run one attempt of an async job on the worker's loop, under the job's cancel scope
+    and timeout, and say how it ended; None when the lease was lost (nothing to write)."""
+    prepared = _prepare(entry)
+    if isinstance(prepared, Outcome):
+        return prepared
+    cls, args = prepared
+    instance = cls(entry.context)
+    attempt = Attempt()
+    with entry.scope:
+        deadline: CancelScope | None = None
+        try:
+            with anyio.fail_after(cls.options.timeout) as deadline:
+                if job_is_async(cls):
+                    attempt.result = await instance.perform(args)
+                else:  # only when a sync job is run without the worker's threads
+                    attempt.result = await anyio.to_thread.run_sync(instance.perform, args, abandon_on_cancel=True)
+        except TimeoutError as raised:
+            # Our deadline, as opposed to a TimeoutError raised by the job's own code.
+            if deadline is not None and deadline.cancelled_caught:
+                return timed_out(entry, cls)
+            attempt.error, attempt.traceback = raised, traceback.format_exc()
+        except JobCancelled:
+            entry.stop_reason = entry.stop_reason or "cancel"
+        except WaitForChildren:
+            attempt.waiting = True
+        except anyio.get_cancelled_exc_class() as raised:
+            if entry.scope.cancel_called or (deadline is not None and deadline.cancel_called):
+                raise  # ours: the scopes above take it
+            attempt.error, attempt.traceback = raised, traceback.format_exc()  # the job's own
+        except BaseException as raised:
+            # SystemExit, KeyboardInterrupt, GeneratorExit... raised by a job end that job,
+            # not the worker: only the worker's own signals stop the worker.
+            attempt.error, attempt.traceback = raised, traceback.format_exc()
+    return _judge(entry, cls, attempt, entry.scope.cancelled_caught)
+
+
+def perform_in_thread(entry: Running) -> Outcome | None:
+    """Run one attempt of a sync job in the calling thread (one of the worker's sync-job
+    threads) and say how it ended. Timeouts and cancel graces are the worker's to keep:
+    a thread cannot be interrupted, so the worker stops waiting and settles the outcome
+    itself; what this returns then is dropped."""
+    prepared = _prepare(entry)
+    if isinstance(prepared, Outcome):
+        return prepared
+    cls, args = prepared
+    attempt = Attempt()
+    try:
+        # A context of its own per attempt: context variables a job sets do not leak into
+        # the next job this thread runs (as with a task per async job).
+        attempt.result = contextvars.copy_context().run(cls(entry.context).perform, args)
+    except JobCancelled:
+        entry.stop_reason = entry.stop_reason or "cancel"
+    except WaitForChildren:
+        attempt.waiting = True
+    except BaseException as raised:  # any of them ends this job only (see perform)
+        attempt.error, attempt.traceback = raised, traceback.format_exc()
+    return _judge(entry, cls, attempt, False)
+
+
+def stopped(entry: Running) -> Outcome | None:
     job = entry.job
     reason = entry.stop_reason or "cancel"
     if reason == "lease_lost":

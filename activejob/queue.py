@@ -29,6 +29,7 @@ from .handle import JobHandle
 from .records import EventRecord, JobInfo, WorkerInfo
 from .runner import Runner
 from .store import Store
+from .worker import Worker
 
 log = logging.getLogger("activejob")
 
@@ -48,9 +49,7 @@ class JobQueue:
         self.settings = Settings.build(database_url=database_url, **options)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
-        self._runner: Runner | None = None
-        self._thread: threading.Thread | None = None
-        self._task_group: Any = None
+        self._worker = Worker(self)
 
     def __repr__(self) -> str:
         return f"<JobQueue {self.database_url} {self.state}>"
@@ -293,70 +292,29 @@ class JobQueue:
             "database": self.database_url,
         }
 
-    def _new_runner(self) -> Runner:
-        if self._runner is not None and self._runner.state in ("running", "stopping"):
-            raise RuntimeError("this JobQueue is already running")
-        self._runner = Runner(self.store, self.settings)
-        return self._runner
+    @property
+    def _runner(self) -> Runner | None:
+        return self._worker.runner
 
     def start(self) -> None:
         """Run jobs on a background thread of this process until `stop()`."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        runner = self._new_runner()
-        started = threading.Event()
-
-        async def main() -> None:
-            started.set()
-            await runner.run()
-
-        def target() -> None:
-            try:
-                anyio.run(main, backend_options=clock.backend_options())
-            except Exception:
-                log.exception("the in-process worker stopped with an error")
-            finally:
-                started.set()
-
-        self._thread = threading.Thread(target=target, name="activejob-worker", daemon=True)
-        self._thread.start()
-        started.wait()
-        while runner.state == "idle" and self._thread.is_alive():
-            threading.Event().wait(0.005)
+        self._worker.start()
 
     def stop(self, grace: float | None = None, timeout: float | None = None) -> None:
         """Stop claiming, give running jobs `grace` seconds, requeue the rest, and wait."""
-        thread, runner = self._thread, self._runner
-        if thread is None or runner is None:
-            return
-        runner.request_stop(grace=grace)
-        thread.join(timeout)
-        if thread.is_alive():
-            # A job ignores its cancellation (or blocks the worker's loop): put what still
-            # runs back to pending rather than leave it until its lease expires.
-            log.error("the in-process worker did not stop in time; putting its jobs back")
-            runner.abandon()
-        self._thread = None
+        self._worker.stop(grace, timeout)
 
     async def __aenter__(self) -> JobQueue:
-        runner = self._new_runner()
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        self._task_group.start_soon(runner.run)
-        while runner.state == "idle":
-            await anyio.sleep(0.001)
+        await self._worker.aenter()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
-        if self._runner is not None:
-            self._runner.request_stop()
-        tg, self._task_group = self._task_group, None
-        return await tg.__aexit__(exc_type, exc, tb)  # type: ignore[no-any-return]
+        return await self._worker.aexit(exc_type, exc, tb)
 
     async def run(self) -> None:
         """Run jobs in the current event loop until cancelled or `request_stop()`."""
-        await self._new_runner().run()
+        await self._worker.run()
 
     def request_stop(self, grace: float | None = None) -> None:
         if self._runner is not None:
@@ -369,36 +327,18 @@ class JobQueue:
         grace; a second one stops at once. Interrupted jobs go back to pending, and the
         process ends in time even when a job ignores its cancellation.
         """
-        from .shutdown import serve
-
-        serve(self._new_runner())
+        self._worker.work()
 
     def run_until_idle(self) -> None:
         """Run jobs until none is due and none is running, then return (scripts, tests).
 
         Jobs scheduled for later stay pending; move time (freezegun) and call again.
         """
-        if self._thread is not None and self._thread.is_alive():
-            return self._wait_idle()
-        anyio.run(self.arun_until_idle, backend_options=clock.backend_options())
-        return None
+        self._worker.run_until_idle()
 
     async def arun_until_idle(self) -> None:
         """The async twin of `run_until_idle`."""
-        if self._runner is not None and self._runner.state == "running":
-            await anyio.to_thread.run_sync(self._wait_idle)
-            return
-        runner = self._new_runner()
-        await runner.run(until_idle=True)
-
-    def _wait_idle(self, poll: float = 0.02) -> None:
-        names = list(registry)
-        while True:
-            runner = self._runner
-            busy = runner is not None and bool(runner.running)
-            if not busy and self.store.due_count(clock.now(), names, self.settings.queues) == 0:
-                return
-            threading.Event().wait(poll)
+        await self._worker.arun_until_idle()
 
 
 def configure(database_url: str | None = None, **options: Any) -> JobQueue:

@@ -1,0 +1,127 @@
+"""The chores every worker does besides running jobs, each on its own interval: putting
+back the jobs of lost workers, keeping cron schedules enqueued, waking parents whose
+children are done, forgetting dead workers, pruning, warning about jobs nobody can run.
+
+Any worker may do any chore at any time: each is safe to run from many workers at once
+(guarded updates, unique keys). `tick(now)` runs the chores that are due and says when
+the next one is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import anyio
+
+from . import clock
+from .dispatch import aemit
+from .recurring import schedules
+
+if TYPE_CHECKING:
+    from .runner import Runner
+
+log = logging.getLogger("activejob.worker")
+
+
+@dataclass(eq=False)
+class Chore:
+    name: str
+    every: float  # seconds between runs
+    run: Callable[[datetime], Awaitable[None]]
+    due: float = field(default=float("-inf"))  # monotonic
+
+
+class Maintenance:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        s = self.settings = runner.settings
+        self._scheduled: dict[str, datetime] = {}
+        self.chores = [
+            Chore("recover", s.poll_interval, self.recover),
+            Chore("recurring", s.poll_interval, self.schedule_recurring),
+            Chore("planner statistics", s.poll_interval, self.refresh_planner_stats),
+            Chore("wake parents", s.poll_interval, self.wake_waiting),
+            Chore("dead workers", min(s.lease, 10.0), self.remove_dead_workers),
+            Chore("prune", s.prune_interval, self.prune),
+            Chore("unknown job types", 60.0, self.warn_unknown),
+        ]
+
+    async def tick(self, now: datetime | None = None) -> float:
+        """Run the chores that are due; return the seconds until the next one is. A chore
+        that fails is logged and tried again at its next turn; the others go on."""
+        for chore in self.chores:
+            if clock.monotonic() < chore.due:
+                continue
+            chore.due = clock.monotonic() + chore.every
+            try:
+                await chore.run(now or clock.now())
+            except Exception as error:
+                self.runner.noted(error)
+                log.warning("maintenance (%s) failed (%s)", chore.name, error)
+        return max(0.0, min(c.due for c in self.chores) - clock.monotonic())
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(await self.tick())
+
+    # -- the chores -------------------------------------------------------------------
+
+    async def recover(self, now: datetime) -> None:
+        """Put back jobs whose worker stopped heartbeating (or fail them, attempts spent)."""
+        runner = self.runner
+        # Leases that expired while the database was away from us were likely away from
+        # their workers too: give those a lease to write their held outcomes and heartbeats.
+        if clock.monotonic() - runner.unreachable_at < self.settings.lease:
+            return
+        recovered = await runner.store.recover_expired(now)
+        for record in recovered:
+            log.warning("%s #%s recovered from a lost worker: %s", record.name, record.job_id, record.type)
+        await aemit(recovered)
+        if recovered:
+            runner.wake()
+
+    async def schedule_recurring(self, now: datetime) -> None:
+        """Keep the next slot of every cron schedule enqueued (the unique key makes the
+        workers that race to do it agree on one job)."""
+        due = []
+        for key, schedule in list(schedules.items()):
+            slot = schedule.next_after(now)
+            if self._scheduled.get(key) != slot:
+                due.append((key, slot, schedule.request(slot, self.settings.max_args_bytes)))
+        if not due:
+            return
+        await self.runner.store.enqueue([r for _, _, r in due], now)
+        for key, slot, _ in due:
+            self._scheduled[key] = slot
+
+    async def refresh_planner_stats(self, _now: datetime) -> None:
+        if await self.runner.store.refresh_planner_stats():
+            log.info("the jobs table grew past its planner statistics: analyzed it")
+
+    async def wake_waiting(self, now: datetime) -> None:
+        woken = await self.runner.store.wake_waiting(now)
+        await aemit(woken)
+        if woken:
+            self.runner.wake()
+
+    async def remove_dead_workers(self, now: datetime) -> None:
+        # A worker silent for several leases is gone (killed, or its machine is).
+        # (One that was only paused registers itself again at its next heartbeat.)
+        await self.runner.store.remove_dead_workers(now - timedelta(seconds=3 * self.settings.lease))
+
+    async def prune(self, now: datetime) -> None:
+        s = self.settings
+        pruned = await self.runner.store.prune({status: now - keep for status, keep in s.retention.items()},
+                                               now - s.event_retention)
+        if pruned:
+            log.info("pruned %d finished job(s)", pruned)
+
+    async def warn_unknown(self, now: datetime) -> None:
+        unknown = await self.runner.store.unclaimable(now, now - timedelta(seconds=2 * self.settings.lease))
+        if unknown:
+            log.warning("pending jobs of types no live worker knows: %s",
+                        ", ".join(f"{n} ({c})" for n, c in sorted(unknown.items())))
