@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--big] [--runs N] [--only sqlite|postgres]`."""
+"""`python -m bench [--quick] [--big] [--runs N] [--only sqlite|postgres]`, or `python -m bench --peers`."""
 
 from __future__ import annotations
 

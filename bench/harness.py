@@ -79,19 +79,20 @@ class Config:
 class Database:
     """One backend's database, emptied before each measurement."""
 
-    def __init__(self, kind: str, cfg: Config, workdir: Path) -> None:
+    def __init__(self, kind: str, cfg: Config, workdir: Path, name: str = BENCH_DB) -> None:
         self.kind = kind
+        self.name = name
         self.cfg = cfg
         self.workdir = workdir
         self.counter = 0
         if kind == "postgres":
             admin = create_engine(cfg.pg_admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-                conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
                 self.server_version = conn.execute(text("SHOW server_version")).scalar()
             admin.dispose()
-            self.url = cfg.pg_admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+            self.url = cfg.pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
         else:
             self.server_version = sqlite3.sqlite_version
             self.url = ""
@@ -123,7 +124,7 @@ class Database:
         if self.kind == "postgres":
             admin = create_engine(self.cfg.pg_admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
             admin.dispose()
 
 
@@ -242,14 +243,15 @@ def measure_enqueue(url: str, cfg: Config) -> dict[str, float]:
     return {"enqueue_single": single, "enqueue_bulk": bulk}
 
 
-def fill(url: str, count: int, batch: int = 5_000) -> None:
+def fill(url: str, count: int, batch: int = 5_000, job: Any = None) -> None:
     from activejob import JobQueue
 
     from .jobs import Noop
 
+    job = job or Noop
     _configure(url)
     for start in range(0, count, batch):
-        Noop.perform_all_later([{}] * min(batch, count - start))
+        job.perform_all_later([{}] * min(batch, count - start))
     JobQueue.reset()
 
 
@@ -493,11 +495,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["sqlite", "postgres"], default=None, help="one backend only")
     parser.add_argument("--pg-url", default=DEFAULT_PG,
                         help=f"PostgreSQL URL used to create the {BENCH_DB!r} database (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the JSON goes (default bench/results/latest.json; with --peers, peers.json)")
     parser.add_argument("--docs", action="store_true",
                         help="put the table into docs/benchmark.md and bench/README.md (with --render: from --out)")
     parser.add_argument("--render", action="store_true", help="do not measure: print the table of --out")
+    from . import peers_report
+
+    peers_report.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.peers:
+        return peers_report.main(args)
+    args.out = args.out or RESULTS / "latest.json"
     if args.render:
         report = json.loads(args.out.read_text())
         report["table"] = table(report)  # the stored numbers against today's targets

@@ -9,3 +9,11 @@ from activejob import BaseJob, NoArgs, job
 class Noop(BaseJob[NoArgs]):
     async def perform(self, args: NoArgs) -> None:
         return None
+
+
+@job("bench_noop_sync", schema=NoArgs, max_retries=0)
+class SyncNoop(BaseJob[NoArgs]):
+    """The same no-op as a plain `def perform` (run on a worker thread), as the peers' jobs are."""
+
+    def perform(self, args: NoArgs) -> None:
+        return None

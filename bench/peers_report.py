@@ -1,0 +1,243 @@
+"""`python -m bench --peers`: activejob against huey, procrastinate and rq, in one run, on one
+machine, with the same sync no-op job, the same concurrency (4) and a worker process each.
+
+Per run, every system is measured in turn (the order rotates from run to run, so no system
+always follows the same neighbour): single enqueue, then a drain of `--jobs` jobs queued
+beforehand. Each figure is the median of `--runs` runs; the ratios are ratios of medians.
+Results go to bench/results/peers.json and a markdown table on stdout; `--docs` puts the
+table into docs/benchmark.md, and `--render` prints (and with `--docs` writes) a stored one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from .harness import RESULTS, ROOT, versions
+
+DEFAULT_REDIS = os.environ.get("ACTIVEJOB_BENCH_REDIS", "redis://127.0.0.1:6379/11")
+SYSTEMS = ("activejob", "huey", "procrastinate", "rq")
+STORAGE = {"sqlite": "SQLite file", "postgres": "PostgreSQL", "redis": "Redis"}
+PEER_PACKAGES = ("huey", "procrastinate", "rq", "redis")
+START, END = "<!-- peers -->", "<!-- /peers -->"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("against the peers (--peers)")
+    group.add_argument("--peers", action="store_true",
+                       help="compare with huey, procrastinate and rq (needs the 'bench' extra); "
+                            "honours --runs, --quick, --pg-url, --out, --render, --docs")
+    group.add_argument("--jobs", type=int, default=None, help="jobs per drain and per enqueue measurement (5,000)")
+    group.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of %(default)s")
+    group.add_argument("--redis-url", default=DEFAULT_REDIS,
+                       help="Redis database for rq; only its rq:* keys are touched (default %(default)s)")
+    group.add_argument("--rq-fork", action="store_true",
+                       help="also run rq with its default Worker class (a forked work horse per job)")
+
+
+def _runners(cfg: Any, systems: set[str], rq_fork: bool) -> list[Any]:
+    from . import peers
+
+    out: list[Any] = []
+    for storage in ("sqlite", "postgres"):
+        if "activejob" in systems:
+            out += [peers.ActiveJobRunner(cfg, storage, sync=True), peers.ActiveJobRunner(cfg, storage, sync=False)]
+        if "huey" in systems:
+            out.append(peers.HueyRunner(cfg, storage))
+    if "procrastinate" in systems:
+        out.append(peers.ProcrastinateRunner(cfg))
+    if "rq" in systems:
+        out.append(peers.RqRunner(cfg))
+        if rq_fork:
+            out.append(peers.RqRunner(cfg, "Worker"))
+    return out
+
+
+def _package_versions() -> dict[str, str]:
+    found = {}
+    for name in PEER_PACKAGES:
+        with suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
+def _dirty() -> bool | None:
+    """Whether activejob/ differs from the commit (the numbers are then of the work tree)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "activejob"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.strip())
+
+
+def measure(args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    from .peer_procs import PeerConfig
+
+    runs = args.runs or (1 if args.quick else 3)
+    jobs = args.jobs or (500 if args.quick else 5_000)
+    systems = {s.strip() for s in args.systems.split(",") if s.strip()}
+    needs = {"huey": ["huey"], "procrastinate": ["procrastinate"], "rq": ["rq", "redis"]}
+    missing = [p for s in systems for p in needs.get(s, []) if p not in _package_versions()]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: .venv/bin/pip install -e '.[postgres,web,dev,bench]'")
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {**versions(), **_package_versions(), "activejob_tree_dirty": _dirty()},
+        "settings": {"runs": runs, "jobs": jobs, "concurrency": 4, "warmup_enqueues": 50,
+                     "postgres": args.pg_url.rsplit("/", 1)[0].split("@")[-1], "redis": args.redis_url},
+        "systems": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="activejob-bench-peers-") as tmp:
+        cfg = PeerConfig(pg_admin_url=args.pg_url, redis_url=args.redis_url, workdir=Path(tmp), jobs=jobs)
+        runners: list[Any] = []
+        try:
+            runners = _runners(cfg, systems, args.rq_fork)
+            for r in runners:
+                report["systems"][r.key] = {"system": r.system, "storage": r.storage, "variant": r.variant,
+                                            "worker": r.worker, "processes": r.processes,
+                                            "runs": {"drain": [], "enqueue": []}}
+            for run in range(runs):
+                shift = run % len(runners)
+                for r in runners[shift:] + runners[:shift]:
+                    entry = report["systems"][r.key]["runs"]
+                    if r.measures_enqueue:
+                        log(f"run {run + 1}/{runs}: {r.key}: enqueue {jobs}")
+                        entry["enqueue"].append(_retried(r.enqueue, cfg, log, report))
+                    log(f"run {run + 1}/{runs}: {r.key}: drain {jobs}")
+                    entry["drain"].append(_retried(r.drain, cfg, log, report))
+                    log(f"    {entry['drain'][-1]:,.0f} jobs/s")
+        finally:
+            for r in runners:
+                try:
+                    r.close()
+                except Exception as error:  # keep closing the others
+                    log(f"closing {r.key}: {error}")
+    for entry in report["systems"].values():
+        entry["median"] = {k: statistics.median(v) for k, v in entry["runs"].items() if v}
+    return report
+
+
+def _retried(measurement: Any, cfg: Any, log: Any, report: dict[str, Any]) -> float:
+    """Run a measurement; if it fails (the machine is shared: a server may be restarted under
+    us), wait for the servers and try once more. Retries are counted in the report."""
+    from .peer_procs import wait_for_servers
+
+    try:
+        return float(measurement())
+    except Exception as error:
+        log(f"    failed: {str(error).splitlines()[0][:200]}; retrying once")
+        report["retries"] = report.get("retries", 0) + 1
+        wait_for_servers(cfg)
+        return float(measurement())
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+def _name(entry: dict[str, Any], versions_: dict[str, Any]) -> str:
+    system = entry["system"]
+    name = f"{system} {versions_.get(system, '')}".strip()
+    return f"{name}, `{entry['variant']}`" if entry["variant"] else name
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    systems, v = report["systems"], report["versions"]
+    lines = ["| queue | storage | worker | drain, jobs/s | enqueue, one per call, jobs/s |",
+             "| --- | --- | --- | ---: | ---: |"]
+    for entry in systems.values():
+        m = entry["median"]
+        procs = entry.get("processes", 1)
+        worker = f"`{entry['worker']}`" + (f" ({procs} processes)" if procs > 1 else "")
+        lines.append(f"| {_name(entry, v)} | {STORAGE[entry['storage']]} | {worker} | "
+                     f"{_f(m.get('drain'))} | {_f(m.get('enqueue'))} |")
+
+    def get(key: str, metric: str) -> float | None:
+        return systems.get(key, {}).get("median", {}).get(metric)
+
+    lines += ["", "| activejob ÷ peer | on SQLite | on PostgreSQL |", "| --- | ---: | ---: |"]
+    peers = [("huey", {"sqlite": "huey_sqlite", "postgres": "huey_postgres"}),
+             ("procrastinate", {"postgres": "procrastinate_postgres"}),
+             ("rq (Redis)", {"sqlite": "rq_redis", "postgres": "rq_redis"}),
+             ("rq (Redis, forking Worker)", {"sqlite": "rq_Worker_redis", "postgres": "rq_Worker_redis"})]
+    for peer, keys in peers:
+        if not any(k in systems for k in keys.values()):
+            continue
+        for label, ours, metric in (("drain, `def perform`", "activejob_def_perform", "drain"),
+                                    ("drain, `async def perform`", "activejob_async_def_perform", "drain"),
+                                    ("enqueue", "activejob_def_perform", "enqueue")):
+            cells = [_ratio(get(f"{ours}_{db}", metric), get(keys[db], metric)) if db in keys else "-"
+                     for db in ("sqlite", "postgres")]
+            lines.append(f"| {label} ÷ {peer} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def about(report: dict[str, Any]) -> str:
+    v, s = report["versions"], report["settings"]
+    peers = ", ".join(f"{p} {v[p]}" for p in PEER_PACKAGES if p in v)
+    retries = f" {report['retries']} measurement(s) failed once and were retried." if report.get("retries") else ""
+    commit = v.get("git", "?") + (" (with uncommitted changes in activejob/)" if v.get("activejob_tree_dirty") else "")
+    return (f"Medians of {s['runs']} run(s) of {s['jobs']:,} jobs each, {report['when']}, commit {commit}: "
+            f"{v['cpus']} CPUs, {v['platform']}; Python {v['python']}, psycopg {v.get('psycopg', '-')}, "
+            f"SQLite {v['sqlite']}; {peers}. Concurrency 4 everywhere; servers, benchmark and workers share "
+            f"the machine. Ratios are of the medians; above 1, activejob is faster.{retries}")
+
+
+def render_docs(report: dict[str, Any]) -> None:
+    path = ROOT / "docs" / "benchmark.md"
+    text = path.read_text()
+    if START not in text:
+        return
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1] if END in rest else ""
+    path.write_text(f"{head}{START}\n{about(report)}\n\n{report['table']}\n{END}{tail}")
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM ends the benchmark through its finally blocks, so its workers are ended too; a
+    second SIGTERM must not interrupt that clean-up."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(143)
+
+
+def main(args: argparse.Namespace) -> int:
+    out: Path = args.out or RESULTS / "peers.json"
+    if args.render:
+        report = json.loads(out.read_text())
+    else:
+        sys.path.insert(0, str(ROOT))
+        signal.signal(signal.SIGTERM, _terminate)
+
+        def log(message: str) -> None:
+            print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+        report = measure(args, log)
+    report["table"] = table(report)
+    if not args.render:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(about(report) + "\n\n" + report["table"])
+    if args.docs:
+        render_docs(report)
+    return 0
