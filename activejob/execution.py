@@ -23,7 +23,7 @@ from .context import JobContext
 from .definition import BaseJob, job_is_async, registry
 from .errors import JobCancelled, JobTimeout, WaitForChildren
 from .records import Claimed
-from .retry import decide
+from .retry import RetryDecision, decide
 from .store import Outcome, Store
 from .store.values import storable
 
@@ -57,15 +57,19 @@ def _error_text(error: BaseException) -> str:
 
 def _failure(job: Claimed, error: BaseException, tb: str | None, cls: type[BaseJob[Any]] | None) -> Outcome:
     opts = cls.options if cls is not None else None
-    decision = decide(
-        error, attempt=job.attempts, max_retries=job.max_retries,
-        backoff=opts.backoff if opts else (lambda _a: 0.0),
-        retry_on=opts.retry_on if opts else (), discard_on=opts.discard_on if opts else (),
-    )
     message = storable(_error_text(error))
     tb = storable(tb)
-    if decision.retry:
-        run_at = decision.at or clock.now() + timedelta(seconds=decision.delay)
+    try:
+        decision = decide(
+            error, attempt=job.attempts, max_retries=job.max_retries,
+            backoff=opts.backoff if opts else (lambda _a: 0.0),
+            retry_on=opts.retry_on if opts else (), discard_on=opts.discard_on if opts else (),
+        )
+        run_at = (decision.at or clock.now() + timedelta(seconds=decision.delay)) if decision.retry else None
+    except Exception as broken:  # a backoff that raises, or gives no usable time: fail, saying why
+        message = storable(f"{message} (not retried: its backoff failed: {_error_text(broken)})")
+        decision, run_at = RetryDecision(False, reason="backoff failed"), None
+    if run_at is not None:
         log.warning("%s #%s attempt %s failed (%s); retrying at %s", job.name, job.id, job.attempts,
                     message, run_at.isoformat(timespec="seconds"))
         return Outcome(job.id, job.lease_token, "pending", "retrying", error=message, traceback=tb,
@@ -115,6 +119,15 @@ def _judge(entry: Running, cls: type[BaseJob[Any]], attempt: Attempt, interrupte
     except Exception as raised:
         return _failure(job, raised, traceback.format_exc(), cls)
     return Outcome(job.id, job.lease_token, "completed", "completed", result=encoded)
+
+
+def crashed(entry: Running, error: BaseException) -> Outcome:
+    """The failure recorded when running an attempt itself went wrong (a bug of ours):
+    the job fails, saying so, rather than stay running with nobody to finish it."""
+    job = entry.job
+    text = storable(f"InternalError: running the job failed: {_error_text(error)}")
+    return Outcome(job.id, job.lease_token, "failed", "failed", error=text,
+                   traceback=storable("".join(traceback.format_exception(error))), data={"reason": "internal error"})
 
 
 def timed_out(entry: Running, cls: type[BaseJob[Any]]) -> Outcome:

@@ -37,11 +37,14 @@ R = TypeVar("R")
 
 class Lane(Generic[E, R]):
     """Runs `run(entry)` on threads of its own; hands back (entry, result) batches to
-    `deliver`, called on `loop`."""
+    `deliver`, called on `loop`. Should `run` raise, `broken(entry, error)` is the result:
+    a thread never dies with its job unsettled."""
 
     def __init__(self, run: Callable[[E], R], deliver: Callable[[list[tuple[E, R]]], None],
-                 loop: asyncio.AbstractEventLoop, *, name: str = "activejob-job") -> None:
+                 loop: asyncio.AbstractEventLoop, *, broken: Callable[[E, BaseException], R] | None = None,
+                 name: str = "activejob-job") -> None:
         self._run = run
+        self._broken = broken
         self._deliver = deliver
         self._loop = loop
         self._name = name
@@ -99,7 +102,13 @@ class Lane(Generic[E, R]):
                 if entry.settled:
                     continue  # abandoned before it started: never run it
                 self._where[id(entry)] = me
-            result = self._run(entry)
+            try:
+                result = self._run(entry)
+            except BaseException as error:  # `run` settles every job itself: this is a bug, not the job's
+                if self._broken is None:
+                    raise
+                log.exception("the sync-job thread failed: %s", error)
+                result = self._broken(entry, error)
             with self._lock:
                 if entry.settled:
                     return  # abandoned while it ran: another thread has taken this one's place

@@ -28,7 +28,7 @@ from .config import Settings
 from .definition import BaseJob, job_is_async, registry
 from .dispatch import emit
 from .dispatcher import Dispatcher
-from .execution import Running, context_for, job_class, perform, perform_in_thread, stopped, timed_out
+from .execution import Running, context_for, crashed, job_class, perform, perform_in_thread, stopped, timed_out
 from .lane import Lane
 from .lease_keeper import LeaseKeeper
 from .maintenance import Maintenance
@@ -144,7 +144,7 @@ class Runner:
         dispatcher, keeper, maintenance = Dispatcher(self), LeaseKeeper(self), Maintenance(self)
         # Sync jobs get threads of their own, one per slot: on anyio's shared pool (40 threads)
         # they could take every thread and leave heartbeats and outcome writes waiting.
-        self.lane = Lane(perform_in_thread, self._sync_done, self._loop)
+        self.lane = Lane(perform_in_thread, self._sync_done, self._loop, broken=crashed)
         await self.store.register(self.worker_info(), clock.now())
         watcher = None
         if self.settings.watch and not until_idle:
@@ -261,12 +261,14 @@ class Runner:
         assert self.recorder is not None
         outcome: Outcome | None = None
         try:
-            outcome = await perform(entry)
+            try:
+                outcome = await perform(entry)
+            except Exception as error:  # a bug of ours: fail the job rather than leave it running
+                log.exception("%s #%s: internal error while running", entry.job.name, entry.job.id)
+                outcome = crashed(entry, error)
             if outcome is not None:
                 with CancelScope(shield=True):
                     await self.recorder.record(entry, outcome)
-        except Exception:
-            log.exception("%s #%s: internal error while running", entry.job.name, entry.job.id)
         finally:
             self.finished(entry, outcome)
 

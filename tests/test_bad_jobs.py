@@ -170,3 +170,26 @@ def test_a_second_sigterm_ends_a_worker_whose_async_job_swallows_cancellation(
     info = job_info(reader, handle.id)
     assert (info.status, info.attempts) == ("pending", 0)
     assert "ignored its cancellation" in worker.output()
+
+
+@job("bad_backoff_sync", max_retries=3, backoff=lambda attempt: 1 / 0)
+class BadBackoffSync(BaseJob[NoArgs]):
+    def perform(self, args: NoArgs) -> None:
+        raise ValueError("boom")
+
+
+@job("bad_backoff_async", max_retries=3, backoff=lambda attempt: float("nan"))
+class BadBackoffAsync(BaseJob[NoArgs]):
+    async def perform(self, args: NoArgs) -> None:
+        raise ValueError("boom")
+
+
+@pytest.mark.parametrize("cls", [BadBackoffSync, BadBackoffAsync], ids=["sync-raises", "async-nan"])
+def test_a_backoff_that_fails_fails_the_job_saying_why(queue: JobQueue, cls: Any) -> None:
+    handle = cls.perform_later()
+    ordinary = Ordinary.perform_later()
+    queue.run_until_idle()  # returns: the job did not stay running
+    info = job_info(queue, handle.id)
+    assert info.status == "failed"
+    assert info.error.startswith("ValueError: boom (not retried: its backoff failed:")
+    assert job_info(queue, ordinary.id).status == "completed"

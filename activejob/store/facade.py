@@ -85,6 +85,8 @@ class WorkerStore:
                      *, refill: int = 0) -> Written:
         """Write progress (first) and outcomes, and claim up to `refill` jobs for the
         slots they free, in as few round trips as the case allows (one, usually)."""
+        if self.limits:
+            refill = 0  # only the claim that counts what runs everywhere may take limited types
         written: set[int] = set()
         records: list[EventRecord] = []
         claimed: list[Claimed] = []
