@@ -20,7 +20,7 @@
     assert queue.get_job(handle.id).status == "completed"
 """
 
-from . import signals
+from . import enqueuing, now, signals
 from .backoff import Exponential, Fixed, Linear
 from .config import Settings
 from .context import JobContext
@@ -44,6 +44,9 @@ from .queue import JobQueue, configure
 from .records import EventRecord, JobInfo, WorkerInfo
 from .recurring import Recurring, recurring
 from .relay import EventRelay
+
+# Definitions sit below the layer that runs jobs, so perform_now's runner is handed down here.
+enqueuing.set_run_now(now.run_now, now.arun_now)
 
 __version__ = "0.1.0"
 

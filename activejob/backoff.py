@@ -36,7 +36,7 @@ class _Policy:
         raise NotImplementedError
 
     def __call__(self, attempt: int) -> float:
-        delay: float = min(self.raw(max(attempt, 1)), self.cap)
+        delay = float(min(self.raw(max(attempt, 1)), self.cap))  # seconds as a float, whatever base and cap were
         if self.jitter:
             delay += delay * random.uniform(0, self.jitter)
         return delay

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
+
+from annotated_types import Ge, Gt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from .errors import ConfigurationError
+from .options import Says, problems, refuse, unknown_names
 
 DEFAULT_RETENTION = timedelta(days=7)
 ENV_URL = "ACTIVEJOB_DATABASE_URL"
@@ -32,91 +47,144 @@ def default_database_url() -> str:
 _EXAMPLE_URLS = "sqlite:///jobs.db or postgresql://user@host/app"
 
 
-def _database_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"database_url must be a string such as {_EXAMPLE_URLS}, got {value!r}")
+def _not_empty_url(value: str) -> str:
     if not value.strip():
         # "" would reach SQLAlchemy as "sqlite://", a private in-memory database: jobs enqueued
         # there vanish with the process and no other worker ever sees them.
-        raise ConfigurationError(
-            f"database_url is empty ({value!r}): set it to a database URL such as {_EXAMPLE_URLS} "
-            f"(on the command line: --database-url or {ENV_URL}), or leave it out to use "
-            f"{ENV_URL}, else sqlite:///activejob.db in the working directory")
+        refuse(f"database_url is empty ({value!r}): set it to a database URL such as {_EXAMPLE_URLS} "
+               f"(on the command line: --database-url or {ENV_URL}), or leave it out to use "
+               f"{ENV_URL}, else sqlite:///activejob.db in the working directory")
     return value
 
 
-def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("blank")  # worded by the field
+    return value
 
 
-@dataclass
-class Settings:
-    """Options of `activejob.configure(...)` / `JobQueue(...)`; see docs/reference/settings.md."""
+def _in_seconds(value: Any) -> Any:
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
-    database_url: str = field(default_factory=default_database_url)
-    concurrency: int = 10
+
+def _to_timedelta(value: Any) -> Any:
+    # A number of seconds > 0 becomes a timedelta; anything else goes on as it is, for the
+    # strict timedelta check to refuse (a timedelta is kept as given, even zero).
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        try:
+            return timedelta(seconds=value)
+        except OverflowError:
+            pass
+    return value
+
+
+def _finished_status(value: str) -> str:
+    if value not in FINISHED:
+        raise ValueError("not a finished status")  # worded by the field
+    return value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value  # as SQLite reads a PRAGMA's value
+
+
+def _as_dict(value: Any) -> Any:
+    if not value:  # None or {}: the default for every status
+        return {}
+    try:
+        return dict(value)  # a mapping, or (status, duration) pairs
+    except (TypeError, ValueError):
+        return value  # refused by the dict check, in the field's words
+
+
+def _every_status(value: dict[str, timedelta]) -> dict[str, timedelta]:
+    return {**dict.fromkeys(FINISHED, DEFAULT_RETENTION), **value}
+
+
+FINISHED = ("completed", "failed", "cancelled")
+"""The statuses whose jobs `retention` keeps for a while, then prunes."""
+
+DatabaseUrl = Annotated[str, Strict(), AfterValidator(_not_empty_url),
+                        Says(f"must be a string such as {_EXAMPLE_URLS}")]
+Seconds = Annotated[float, BeforeValidator(_in_seconds), Strict(), Gt(0), Says("must be a positive number of seconds")]
+Grace = Annotated[float, BeforeValidator(_in_seconds), Strict(), Ge(0), Says("must be a number of seconds >= 0")]
+Kept = Annotated[timedelta, BeforeValidator(_to_timedelta), Strict()]
+"""How long something is kept: a timedelta, or a number of seconds > 0."""
+Whole = Annotated[int, Strict(), Ge(1), Says("must be a whole number >= 1")]
+Flag = Annotated[bool, Strict(), Says("must be True or False")]
+
+
+class Settings(BaseModel):
+    """Options of `activejob.configure(...)` / `JobQueue(...)`; see docs/reference/settings.md.
+
+        settings = Settings.build(database_url="sqlite:///jobs.db", queues="mail:2,default", lease=60)
+        settings.queue_limits          # {"mail": 2}
+        settings.heartbeat_interval    # 1.0
+
+    Checked by pydantic when made; every value that is wrong is reported at once, as one
+    ConfigurationError that names each setting, what it must be and what it got.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: DatabaseUrl = Field(default_factory=default_database_url)
+    concurrency: Whole = 10
     queues: tuple[str, ...] | None = None  # None: every queue; "mail:5,default" also caps mail at 5
-    poll_interval: float = 1.0
-    lease: float = 30.0
-    heartbeat_interval: float | None = None  # default: min(1s, lease / 3)
-    shutdown_grace: float = 30.0
-    cancel_grace: float = 5.0  # how long a sync job may take to notice a cancel request
-    progress_interval: float = 0.25
-    retention: dict[str, timedelta] = field(default_factory=dict)
-    event_retention: timedelta = DEFAULT_RETENTION
-    prune_interval: float = 60.0
-    max_args_bytes: int = 1_000_000
-    auto_migrate: bool = True
-    pool_size: int = 5
-    watch: bool = True  # wake on other processes' writes (NOTIFY / data_version)
-    worker_id: str | None = None
-    queue_limits: dict[str, int] = field(init=False, default_factory=dict)  # from `queues`
+    poll_interval: Seconds = 1.0
+    lease: Seconds = 30.0
+    heartbeat_interval: Annotated[Seconds | None, Says("must be a positive number of seconds")] = None
+    shutdown_grace: Grace = 30.0
+    cancel_grace: Grace = 5.0  # how long a sync job may take to notice a cancel request
+    progress_interval: Seconds = 0.25
+    retention: Annotated[dict[Annotated[str, AfterValidator(_finished_status)], Kept],
+                         BeforeValidator(_as_dict), AfterValidator(_every_status),
+                         Says("maps finished statuses (completed, failed, cancelled) to a timedelta "
+                              "or a positive number of seconds")] = Field(default_factory=dict, validate_default=True)
+    event_retention: Annotated[Kept, Says("must be a timedelta or a positive number of seconds")] = DEFAULT_RETENTION
+    prune_interval: Seconds = 60.0
+    max_args_bytes: Annotated[int, Strict(), Ge(2), Says("must be a whole number of bytes >= 2")] = 1_000_000
+    auto_migrate: Flag = True
+    pool_size: Whole = 5
+    watch: Flag = True  # wake on other processes' writes (NOTIFY / data_version)
+    worker_id: Annotated[Annotated[str, Strict(), AfterValidator(_not_blank)] | None,
+                         Says("must be a non-empty string (or None)")] = None
+    sqlite_synchronous: Annotated[Literal["NORMAL", "FULL"], BeforeValidator(_upper),
+                                  Says("must be 'NORMAL' or 'FULL'")] = "NORMAL"
+    _queue_limits: dict[str, int] = PrivateAttr(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.database_url = _database_url(self.database_url)
-        if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
-            raise ConfigurationError(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
-        self.queues, self.queue_limits = _queues(self.queues)
-        for name in ("poll_interval", "lease", "progress_interval", "prune_interval"):
-            setattr(self, name, _seconds(name, getattr(self, name)))
-        for name in ("shutdown_grace", "cancel_grace"):
-            setattr(self, name, _seconds(name, getattr(self, name), allow_zero=True))
+    def __init__(self, **options: Any) -> None:
+        try:
+            super().__init__(**options)
+        except ValidationError as error:
+            raise ConfigurationError(_refusal(error)) from None
+
+    @property
+    def queue_limits(self) -> dict[str, int]:
+        """The limits `queues` carries: {"mail": 5} for "mail:5,default". Only `queues` sets them."""
+        return self._queue_limits
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _split_queues(cls, options: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # The names stay in `queues`; the limits are kept apart, not a setting of their own.
+        limits: dict[str, int] = {}
+        if isinstance(options, dict) and "queues" in options:
+            names, limits = _queues(options["queues"])
+            options = {**options, "queues": names}
+        settings = handler(options)
+        settings._queue_limits = limits
+        return settings
+
+    @model_validator(mode="after")
+    def _heartbeat(self) -> Self:
         if self.heartbeat_interval is None:
             self.heartbeat_interval = min(1.0, self.lease / 3)
-        self.heartbeat_interval = _seconds("heartbeat_interval", self.heartbeat_interval)
         if self.heartbeat_interval >= self.lease:
-            raise ConfigurationError("heartbeat_interval must be shorter than the lease")
-        if not isinstance(self.pool_size, int) or isinstance(self.pool_size, bool) or self.pool_size < 1:
-            raise ConfigurationError(f"pool_size must be a whole number >= 1, got {self.pool_size!r}")
-        for name in ("watch", "auto_migrate"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigurationError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.worker_id is not None and (not isinstance(self.worker_id, str) or not self.worker_id.strip()):
-            raise ConfigurationError(f"worker_id must be a non-empty string (or None), got {self.worker_id!r}")
-        if not isinstance(self.max_args_bytes, int) or self.max_args_bytes < 2:
-            raise ConfigurationError(f"max_args_bytes must be a positive whole number, got {self.max_args_bytes!r}")
-        retention = {s: DEFAULT_RETENTION for s in ("completed", "failed", "cancelled")}
-        for status, keep in dict(self.retention or {}).items():
-            if status not in retention:
-                raise ConfigurationError(
-                    f"retention is per finished status (completed, failed, cancelled), not {status!r}")
-            if not isinstance(keep, timedelta):
-                keep = timedelta(seconds=_seconds("retention", keep))
-            retention[status] = keep
-        self.retention = retention
-        if not isinstance(self.event_retention, timedelta):
-            self.event_retention = timedelta(seconds=_seconds("event_retention", self.event_retention))
+            refuse("heartbeat_interval must be shorter than the lease")
+        return self
 
     @classmethod
     def build(cls, **options: Any) -> Settings:
-        known = {f.name for f in fields(cls) if f.init}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigurationError(f"unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
         if options.get("database_url") is None:
             options.pop("database_url", None)
         settings = cls(**options)
@@ -125,6 +193,15 @@ class Settings:
             # Every queue has its own limit: together they are the worker's concurrency.
             settings.concurrency = sum(settings.queue_limits.values())
         return settings
+
+
+def _refusal(error: ValidationError) -> str:
+    """Every setting that was refused, in one message."""
+    sentences = [sentence for _, sentence in problems(error, Settings)]
+    unknown = unknown_names(error)
+    if unknown:
+        sentences.insert(0, f"unknown setting(s) {unknown}; known: {', '.join(sorted(Settings.model_fields))}")
+    return "; ".join(sentences)
 
 
 def _queues(value: Any) -> tuple[tuple[str, ...] | None, dict[str, int]]:
@@ -138,8 +215,12 @@ def _queues(value: Any) -> tuple[tuple[str, ...] | None, dict[str, int]]:
     if isinstance(value, dict):
         entries = [(str(name), limit) for name, limit in value.items()]
     else:
+        try:
+            items = list(value)
+        except TypeError:
+            refuse(f"queues must be a list of queue names or a string such as 'mail:5,default', got {value!r}")
         entries = []
-        for item in value:
+        for item in items:
             name, _, limit = str(item).partition(":")
             entries.append((name, limit or None))
     names: list[str] = []
@@ -147,19 +228,19 @@ def _queues(value: Any) -> tuple[tuple[str, ...] | None, dict[str, int]]:
     for name, limit in entries:
         name = name.strip()
         if not name:
-            raise ConfigurationError(f"queues: an empty queue name in {value!r}")
+            refuse(f"queues: an empty queue name in {value!r}")
         names.append(name)
         if limit is None:
             continue
         try:
             number = int(limit)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = 0
         if isinstance(limit, bool) or number < 1 or (isinstance(limit, float) and not limit.is_integer()):
-            raise ConfigurationError(f"queues: the limit of {name!r} must be a whole number >= 1, got {limit!r}")
+            refuse(f"queues: the limit of {name!r} must be a whole number >= 1, got {limit!r}")
         limits[name] = number
     if "*" in names:
         if limits:
-            raise ConfigurationError("queues: per-queue limits need every queue named, not '*'")
+            refuse("queues: per-queue limits need every queue named, not '*'")
         return None, {}
     return tuple(dict.fromkeys(names)) or None, limits

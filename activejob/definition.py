@@ -14,17 +14,20 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from . import backoff as backoffs
+from . import job_options
 from .context import JobContext
-from .enqueuing import INTEGER_MAX, ConfiguredJob, is_async, priority_problem, show, text_problem
+from .enqueuing import ConfiguredJob, is_async
 from .errors import ConfigurationError, UnknownJobError, WaitForChildren
+
+if TYPE_CHECKING:
+    from .handle import JobHandle
 
 S = TypeVar("S", bound=BaseModel)
 J = TypeVar("J", bound="type[BaseJob[Any]]")
@@ -55,7 +58,6 @@ class JobOptions:
     resource_link: Callable[[dict[str, Any]], str | None] | None = None
     concurrency_limit: int | None = None
     concurrency_key: Callable[[Any], Any] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary, for the CLI and the dashboard."""
@@ -204,41 +206,45 @@ class BaseJob(Generic[S]):
         """Options for one enqueue: `Job.set(queue="mail", wait=60).perform_later(...)`."""
         return ConfiguredJob(cls).set(**options)
 
+    # Each verb is spelled out, rather than made by a loop or a descriptor over ConfiguredJob's,
+    # so that type checkers see it with this class's schema `S`: a generated forwarder would
+    # take its arguments as Any.
+
     @classmethod
-    def perform_later(cls, args: S | None = None, /, **kwargs: Any) -> Any:
+    def perform_later(cls, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Store the job for a worker: `handle = SendEmail.perform_later(to="a@b.c", subject="Hi")`."""
         return ConfiguredJob(cls).perform_later(args, **kwargs)
 
     @classmethod
-    async def aperform_later(cls, args: S | None = None, /, **kwargs: Any) -> Any:
+    async def aperform_later(cls, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """`await SendEmail.aperform_later(...)` from async code."""
         return await ConfiguredJob(cls).aperform_later(args, **kwargs)
 
     @classmethod
-    def perform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> Any:
+    def perform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Run at a time: `SendEmail.perform_at(tomorrow_2am, to=..., subject=...)` (naive = UTC)."""
         return ConfiguredJob(cls).perform_at(when, args, **kwargs)
 
     @classmethod
-    async def aperform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> Any:
+    async def aperform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         return await ConfiguredJob(cls).aperform_at(when, args, **kwargs)
 
     @classmethod
-    def perform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> Any:
+    def perform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Run after a delay: `SendEmail.perform_in(timedelta(minutes=5), to=..., subject=...)`."""
         return ConfiguredJob(cls).perform_in(delay, args, **kwargs)
 
     @classmethod
-    async def aperform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> Any:
+    async def aperform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         return await ConfiguredJob(cls).aperform_in(delay, args, **kwargs)
 
     @classmethod
-    def perform_all_later(cls, items: Any) -> Any:
+    def perform_all_later(cls, items: Iterable[S | dict[str, Any]]) -> list[JobHandle]:
         """Bulk enqueue in one transaction: `SendEmail.perform_all_later([{...}, {...}])`."""
         return ConfiguredJob(cls).perform_all_later(items)
 
     @classmethod
-    async def aperform_all_later(cls, items: Any) -> Any:
+    async def aperform_all_later(cls, items: Iterable[S | dict[str, Any]]) -> list[JobHandle]:
         return await ConfiguredJob(cls).aperform_all_later(items)
 
     @classmethod
@@ -249,14 +255,6 @@ class BaseJob(Generic[S]):
     @classmethod
     async def aperform_now(cls, args: S | None = None, /, **kwargs: Any) -> Any:
         return await ConfiguredJob(cls).aperform_now(args, **kwargs)
-
-
-def _exceptions(job: str, option: str, value: Any) -> tuple[type[BaseException], ...]:
-    items = (value,) if isinstance(value, type) else tuple(value or ())
-    for item in items:
-        if not (isinstance(item, type) and issubclass(item, BaseException)):
-            raise ConfigurationError(f"{job}: {option} takes exception classes, got {item!r}")
-    return items
 
 
 def job(
@@ -302,50 +300,21 @@ def job(
     narrows which errors are retried (others fail at once); `discard_on` errors fail
     at once. Unknown keyword options are refused, to catch typos.
     """
-    if extra:
-        raise ConfigurationError(f"{name}: unknown option(s) {sorted(extra)} for @job")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigurationError(f"a job needs a non-empty name, got {name!r}")
-    problem = text_problem(name, "name")
-    if problem:
-        raise ConfigurationError(f"the job name {show(name)} {problem}")
-    if schema is None:
-        schema = NoArgs
-    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        raise ConfigurationError(f"{name}: schema must be a pydantic BaseModel subclass, got {schema!r}")
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= INTEGER_MAX:
-        raise ConfigurationError(
-            f"{name}: max_retries must be a whole number from 0 to {INTEGER_MAX}, got {show(max_retries)}")
-    if isinstance(timeout, timedelta):
-        timeout = timeout.total_seconds()
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-        raise ConfigurationError(f"{name}: timeout must be a number of seconds > 0 (or None), got {timeout!r}")
-    if not isinstance(queue, str) or not queue.strip():
-        raise ConfigurationError(f"{name}: queue must be a non-empty string, got {show(queue)}")
-    problem = text_problem(queue, "queue")
-    if problem:
-        raise ConfigurationError(f"{name}: queue {problem}")
-    problem = priority_problem(priority)
-    if problem:
-        raise ConfigurationError(f"{name}: priority {problem}")
-    if concurrency_limit is not None and (
-            not isinstance(concurrency_limit, int) or isinstance(concurrency_limit, bool) or concurrency_limit < 1):
-        raise ConfigurationError(
-            f"{name}: concurrency_limit must be a whole number >= 1 (or None), got {concurrency_limit!r}")
-    if concurrency_key is not None and (concurrency_limit is None or not callable(concurrency_key)):
-        raise ConfigurationError(
-            f"{name}: concurrency_key takes a function of the arguments, and needs concurrency_limit")
-    try:
-        policy = backoffs.resolve(backoff, base=backoff_base, cap=backoff_cap, jitter=backoff_jitter)
-    except ValueError as error:
-        raise ConfigurationError(f"{name}: {error}") from None
+    given = job_options.check(name, {
+        "schema": NoArgs if schema is None else schema, "max_retries": max_retries, "backoff": backoff,
+        "backoff_base": backoff_base, "backoff_cap": backoff_cap, "backoff_jitter": backoff_jitter,
+        "timeout": timeout, "queue": queue, "priority": priority, "retry_on": retry_on,
+        "discard_on": discard_on, "label": label, "description": description, "phases": phases,
+        "resource_link": resource_link, "cron": cron, "concurrency_limit": concurrency_limit,
+        "concurrency_key": concurrency_key, **extra,
+    })
+    cron = given.cron
     options = JobOptions(
-        name=name, schema=schema, max_retries=max_retries, backoff=policy,
-        timeout=float(timeout) if timeout is not None else None, queue=queue, priority=int(priority),
-        retry_on=_exceptions(name, "retry_on", retry_on), discard_on=_exceptions(name, "discard_on", discard_on),
-        label=label or name.replace("_", " ").capitalize(), description=description or "",
-        phases=tuple(phases), resource_link=resource_link, concurrency_limit=concurrency_limit,
-        concurrency_key=concurrency_key,
+        name=given.name, schema=given.schema_, max_retries=given.max_retries, backoff=given.backoff,
+        timeout=given.timeout, queue=given.queue, priority=given.priority, retry_on=given.retry_on,
+        discard_on=given.discard_on, label=given.label or given.name.replace("_", " ").capitalize(),
+        description=given.description or "", phases=given.phases, resource_link=given.resource_link,
+        concurrency_limit=given.concurrency_limit, concurrency_key=given.concurrency_key,
     )
 
     def register(cls: J) -> J:

@@ -2,7 +2,8 @@
 
 Engines and their connection settings, the claim statement's locking clause, and how a
 worker learns that other processes wrote something (LISTEN/NOTIFY, or SQLite's
-`PRAGMA data_version`).
+`PRAGMA data_version`). The statements themselves are the store's (`store/sql.py`), like
+all of activejob's SQL.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from . import clock
+from .store.sql import (
+    SQLITE_BEGIN_READ,
+    SQLITE_BEGIN_WRITE,
+    SQLITE_DATA_VERSION,
+    SQLITE_WAL,
+    pg_listen,
+    pg_notify,
+    sqlite_settings,
+)
 
 log = logging.getLogger("activejob.store")
 
@@ -53,12 +63,14 @@ def pg_connect_args(application_name: str) -> dict[str, Any]:
             "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3, "tcp_user_timeout": 60_000}
 
 
-def create(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine configured for a job queue's access pattern."""
+def create(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "NORMAL") -> Engine:
+    """An engine configured for a job queue's access pattern (`sqlite_synchronous`: how
+    durable a SQLite commit is, see `store.sql.SQLITE_SYNCHRONOUS`)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, memory=parsed.database in (None, "", ":memory:"))
+        return _sqlite_engine(url, memory=parsed.database in (None, "", ":memory:"),
+                              settings=sqlite_settings(sqlite_synchronous))
     engine = create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
         pool_recycle=1800, connect_args=pg_connect_args("activejob"),
@@ -89,7 +101,7 @@ def _cheap_ping(engine: Engine) -> None:
     engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
-def _sqlite_engine(url: str, *, memory: bool) -> Engine:
+def _sqlite_engine(url: str, *, memory: bool, settings: tuple[str, ...]) -> Engine:
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if memory:
         kwargs["poolclass"] = StaticPool
@@ -101,17 +113,17 @@ def _sqlite_engine(url: str, *, memory: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(SQLITE_WAL)
+        for statement in settings:
+            cursor.execute(statement)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Writers take the lock at BEGIN: a deferred transaction that upgrades to a
         # writer later can fail with SQLITE_BUSY at once instead of waiting its turn.
-        mode = "DEFERRED" if conn.get_execution_options().get("activejob_read") else "IMMEDIATE"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        reading = conn.get_execution_options().get("activejob_read")
+        conn.exec_driver_sql(SQLITE_BEGIN_READ if reading else SQLITE_BEGIN_WRITE)
 
     return engine
 
@@ -138,7 +150,7 @@ def claim_lock_clause(engine: Engine) -> str:
 def notify(conn: Connection, payload: str = "") -> None:
     """Wake listeners in other processes when this transaction commits (PostgreSQL)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}, '{payload}'")
+        conn.exec_driver_sql(pg_notify(NOTIFY_CHANNEL, payload))
 
 
 class ChangeWatcher:
@@ -165,8 +177,14 @@ class ChangeWatcher:
         self._thread = threading.Thread(target=self._run, args=(target,), name="activejob-watch", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the thread to end, without waiting: it does within half a second (one
+        LISTEN wait, or one SQLite poll), so an event loop can call this."""
         self._stop.set()
+
+    def stop(self) -> None:
+        """End the thread and wait for it (up to 5 s)."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -192,9 +210,9 @@ class ChangeWatcher:
             self._stop.wait()
             return
         with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:
-            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            last = conn.execute(SQLITE_DATA_VERSION).fetchone()[0]
             while not self._stop.wait(self.interval):
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                version = conn.execute(SQLITE_DATA_VERSION).fetchone()[0]
                 if version != last:
                     last = version
                     self.on_change("")
@@ -204,7 +222,7 @@ class ChangeWatcher:
 
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(dsn, autocommit=True, **pg_connect_args(self.application_name)) as conn:
-            conn.execute(f"LISTEN {self.channel}")
+            conn.execute(pg_listen(self.channel))
             self.on_change("")  # anything written while we were not listening
             while not self._stop.is_set():
                 for note in _notifies(conn, timeout=0.5):

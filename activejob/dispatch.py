@@ -13,15 +13,18 @@ from typing import Any
 from blinker import NamedSignal
 
 from . import signals
+from .definition import registry
 from .records import EventRecord
+from .store.base import on_events_written
 
 log = logging.getLogger("activejob.signals")
 
 _background: set[asyncio.Task[Any]] = set()
 
 # Events this process wrote (and so sends as signals itself), by database: an EventRelay
-# running here skips them instead of sending them twice. Marked when the row is inserted,
-# before commit, so a relay can never see a row before its mark.
+# running here skips them instead of sending them twice. The store marks them through the
+# hook registered below, as it writes them (before commit), so a relay can never see a row
+# before its mark; the store cannot call us directly, being the layer below.
 _WRITTEN_MEMORY = 100_000
 _written_lock = threading.Lock()
 _written: set[tuple[str, int]] = set()
@@ -39,15 +42,17 @@ def note_written(database: str, event_ids: Iterable[int]) -> None:
             _written.discard(_written_order.popleft())
 
 
+on_events_written(note_written)
+
+
 def written_here(database: str, event_id: int) -> bool:
     """Whether this process wrote (and so emits itself) the event `event_id`."""
     with _written_lock:
         return (database, event_id) in _written
 
 
-def _senders(name: str) -> Any:
-    from .definition import registry
-
+def sender(name: str) -> Any:
+    """Who sends a job's signals: its class if registered in this process, else its name."""
     return registry.get(name) or name
 
 
@@ -113,7 +118,7 @@ def _deliveries(records: Iterable[EventRecord]) -> Iterator[tuple[NamedSignal, A
     for record in records:
         for signal in _signals_for(record.type):
             if signal.receivers:
-                yield signal, _senders(record.name), record.payload()
+                yield signal, sender(record.name), record.payload()
 
 
 def emit(records: Iterable[EventRecord]) -> None:

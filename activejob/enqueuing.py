@@ -1,5 +1,6 @@
-"""How a job is put on the queue: options for one enqueue (`Job.set(...)`) and the
-backend hook the JobQueue fills in, so definitions never depend on storage."""
+"""How a job is put on the queue: options for one enqueue (`Job.set(...)`), and the two
+hooks the layers above fill in, so definitions never depend on them: the backend that
+`perform_later` hands requests to (the JobQueue), and the runner of `perform_now`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import inspect
 import math
 import numbers
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -16,18 +17,15 @@ from pydantic import BaseModel
 
 from . import arguments, clock
 from .errors import ConfigurationError, JobArgumentsError, JobOptionsError
-from .store import NewJob
-from .store.base import jobs
+from .options import show
+from .request import MAX_LENGTH
+from .request import EnqueueRequest as EnqueueRequest  # re-exported: the JobQueue and tests import it from here
 
 if TYPE_CHECKING:
     from .definition import BaseJob
     from .handle import JobHandle
 
 S = TypeVar("S", bound=BaseModel)
-
-
-EnqueueRequest = NewJob
-"""One job, validated and encoded, ready to be written (the store's `NewJob`)."""
 
 
 class Backend(Protocol):
@@ -41,16 +39,46 @@ class Backend(Protocol):
 _backend: Callable[[], Backend] | None = None
 
 
-def set_backend(factory: Callable[[], Backend]) -> None:
-    """Called by the queue module: where `perform_later` sends jobs."""
+def set_backend(factory: Callable[[], Backend] | None) -> Callable[[], Backend] | None:
+    """Where `perform_later` sends jobs (the queue module sets `JobQueue.get` when imported;
+    `activejob.testing.capture_enqueued()` an in-memory one). Returns the factory it replaced,
+    so a caller can put it back; None leaves no backend."""
     global _backend
-    _backend = factory
+    previous, _backend = _backend, factory
+    return previous
 
 
 def backend() -> Backend:
     if _backend is None:
         raise ConfigurationError("no job queue: import activejob and call activejob.configure(...)")
     return _backend()
+
+
+class RunNow(Protocol):
+    def __call__(self, job: type[BaseJob[Any]], args: BaseModel, /, *, owner: str | None = None) -> Any: ...
+
+
+class ArunNow(Protocol):
+    def __call__(self, job: type[BaseJob[Any]], args: BaseModel, /, *,
+                 owner: str | None = None) -> Awaitable[Any]: ...
+
+
+# perform_now runs a job in the caller and fires its signals: the work of `now.py`, in the
+# execution layer above this one. So it is handed in from above, as the backend is: the
+# package's __init__ (which runs before any activejob module is used) passes now.py's runners.
+_run_now: tuple[RunNow, ArunNow] | None = None
+
+
+def set_run_now(run: RunNow, arun: ArunNow) -> None:
+    """What `perform_now` and `aperform_now` run the job with (set by `activejob/__init__.py`)."""
+    global _run_now
+    _run_now = (run, arun)
+
+
+def _now_runners() -> tuple[RunNow, ArunNow]:
+    if _run_now is None:
+        raise ConfigurationError("perform_now is not set up: it needs `import activejob`, which wires it")
+    return _run_now
 
 
 def _seconds(value: timedelta | float | int) -> float:
@@ -66,32 +94,14 @@ PRIORITY_MIN = -(2**31)
 PRIORITY_MAX = 2**31 - 1
 """Priorities fit the 32-bit INTEGER column (PostgreSQL refuses more; SQLite would keep it)."""
 
+PRIORITY_RANGE = f"must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX} (a 32-bit column)"
+"""How a refused priority is described, by `@job` and by `Job.set`."""
+
 INTEGER_MAX = 2**31 - 1
 """The largest value of a 32-bit INTEGER column (max_retries)."""
 
 BIGINT_MAX = 2**63 - 1
 """The largest job id (a BIGINT)."""
-
-
-def _column_length(column: str) -> int:
-    length = getattr(jobs.c[column].type, "length", None)
-    assert isinstance(length, int), column
-    return length
-
-
-MAX_LENGTH: dict[str, int] = {
-    column: _column_length(column) for column in ("name", "queue", "owner", "unique_key", "concurrency_key")
-}
-"""How many characters each text column set at enqueue holds (VARCHAR(n) counts characters)."""
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """`repr(value)`, cut short: a refused value may be megabytes long."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int past sys.get_int_max_str_digits()
-        text = f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def text_problem(value: str, column: str) -> str | None:
@@ -125,7 +135,7 @@ def whole_number(value: Any) -> int | None:
 def priority_problem(value: Any) -> str | None:
     number = whole_number(value)
     if number is None or not PRIORITY_MIN <= number <= PRIORITY_MAX:
-        return f"must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX} (a 32-bit column), got {show(value)}"
+        return f"{PRIORITY_RANGE}, got {show(value)}"
     return None
 
 
@@ -289,14 +299,12 @@ class ConfiguredJob(Generic[S]):
 
     def perform_now(self, args: S | None = None, /, **kwargs: Any) -> Any:
         """Run the job here and now, with no database; returns its result, raises its error."""
-        from .now import run_now
-
-        return run_now(self.job, self._now_args(args, kwargs), owner=self.owner)
+        run, _ = _now_runners()
+        return run(self.job, self._now_args(args, kwargs), owner=self.owner)
 
     async def aperform_now(self, args: S | None = None, /, **kwargs: Any) -> Any:
-        from .now import arun_now
-
-        return await arun_now(self.job, self._now_args(args, kwargs), owner=self.owner)
+        _, arun = _now_runners()
+        return await arun(self.job, self._now_args(args, kwargs), owner=self.owner)
 
     def _now_args(self, args: S | dict[str, Any] | None, kwargs: dict[str, Any]) -> BaseModel:
         opts = self.job.options

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
 
 from . import clock
 from .dispatch import aemit
+from .liveness import live_since
 from .recurring import schedules
 
 if TYPE_CHECKING:
@@ -109,9 +110,9 @@ class Maintenance:
             self.runner.wake()
 
     async def remove_dead_workers(self, now: datetime) -> None:
-        # A worker silent for several leases is gone (killed, or its machine is).
+        # A worker no longer alive (liveness.live_since) is gone: killed, or its machine is.
         # (One that was only paused registers itself again at its next heartbeat.)
-        await self.runner.store.remove_dead_workers(now - timedelta(seconds=3 * self.settings.lease))
+        await self.runner.store.remove_dead_workers(live_since(now, self.settings.lease))
 
     async def prune(self, now: datetime) -> None:
         s = self.settings
@@ -121,7 +122,7 @@ class Maintenance:
             log.info("pruned %d finished job(s)", pruned)
 
     async def warn_unknown(self, now: datetime) -> None:
-        unknown = await self.runner.store.unclaimable(now, now - timedelta(seconds=2 * self.settings.lease))
+        unknown = await self.runner.store.unclaimable(now, live_since(now, self.settings.lease))
         if unknown:
             log.warning("pending jobs of types no live worker knows: %s",
                         ", ".join(f"{n} ({c})" for n, c in sorted(unknown.items())))

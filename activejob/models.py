@@ -16,6 +16,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from .request import MAX_LENGTH
+
 
 class JobStatus(StrEnum):
     PENDING = "pending"
@@ -97,8 +99,8 @@ class Job(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=_id())
-    name: str = Field(max_length=200)
-    queue: str = Field(default="default", max_length=200)
+    name: str = Field(max_length=MAX_LENGTH["name"])
+    queue: str = Field(default="default", max_length=MAX_LENGTH["queue"])
     priority: int = 0
     status: str = Field(default=JobStatus.PENDING, max_length=20)
     args: str = Field(default="{}", sa_column=Column(Text, nullable=False))
@@ -122,9 +124,9 @@ class Job(SQLModel, table=True):
     progress_total: int | None = Field(default=None, sa_column=Column(BigInteger))
     checkpoint: str | None = Field(default=None, sa_column=Column(Text))
     parent_id: int | None = Field(default=None, sa_column=Column(BigInteger))
-    owner: str | None = Field(default=None, max_length=200)
-    unique_key: str | None = Field(default=None, max_length=255)
-    concurrency_key: str | None = Field(default=None, max_length=255)
+    owner: str | None = Field(default=None, max_length=MAX_LENGTH["owner"])
+    unique_key: str | None = Field(default=None, max_length=MAX_LENGTH["unique_key"])
+    concurrency_key: str | None = Field(default=None, max_length=MAX_LENGTH["concurrency_key"])
 
 
 class JobEvent(SQLModel, table=True):
@@ -143,9 +145,9 @@ class JobEvent(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=_id())
     job_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     type: str = Field(max_length=40)
-    name: str = Field(max_length=200)
-    queue: str = Field(default="default", max_length=200)
-    owner: str | None = Field(default=None, max_length=200)
+    name: str = Field(max_length=MAX_LENGTH["name"])
+    queue: str = Field(default="default", max_length=MAX_LENGTH["queue"])
+    owner: str | None = Field(default=None, max_length=MAX_LENGTH["owner"])
     status: str = Field(max_length=20)
     attempt: int = 0
     data: str | None = Field(default=None, sa_column=Column(Text))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import traceback
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -15,6 +16,15 @@ from . import clock
 from .context import JobContext
 from .dispatch import emit_local
 from .enqueuing import is_async
+from .records import signal_payload
+
+
+def _emit(cls: Any, event: str, status: str, owner: str | None, data: dict[str, Any] | None = None,
+          at: datetime | None = None) -> None:
+    """Send an event of a job run here: there is no row, so no job id or event id."""
+    opts = cls.options
+    emit_local(event, cls, signal_payload(event, job_id=None, name=opts.name, queue=opts.queue, owner=owner,
+                                          status=status, attempt=1, at=at or clock.now(), data=data))
 
 
 class _LocalContext(JobContext):
@@ -26,31 +36,27 @@ class _LocalContext(JobContext):
 
     def on_report(self) -> None:
         progress, checkpoint, logs = self.take()
-        base = {"job_id": None, "name": self.name, "status": "running", "attempt": self.attempt,
-                "queue": self.queue, "owner": self.owner, "at": clock.now(), "event_id": None}
         if progress is not None:
-            emit_local("progress", self._cls, {**base, **progress})
+            _emit(self._cls, "progress", "running", self.owner, progress)
         for entry in logs:
-            emit_local("log", self._cls, {**base, **entry})
+            _emit(self._cls, "log", "running", self.owner, entry, at=entry["at"])
         if checkpoint is not None:
-            emit_local("checkpoint", self._cls, {**base, "checkpoint": self.checkpoint_data})
+            _emit(self._cls, "checkpoint", "running", self.owner, {"checkpoint": self.checkpoint_data})
 
 
-def _start(cls: Any, owner: str | None) -> tuple[Any, dict[str, Any]]:
+def _start(cls: Any, owner: str | None) -> Any:
     opts = cls.options
     ctx = _LocalContext(cls, job_id=None, name=opts.name, attempt=1, queue=opts.queue, owner=owner)
-    base = {"job_id": None, "name": opts.name, "attempt": 1, "queue": opts.queue, "owner": owner,
-            "event_id": None}
-    emit_local("started", cls, {**base, "status": "running", "at": clock.now()})
-    return cls(ctx), base
+    _emit(cls, "started", "running", owner)
+    return cls(ctx)
 
 
-def _end(cls: Any, base: dict[str, Any], error: BaseException | None, result: Any = None) -> None:
+def _end(cls: Any, owner: str | None, error: BaseException | None, result: Any = None) -> None:
     if error is None:
-        emit_local("completed", cls, {**base, "status": "completed", "result": result, "at": clock.now()})
+        _emit(cls, "completed", "completed", owner, {"result": result})
     else:
-        emit_local("failed", cls, {**base, "status": "failed", "error": f"{type(error).__name__}: {error}",
-                                   "traceback": "".join(traceback.format_exception(error)), "at": clock.now()})
+        _emit(cls, "failed", "failed", owner, {"error": f"{type(error).__name__}: {error}",
+                                               "traceback": "".join(traceback.format_exception(error))})
 
 
 async def _call_async(instance: Any, args: BaseModel, timeout: float | None) -> Any:
@@ -59,7 +65,7 @@ async def _call_async(instance: Any, args: BaseModel, timeout: float | None) -> 
 
 
 def run_now(cls: Any, args: BaseModel, *, owner: str | None = None) -> Any:
-    instance, base = _start(cls, owner)
+    instance = _start(cls, owner)
     try:
         if is_async(cls.perform):
             call = partial(anyio.run, _call_async, instance, args, cls.options.timeout,
@@ -68,23 +74,23 @@ def run_now(cls: Any, args: BaseModel, *, owner: str | None = None) -> Any:
         else:
             result = instance.perform(args)
     except BaseException as error:
-        _end(cls, base, error)
+        _end(cls, owner, error)
         raise
-    _end(cls, base, None, result)
+    _end(cls, owner, None, result)
     return result
 
 
 async def arun_now(cls: Any, args: BaseModel, *, owner: str | None = None) -> Any:
-    instance, base = _start(cls, owner)
+    instance = _start(cls, owner)
     try:
         if is_async(cls.perform):
             result = await _call_async(instance, args, cls.options.timeout)
         else:
             result = await anyio.to_thread.run_sync(instance.perform, args)
     except BaseException as error:
-        _end(cls, base, error)
+        _end(cls, owner, error)
         raise
-    _end(cls, base, None, result)
+    _end(cls, owner, None, result)
     return result
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ from .dispatch import aemit, emit
 from .enqueuing import EnqueueRequest
 from .errors import ConfigurationError
 from .handle import JobHandle
+from .liveness import live_since
 from .records import EventRecord, JobInfo, WorkerInfo
 from .runner import Runner
 from .store import Store
@@ -97,7 +98,8 @@ class JobQueue:
         if self._store is None:
             with self._store_lock:
                 if self._store is None:
-                    store = Store(self.settings.database_url, pool_size=self.settings.pool_size)
+                    store = Store(self.settings.database_url, pool_size=self.settings.pool_size,
+                                  sqlite_synchronous=self.settings.sqlite_synchronous)
                     if self.settings.auto_migrate:
                         store.upgrade()
                     self._store = store
@@ -202,9 +204,8 @@ class JobQueue:
         """The durable event log, oldest first; `after` is the last event id already seen."""
         return self.store.events(after=after, job_id=job_id, owner=owner, limit=limit)
 
-    def _live_since(self) -> Any:
-        assert self.settings.heartbeat_interval is not None
-        return clock.now() - timedelta(seconds=max(self.settings.lease, 5 * self.settings.heartbeat_interval))
+    def _live_since(self) -> datetime:
+        return live_since(clock.now(), self.settings.lease)
 
     def workers(self) -> list[WorkerInfo]:
         """Workers with a recent heartbeat, in any process or machine."""
@@ -212,10 +213,12 @@ class JobQueue:
 
     # -- changing jobs ----------------------------------------------------------------
 
-    def cancel(self, job_id: int) -> str:
+    def cancel(self, job_id: int, *, expect: Sequence[str] | None = None) -> str:
         """Cancel a job: a pending one at once, a running one as soon as its worker hears
-        (at once in this process, within a heartbeat elsewhere). Returns its status now."""
-        status, records = self.store.request_cancel(int(job_id), clock.now())
+        (at once in this process, within a heartbeat elsewhere). Returns its status now.
+        `expect` narrows the states it may be in (what a person saw on a page): a job that
+        moved on meanwhile is left alone and InvalidTransition says its state."""
+        status, records = self.store.request_cancel(int(job_id), clock.now(), expect=expect)
         emit(records)
         if status == "running" and self._runner is not None:
             self._runner.cancel_local(int(job_id))
@@ -229,9 +232,10 @@ class JobQueue:
         emit(records)
         return JobHandle(int(job_id), records[0].name, self)
 
-    def delete(self, job_id: int) -> None:
-        """Delete a job that is not running, with its events."""
-        emit(self.store.delete(int(job_id), clock.now()))
+    def delete(self, job_id: int, *, expect: Sequence[str] | None = None) -> None:
+        """Delete a job that is not running, with its events. `expect` narrows the states it
+        may be in (what a person saw on a page): a job that moved on is left alone."""
+        emit(self.store.delete(int(job_id), clock.now(), expect=expect))
 
     # -- queues -----------------------------------------------------------------------
 

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import clock
-from .definition import registry
-from .dispatch import aemit, emit_local
+from .dispatch import aemit, emit_local, sender
 from .execution import Running
-from .records import EventRecord
+from .records import EventRecord, signal_payload
 from .store import Outcome, ProgressUpdate, unreachable
 from .store.facade import Written
 
@@ -147,11 +146,10 @@ class Recorder:
                 continue
             updates.append(ProgressUpdate(entry.job.id, entry.job.lease_token, progress, checkpoint, logs))
             if checkpoint is not None:
-                emit_local("checkpoint", registry.get(entry.job.name) or entry.job.name, {
-                    "job_id": entry.job.id, "name": entry.job.name, "status": "running",
-                    "attempt": entry.job.attempts, "queue": entry.job.queue, "owner": entry.job.owner,
-                    "checkpoint": entry.context.checkpoint_data, "at": clock.now(), "event_id": None,
-                })
+                emit_local("checkpoint", sender(entry.job.name), signal_payload(
+                    "checkpoint", job_id=entry.job.id, name=entry.job.name, queue=entry.job.queue,
+                    owner=entry.job.owner, status="running", attempt=entry.job.attempts, at=clock.now(),
+                    data={"checkpoint": entry.context.checkpoint_data}))
         return updates
 
     # -- writing, whatever it takes ---------------------------------------------------

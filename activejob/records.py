@@ -85,6 +85,23 @@ class JobInfo:
         return out
 
 
+def signal_payload(event: str, *, job_id: int | None, name: str, queue: str, owner: str | None, status: str,
+                   attempt: int, at: datetime, event_id: int | None = None,
+                   data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword payload of an event's signal, as `activejob.signals` documents it: the
+    event's own data, then the keys every signal has (which win over data of the same name).
+
+    One shape whether the event was stored (`EventRecord.payload`) or never was
+    (`perform_now`, checkpoints, jobs kept by `capture_enqueued`), so a receiver cannot tell
+    the two apart; `job_id` and `event_id` are None when there is no row.
+    """
+    return {
+        **(data or {}),
+        "event_id": event_id, "job_id": job_id, "name": name, "queue": queue, "owner": owner,
+        "status": status, "attempt": attempt, "event": event, "at": at,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class EventRecord:
     """One row of the event log, as signals and consumers see it."""
@@ -112,12 +129,9 @@ class EventRecord:
 
     def payload(self) -> dict[str, Any]:
         """The keyword payload of the matching signal."""
-        return {
-            **self.data,
-            "event_id": self.id, "job_id": self.job_id, "name": self.name, "queue": self.queue,
-            "owner": self.owner, "status": self.status, "attempt": self.attempt,
-            "event": self.type, "at": self.created_at,
-        }
+        return signal_payload(self.type, job_id=self.job_id, name=self.name, queue=self.queue, owner=self.owner,
+                              status=self.status, attempt=self.attempt, at=self.created_at, event_id=self.id,
+                              data=self.data)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

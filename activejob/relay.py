@@ -89,6 +89,27 @@ class RelayedEvent:
         }
 
 
+def resume_cursor(event_id: int, *, after: int, settled: int | None) -> int:
+    """The cursor to hand out with event `event_id`, read by a consumer that asked for the
+    events after `after`: where it can resume (`since=` / `after=`) without losing one.
+
+    `settled` is an id up to which every event had been committed before the read: the
+    relay's cursor, taken before reading (`EventRelay.settled`). Above it, an id still in
+    flight may commit later, lower than ids already read (PostgreSQL commits in any order),
+    so the cursor stays at `settled` and the consumer may see some events twice, never miss
+    one. With nothing settled (no relay running) the id read is taken as it is. A cursor
+    never goes back before `after`, where the consumer already stands.
+
+    >>> resume_cursor(12, after=5, settled=10)   # 11 may still be in flight
+    10
+    >>> resume_cursor(12, after=5, settled=None)
+    12
+    >>> resume_cursor(12, after=11, settled=10)
+    11
+    """
+    return max(after, event_id if settled is None else min(event_id, settled))
+
+
 def subscription_key(job_id: int | None, owner: str | None) -> str:
     """`job:42`, `owner:alice`, or `all`: the name of a subscription on the wire, and its
     index in the relay. A job id wins over an owner (the owner then only filters)."""
@@ -237,11 +258,11 @@ class Subscription:
 
     async def _replay(self, after: int) -> None:
         page = self.relay.batch
-        safe = self.relay.cursor  # every id up to here is in the log, if it exists at all
+        settled = self.relay.settled  # before the read (see resume_cursor)
         rows = await anyio.to_thread.run_sync(
             lambda: self.relay.events(after=after, job_id=self.job_id, owner=self.owner, limit=page))
         self._replay_from = rows[-1].id if len(rows) == page else None
-        self._pending.extend(RelayedEvent(r, min(r.id, max(safe, after))) for r in rows)
+        self._pending.extend(RelayedEvent(r, resume_cursor(r.id, after=after, settled=settled)) for r in rows)
 
 
 class EventRelay:
@@ -311,6 +332,18 @@ class EventRelay:
     @property
     def running(self) -> bool:
         return self._running.is_set()
+
+    @property
+    def settled(self) -> int | None:
+        """The cursor, while the relay runs: every event up to it is committed and seen. None
+        when it does not run (a cursor it kept from before may be far behind, or 0)."""
+        return self.cursor if self.running else None
+
+    def since_now(self) -> int:
+        """A `since` for a view read from the database after this call returns: every event
+        after it is replayed to a subscriber, so nothing that happens meanwhile is lost."""
+        settled = self.settled
+        return resume_cursor(self.store.last_event_id(), after=0, settled=settled)
 
     def events(self, *, after: int = 0, job_id: int | None = None, owner: str | None = None,
                limit: int = 500) -> list[EventRecord]:
@@ -397,7 +430,7 @@ class EventRelay:
         finally:
             self._running.clear()
             if watcher is not None:
-                watcher._stop.set()  # its thread ends on its own within half a second
+                watcher.request_stop()  # no join here: it would block the event loop
             self._loop = None
 
     async def poll(self) -> int:

@@ -29,6 +29,21 @@ NEVER_RETRIED: tuple[type[BaseException], ...] = (Discard, JobArgumentsError, Un
 """Errors no attempt can fix: retrying them only delays the failure."""
 
 
+def attempts_spent(attempt: int, max_retries: int) -> bool:
+    """Whether attempt number `attempt` (1-based, as counted when it was claimed) was the
+    job's last: `max_retries` retries make `max_retries + 1` attempts. The decision below and
+    the recovery of a lost worker's jobs both ask this.
+
+    >>> attempts_spent(3, max_retries=3)
+    False
+    >>> attempts_spent(4, max_retries=3)
+    True
+    >>> attempts_spent(1, max_retries=0)
+    True
+    """
+    return attempt > max_retries
+
+
 def decide(
     error: BaseException,
     *,
@@ -43,7 +58,7 @@ def decide(
     can fix fail; `discard_on` fails; `Retry` asks for its own time; a `retry_on` list,
     when given, is the only errors retried; then anything is retried while attempts last.
     """
-    attempts_left = attempt <= max_retries
+    attempts_left = not attempts_spent(attempt, max_retries)
     if isinstance(error, NEVER_RETRIED):
         return RetryDecision(False, reason="not retryable")
     if discard_on and isinstance(error, discard_on):

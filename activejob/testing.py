@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any, overload
 from blinker import ANY, NamedSignal
 
 from . import clock, enqueuing, signals
-from .dispatch import emit_local
+from .dispatch import emit_local, sender
 from .enqueuing import ConfiguredJob, EnqueueRequest
 from .errors import JobNotFound
 from .handle import JobHandle
-from .records import JobInfo
+from .records import JobInfo, signal_payload
 
 if TYPE_CHECKING:
     from .definition import BaseJob
@@ -233,8 +233,6 @@ class CapturedJobs(Sequence[EnqueuedJob]):
         that job's, as with the database."""
         import json
 
-        from .definition import registry
-
         now = clock.now()
         handed: list[EnqueuedJob] = []
         added: list[EnqueuedJob] = []
@@ -254,13 +252,10 @@ class CapturedJobs(Sequence[EnqueuedJob]):
                 handed.append(job)
                 added.append(job)
         for job in added:
-            payload: dict[str, Any] = {
-                "job_id": job.id, "name": job.name, "status": "pending", "attempt": 0,
-                "queue": job.queue, "owner": job.owner, "event_id": None, "at": now,
-            }
-            if job.run_at > now:
-                payload["run_at"] = job.run_at.isoformat()
-            emit_local("enqueued", registry.get(job.name) or job.name, payload)
+            # Like the database's `enqueued` event, but with no row: no event id.
+            emit_local("enqueued", sender(job.name), signal_payload(
+                "enqueued", job_id=job.id, name=job.name, queue=job.queue, owner=job.owner, status="pending",
+                attempt=0, at=now, data={"run_at": job.run_at.isoformat()} if job.run_at > now else None))
         return [JobHandle(job.id, job.name, self) for job in handed]
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
@@ -324,14 +319,13 @@ def capture_enqueued(*, max_args_bytes: int = 1_000_000) -> Iterator[CapturedJob
     Process-wide while it lasts (like `configure`), and restored on exit.
     """
     captured = CapturedJobs(max_args_bytes=max_args_bytes)
-    previous = enqueuing._backend
-    enqueuing.set_backend(lambda: captured)
+    previous = enqueuing.set_backend(lambda: captured)
     _captures.append(captured)
     try:
         yield captured
     finally:
         _captures.remove(captured)
-        enqueuing._backend = previous
+        enqueuing.set_backend(previous)
 
 
 # -- the real queue ------------------------------------------------------------------
@@ -378,12 +372,12 @@ def enqueued_jobs(name: str | type[BaseJob[Any]] | None = None, queue: str | Non
     if job_queue is None and _captures:
         return [j for j in _captures[-1].pending
                 if (wanted is None or j.name == wanted) and (queue is None or j.queue == queue)]
-    store = _current_queue(job_queue).store
+    source = _current_queue(job_queue)
     out: list[EnqueuedJob] = []
     page = 1000
     while True:
-        rows = store.list_jobs(status="pending", name=wanted, queue=queue, limit=page, offset=len(out),
-                               order="oldest")
+        rows = source.list_jobs(status="pending", name=wanted, queue=queue, limit=page, offset=len(out),
+                                order="oldest")
         out.extend(
             EnqueuedJob(
                 id=r.id, name=r.name, args=r.args if isinstance(r.args, dict) else {}, queue=r.queue,

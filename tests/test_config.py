@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,52 @@ def test_a_blank_environment_variable_is_refused(monkeypatch: pytest.MonkeyPatch
         Settings.build()
     with pytest.raises(ConfigurationError, match=f"{ENV_URL} is blank"):
         JobQueue()
+
+
+def test_sqlite_synchronous_is_normal_unless_full_is_asked_for() -> None:
+    assert Settings.build(database_url="sqlite:///jobs.db").sqlite_synchronous == "NORMAL"
+    assert Settings.build(database_url="sqlite:///jobs.db", sqlite_synchronous="full").sqlite_synchronous == "FULL"
+
+
+@pytest.mark.parametrize("level", ["OFF", "EXTRA", 2, None])
+def test_a_sqlite_synchronous_level_not_offered_is_refused(level: object) -> None:
+    with pytest.raises(ConfigurationError, match="sqlite_synchronous must be 'NORMAL' or 'FULL', got"):
+        Settings.build(sqlite_synchronous=level)
+
+
+def test_every_refused_setting_is_named_in_one_error() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.build(database_url="sqlite:///jobs.db", concurrency=0, lease=-1, watch="yes", concurency=3)
+    assert str(refused.value) == (
+        "unknown setting(s) ['concurency']; known: auto_migrate, cancel_grace, concurrency, database_url, "
+        "event_retention, heartbeat_interval, lease, max_args_bytes, poll_interval, pool_size, progress_interval, "
+        "prune_interval, queues, retention, shutdown_grace, sqlite_synchronous, watch, worker_id; "
+        "concurrency must be a whole number >= 1, got 0; lease must be a positive number of seconds, got -1; "
+        "watch must be True or False, got 'yes'")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"poll_interval": 0}, "poll_interval must be a positive number of seconds, got 0"),
+    ({"poll_interval": float("nan")}, "poll_interval must be a positive number of seconds, got nan"),
+    ({"lease": True}, "lease must be a positive number of seconds, got True"),
+    ({"shutdown_grace": -1}, "shutdown_grace must be a number of seconds >= 0, got -1"),
+    ({"lease": 3, "heartbeat_interval": 3}, "heartbeat_interval must be shorter than the lease"),
+    ({"pool_size": 1.0}, "pool_size must be a whole number >= 1, got 1.0"),
+    ({"worker_id": " "}, r"worker_id must be a non-empty string \(or None\), got ' '"),
+    ({"retention": {"done": 60}}, r"retention maps finished statuses \(completed, failed, cancelled\) .* got 'done'"),
+    ({"retention": {"failed": "1d"}}, r"retention maps finished statuses .* got '1d'"),
+    ({"event_retention": 0}, "event_retention must be a timedelta or a positive number of seconds, got 0"),
+    ({"max_args_bytes": 1}, "max_args_bytes must be a whole number of bytes >= 2, got 1"),
+])
+def test_a_bad_setting_is_refused_naming_it(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.build(database_url="sqlite:///jobs.db", **options)
+
+
+def test_durations_become_seconds_and_retention_covers_every_finished_status() -> None:
+    settings = Settings.build(database_url="sqlite:///jobs.db", lease=timedelta(minutes=1),
+                              retention={"completed": 3600}, event_retention=timedelta(days=1))
+    assert (settings.lease, settings.heartbeat_interval) == (60.0, 1.0)
+    assert settings.retention == {"completed": timedelta(hours=1), "failed": timedelta(days=7),
+                                  "cancelled": timedelta(days=7)}
+    assert settings.event_retention == timedelta(days=1)

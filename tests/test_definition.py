@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import BaseModel
 
@@ -138,3 +140,38 @@ def test_display_options_are_kept_for_the_dashboard() -> None:
     assert opts.phases == ("load", "render")
     assert opts.resource_link is not None and opts.resource_link({"n": 3}) == "/reports/3"
     assert opts.describe()["description"] == "Builds the monthly report."
+
+
+def test_every_bad_option_is_named_in_one_error() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        job("bad_many", schema=Args, max_retries=-1, timeout=0, queue="", max_retires=3)  # type: ignore[call-arg]
+    assert str(refused.value) == (
+        "bad_many: unknown option(s) ['max_retires'] for @job; "
+        "max_retries must be a whole number from 0 to 2147483647, got -1; "
+        "timeout must be a number of seconds > 0 (or None), got 0; queue must be a non-empty string, got ''")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": True}, "timeout must be a number of seconds > 0"),
+        ({"timeout": float("nan")}, "timeout must be a number of seconds > 0"),
+        ({"backoff_base": "10"}, "backoff_base must be a number of seconds, got '10'"),
+        ({"phases": "load"}, "phases must be a list of phase names, got 'load'"),
+        ({"label": 5}, r"label must be a string \(or None\), got 5"),
+        ({"resource_link": "/reports"}, r"resource_link takes a function of the arguments \(or None\)"),
+        ({"discard_on": KeyError(1)}, "discard_on takes exception classes, got KeyError"),
+    ],
+)
+def test_options_of_the_wrong_kind_are_refused_when_defined(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"bad_kind: {message}"):
+        job("bad_kind", schema=Args, **options)  # type: ignore[arg-type]
+
+
+def test_durations_and_single_exception_classes_are_normalised() -> None:
+    @job("defn_normalised", schema=Args, timeout=timedelta(minutes=2), retry_on=ConnectionError, priority=7)
+    class Normalised(BaseJob[Args]):
+        def perform(self, args: Args) -> None: ...
+
+    opts = Normalised.options
+    assert (opts.timeout, opts.retry_on, opts.discard_on, opts.priority) == (120.0, (ConnectionError,), (), 7)

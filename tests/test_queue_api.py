@@ -206,3 +206,21 @@ def test_waiting_on_a_handle_times_out_under_a_frozen_clock(sqlite_url: str) -> 
             handle.wait(timeout=0.2)
     finally:
         JobQueue.reset()
+
+
+def test_delete_with_an_expected_state_leaves_a_job_that_moved_on(queue: JobQueue) -> None:
+    handle = AddOne.perform_later(n=1)
+    with pytest.raises(InvalidTransition, match="is pending, not failed; it was not deleted"):
+        queue.delete(handle.id, expect=["failed"])
+    assert queue.get_job(handle.id) is not None
+    queue.delete(handle.id, expect=["pending"])
+    assert queue.get_job(handle.id) is None
+
+
+def test_cancel_with_an_expected_state_leaves_a_job_that_moved_on(queue: JobQueue) -> None:
+    handle = AddOne.perform_later(n=1)
+    queue.run_until_idle()
+    with pytest.raises(InvalidTransition, match="is completed"):
+        queue.cancel(handle.id, expect=["pending"])
+    info = queue.get_job(handle.id)
+    assert info is not None and info.status == "completed"

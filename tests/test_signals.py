@@ -90,6 +90,27 @@ def test_a_completed_job_sends_its_signals_in_order(queue: JobQueue, recorded: R
     assert all(isinstance(p["event_id"], int) for _, _, p in recorded.calls)
 
 
+def test_perform_now_sends_the_payloads_a_worker_sends(queue: JobQueue, recorded: Recorder) -> None:
+    @job("rt_same_shape", schema=N)
+    class SameShape(BaseJob[N]):
+        async def perform(self, args: N) -> dict[str, int]:
+            self.progress(0.5, message="half")
+            self.log("working", step=1)
+            return {"n": args.n}
+
+    handle = SameShape.perform_later(n=3)
+    queue.run_until_idle()
+    SameShape.perform_now(n=3)
+
+    def shapes(job_id: int | None) -> list[tuple[str, list[str]]]:
+        return [(name, sorted(payload)) for name, _, payload in recorded.calls
+                if payload.get("job_id") == job_id and name not in ("job_enqueued", "job_status_changed")]
+
+    # The same keys either way, but for the worker's id, which only a worker has.
+    assert shapes(None) == [(name, [k for k in keys if k != "worker_id"]) for name, keys in shapes(handle.id)]
+    assert [name for name, _ in shapes(None)] == ["job_started", "job_progress", "job_log", "job_completed"]
+
+
 def test_status_changed_accompanies_every_status_transition(queue: JobQueue, recorded: Recorder) -> None:
     @job("rt_twice", schema=N, max_retries=1, backoff=0)
     class Twice(BaseJob[N]):

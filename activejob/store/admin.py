@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, literal, select, update
 from sqlalchemy.engine import Connection
 
 from .. import dialects
@@ -16,17 +16,34 @@ from ..records import EventRecord
 from .base import EVENT_COLUMNS, PENDING, RUNNING, events, jobs
 from .parents import Parents
 
+CANCELLED_AT_ONCE = (PENDING, JobStatus.WAITING.value)
+"""States a cancel ends on the spot; a running job is only marked, and its worker ends it."""
+
+CANCELLABLE = (*CANCELLED_AT_ONCE, RUNNING)
+
 
 class Admin(Parents):
     """request_cancel, retry_job and delete."""
 
-    def request_cancel(self, job_id: int, now: datetime) -> tuple[str, list[EventRecord]]:
+    def request_cancel(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None
+                       ) -> tuple[str, list[EventRecord]]:
         """Cancel a pending/waiting job at once; mark a running one for its worker. The
-        job's unfinished descendants are cancelled with it. Returns the job's status now."""
+        job's unfinished descendants are cancelled with it. Returns the job's status now.
+
+        `expect` narrows the states the job may be in (what a person saw on a page): the
+        UPDATE that cancels it is guarded by them, so a job that moved on meanwhile is left
+        alone, with nothing written, and InvalidTransition names its state. Without it, a
+        finished job is left as it is, and its status returned."""
+        allowed = list(CANCELLABLE if expect is None else [s for s in expect if s in CANCELLABLE])
         rows: list[dict[str, Any]] = []
         parents: set[int] = set()
         with self.write() as c:
-            status = self._cancel_one(c, job_id, now, rows, parents, "requested")
+            status = self._cancel_one(c, job_id, now, rows, parents, "requested", allowed)
+            if status is None and expect is not None:
+                self._refuse(c, job_id, lambda actual: (
+                    f"job {job_id} is {actual}, not {' or '.join(expect)}; it was not cancelled"))
+            if status is None:
+                status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
             if status is None:
                 raise JobNotFound(f"no job with id {job_id}")
             frontier = [job_id]
@@ -41,25 +58,28 @@ class Admin(Parents):
             return status, self._append(c, rows)
 
     def _cancel_one(self, c: Connection, job_id: int, now: datetime, rows: list[dict[str, Any]],
-                    parents: set[int], reason: str) -> str | None:
+                    parents: set[int], reason: str, allowed: Sequence[str] = CANCELLABLE) -> str | None:
+        """Cancel one job if its state is one of `allowed`, in one guarded UPDATE: pending or
+        waiting become cancelled, running is marked. Returns its status after, or None if no
+        row matched (no such job, or in another state)."""
+        # One statement whatever the state: the guard is the WHERE of the UPDATE that makes
+        # the change, so no claim or outcome of a worker can fall between a check and a write.
+        at_once = jobs.c.status.in_(CANCELLED_AT_ONCE)
         row = c.execute(
             update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.status.in_([PENDING, JobStatus.WAITING.value]))
-            .values(status=JobStatus.CANCELLED.value, finished_at=now, cancel_requested=True)
+            .where(jobs.c.id == job_id, jobs.c.status.in_(list(allowed)))
+            .values(status=case((at_once, JobStatus.CANCELLED.value), else_=jobs.c.status),
+                    finished_at=case((at_once, literal(now, jobs.c.finished_at.type)), else_=jobs.c.finished_at),
+                    cancel_requested=True)
             .returning(*EVENT_COLUMNS)
         ).mappings().first()
-        if row is not None:
+        if row is None:
+            return None
+        if row["status"] == JobStatus.CANCELLED.value:
             rows.append(self._event(row, "cancelled", now, {"reason": reason}))
             if row["parent_id"] is not None:
                 parents.add(row["parent_id"])
-            return str(row["status"])
-        status = c.execute(
-            update(jobs).where(jobs.c.id == job_id, jobs.c.status == RUNNING)
-            .values(cancel_requested=True).returning(jobs.c.status)
-        ).scalar()
-        if status is None:
-            status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
-        return None if status is None else str(status)
+        return str(row["status"])
 
     def retry_job(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None
                   ) -> list[EventRecord]:
@@ -81,15 +101,16 @@ class Admin(Parents):
             dialects.notify(c)
         return recorded
 
-    def delete(self, job_id: int, now: datetime) -> list[EventRecord]:
-        """Remove a job that is not running, and its events; log that it was deleted."""
+    def delete(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None) -> list[EventRecord]:
+        """Remove a job that is not running, and its events; log that it was deleted.
+        `expect` narrows the states it may be in, checked by the DELETE itself."""
+        guard = jobs.c.status != RUNNING if expect is None else jobs.c.status.in_([s for s in expect if s != RUNNING])
         with self.write() as c:
-            row = c.execute(
-                delete(jobs).where(jobs.c.id == job_id, jobs.c.status != RUNNING)
-                .returning(*EVENT_COLUMNS)
-            ).mappings().first()
+            row = c.execute(delete(jobs).where(jobs.c.id == job_id, guard).returning(*EVENT_COLUMNS)).mappings().first()
             if row is None:
-                self._refuse(c, job_id, lambda _status: f"job {job_id} is running; cancel it before deleting it")
+                self._refuse(c, job_id, lambda status: (
+                    f"job {job_id} is running; cancel it before deleting it" if status == RUNNING
+                    else f"job {job_id} is {status}, not {' or '.join(expect or ())}; it was not deleted"))
             # Append first, then drop the job's older events: on SQLite, deleting the newest
             # rows before the insert would hand their ids out again, and a reader that
             # already saw those ids (EventRelay, `since=`) would never see "deleted".

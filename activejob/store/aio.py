@@ -49,7 +49,7 @@ class LoopConnection:
         """`Store.claim`, awaited."""
         if limit <= 0 or not names:
             return [], []
-        return await self._run(self.store._pg_claim_call(worker_id, names, queues, limit, now, lease))
+        return await self._run(self.store.pg_claim_call(worker_id, names, queues, limit, now, lease))
 
     async def finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, *, worker_id: str,
                                names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float
@@ -61,7 +61,7 @@ class LoopConnection:
         can write (a job that waits for its children)."""
         if any(o.status == JobStatus.WAITING.value for o in outcomes):
             raise WouldBlock("not a hot-path case")
-        return await self._run(self.store._pg_finish_and_claim_call(
+        return await self._run(self.store.pg_finish_and_claim_call(
             outcomes, now, worker_id, names if limit > 0 else (), queues, limit, lease))
 
     async def _run(self, call: PgCall[T]) -> T:

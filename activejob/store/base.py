@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NoReturn
@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from .. import dialects, dispatch
+from .. import dialects
 from ..errors import InvalidTransition, JobNotFound
 from ..models import Job, JobEvent, JobStatus, PausedQueue, Worker
 from ..records import EventRecord
@@ -48,6 +48,23 @@ def unreachable(error: BaseException) -> bool:
     return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(error).__mro__)
 
 
+WrittenListener = Callable[[str, Sequence[int]], None]
+
+_written_listeners: list[WrittenListener] = []
+
+
+def on_events_written(listener: WrittenListener) -> None:
+    """Call `listener(database_url, event_ids)` whenever this process writes event rows.
+
+    This is how the layer above learns which events it will send as signals itself
+    (`dispatch.note_written`, so that an EventRelay in the same process skips them) without
+    the store importing it. A listener is called inside the write, before the store hands
+    the events to anyone, and must be quick and must not raise.
+    """
+    if listener not in _written_listeners:
+        _written_listeners.append(listener)
+
+
 def dump(data: dict[str, Any] | None) -> str | None:
     return json.dumps(data, default=str, separators=(",", ":")) if data else None
 
@@ -55,9 +72,10 @@ def dump(data: dict[str, Any] | None) -> str | None:
 class StoreBase:
     """The engine and the transactions every group of verbs works through."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = dialects.normalize_url(url)
-        self.engine: Engine = dialects.create(self.url, pool_size=pool_size)
+        self.engine: Engine = dialects.create(self.url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous)
+        self._sqlite_synchronous = sqlite_synchronous  # the hot paths' own connection needs it too (dbapi.py)
         self.dialect = self.engine.dialect.name
         # SQLite allows one writer; taking turns here is far cheaper than letting
         # threads of one process collide in SQLite's sleeping busy handler.
@@ -101,13 +119,29 @@ class StoreBase:
 
         upgrade(self.engine)
 
+    def _written(self, event_ids: Iterable[int]) -> None:
+        """Tell the listeners (`on_events_written`) about events this process just wrote.
+
+        Every verb calls it as soon as the event ids exist: inside the transaction, before
+        it commits, and so always before the events go back to the caller, who sends them
+        as signals. Why so early: an EventRelay of this process, on another thread, skips
+        the events marked here, and it can only read a row once it is committed; marked
+        before the commit, a row is never seen unmarked (and sent twice). The exception is
+        PostgreSQL's one-statement hot paths, which commit as the statement ends and learn
+        the ids only from its rows: they mark while reading those rows, the earliest moment
+        there is, while a relay still has a NOTIFY and a query of its own to go.
+        """
+        ids = list(event_ids)
+        if ids:
+            for listener in _written_listeners:
+                listener(self.url, ids)
+
     def _append(self, conn: Connection, rows: list[dict[str, Any]]) -> list[EventRecord]:
         if not rows:
             return []
         result = conn.execute(self._insert_events, rows)
         recorded = [EventRecord.from_row(r) for r in result.mappings()]
-        # This process emits these itself: an EventRelay here must not send them again.
-        dispatch.note_written(self.url, (r.id for r in recorded))
+        self._written(r.id for r in recorded)  # in the transaction: before any relay can read them
         if conn.dialect.name == "postgresql":  # wake EventRelays (delivered at commit)
             conn.exec_driver_sql(f"NOTIFY {EVENTS_CHANNEL}")
         return recorded

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from .. import dispatch
 from ..records import Claimed, EventRecord
 from .base import PENDING, RUNNING, dump, jobs, paused
 from .dbapi import PgCall, RawAccess
@@ -85,7 +84,7 @@ class Claiming(RawAccess):
                     now: datetime, lease: float, *, nowait: bool = False, cur: Any = None
                     ) -> tuple[list[Claimed], list[EventRecord]]:
         if self.dialect == "postgresql":
-            return self._pg_run(self._pg_claim_call(worker_id, names, queues, limit, now, lease))
+            return self._pg_run(self.pg_claim_call(worker_id, names, queues, limit, now, lease))
         token = uuid.uuid4().hex
         data = dump({"worker_id": worker_id})
         expires = now + timedelta(seconds=lease)
@@ -103,11 +102,13 @@ class Claiming(RawAccess):
                 cur.execute(EVENT_INSERT, (r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s))
                 out.append((*r, cur.lastrowid))
             rows = out
-            dispatch.note_written(self.url, (r[9] for r in rows))
+            self._written(r[9] for r in rows)  # before COMMIT
         return self._claimed(rows, token, worker_id, now)
 
-    def _pg_claim_call(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                       now: datetime, lease: float) -> PgCall[tuple[list[Claimed], list[EventRecord]]]:
+    def pg_claim_call(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                      now: datetime, lease: float) -> PgCall[tuple[list[Claimed], list[EventRecord]]]:
+        """PostgreSQL's claim as one statement and how to read its rows, for whoever runs it:
+        the pool (`claim`) or a worker's own connection (`LoopConnection`)."""
         key = ("claim", bool(queues))
         sql = self._sql.get(key)
         if sql is None:
@@ -121,7 +122,7 @@ class Claiming(RawAccess):
         }
 
         def read(rows: list[Any]) -> tuple[list[Claimed], list[EventRecord]]:
-            dispatch.note_written(self.url, (r[9] for r in rows))
+            self._written(r[9] for r in rows)  # as soon as the ids are known, before the caller emits
             return self._claimed(rows, token, worker_id, now)
 
         return PgCall(sql, params, read)

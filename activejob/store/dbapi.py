@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from .base import StoreBase
+from .sql import sqlite_settings
 
 T = TypeVar("T")
 
@@ -93,8 +94,8 @@ class RawAccess(StoreBase):
 
         conn = sqlite3.connect(self.engine.url.database or "", isolation_level=None, check_same_thread=False,
                                timeout=30)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        for statement in sqlite_settings(self._sqlite_synchronous):  # the engine's get these in dialects.py
+            conn.execute(statement)
         return conn
 
     def _pg_run(self, call: PgCall[T]) -> T:

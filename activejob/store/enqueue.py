@@ -8,18 +8,18 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from .. import dialects, dispatch
+from .. import dialects
 from ..records import EventRecord
+from ..request import EnqueueRequest
 from .base import PENDING, dump, jobs
 from .dbapi import RawAccess
 from .sql import EVENT_INSERT, PG_ENQUEUE, PG_ENQUEUE_ONE, SQLITE_JOB_INSERT, sqlite_ts
-from .values import NewJob
 
 
 class Enqueuing(RawAccess):
     """enqueue, and its fast path for jobs without a unique key."""
 
-    def enqueue(self, new: Sequence[NewJob], now: datetime, *, conn: Connection | None = None
+    def enqueue(self, new: Sequence[EnqueueRequest], now: datetime, *, conn: Connection | None = None
                 ) -> tuple[list[int], list[EventRecord]]:
         """Insert jobs (one transaction) with their `enqueued` events. Returns every job's
         id, in order; a job whose unique key is taken gets the existing job's id and no event."""
@@ -66,7 +66,7 @@ class Enqueuing(RawAccess):
                 dialects.notify(c)
         return ids, recorded
 
-    def _enqueue_fast(self, new: Sequence[NewJob], now: datetime) -> tuple[list[int], list[EventRecord]]:
+    def _enqueue_fast(self, new: Sequence[EnqueueRequest], now: datetime) -> tuple[list[int], list[EventRecord]]:
         datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]
         if self.dialect == "postgresql" and len(new) == 1:
             j = new[0]
@@ -107,9 +107,9 @@ class Enqueuing(RawAccess):
                     event_ids = self._sqlite_insert_many(cur, "activejob_events", EVENT_INSERT, [
                         (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(d), now_s)
                         for i, j, d in zip(ids, new, datas, strict=True)])
-                dispatch.note_written(self.url, event_ids)
+                self._written(event_ids)  # before COMMIT
         if self.dialect == "postgresql":
-            dispatch.note_written(self.url, event_ids)
+            self._written(event_ids)  # committed with the statement: the ids come with its rows
         recorded = [
             EventRecord(id=e, job_id=i, type="enqueued", name=j.name, queue=j.queue, owner=j.owner,
                         status=PENDING, attempt=0, created_at=now, data=d or {})

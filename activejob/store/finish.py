@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from .. import dialects, dispatch
+from .. import dialects
 from ..models import FINISHED, JobStatus
 from ..records import Claimed, EventRecord
 from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs
@@ -115,7 +115,7 @@ class Finishing(Claiming, Parents):
                 sql = self._sql[key] = PG_FINISH.format(
                     notify=PG_NOTIFY_JOIN if wake else PG_EVENTS_NOTIFY_JOIN)
             rows = self._pg_one(sql, {**self._pg_outcome_params(simple, datas), "now": now})
-            dispatch.note_written(self.url, (r[0] for r in rows))
+            self._written(r[0] for r in rows)  # as soon as the ids are known, before the caller emits
             recorded = [EventRecord(id=r[0], job_id=r[1], type=r[2], name=r[3], queue=r[4], owner=r[5],
                                     status=r[6], attempt=r[7], created_at=now, data=datas[r[1]]) for r in rows]
             written = {r[1] for r in rows}
@@ -129,9 +129,9 @@ class Finishing(Claiming, Parents):
             return set(), [], list(outcomes)
         return done, recorded, []
 
-    def _pg_finish_and_claim_call(self, outcomes: Sequence[Outcome], now: datetime, worker_id: str,
-                                  names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float
-                                  ) -> PgCall[HotBatch]:
+    def pg_finish_and_claim_call(self, outcomes: Sequence[Outcome], now: datetime, worker_id: str,
+                                 names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float
+                                 ) -> PgCall[HotBatch]:
         """Outcomes written and `limit` slots refilled in one statement. What it reads back
         ends with the outcomes it did not write (lost leases, jobs with a parent): those
         are the general path's."""
@@ -155,7 +155,7 @@ class Finishing(Claiming, Parents):
             finished = [r for r in rows if r[0] == "f"]
             # Claim rows reordered as the claim statement returns them: the job, then its event id.
             taken = sorted((r[2], r[4], r[5], r[6], r[9], r[8], r[10], r[11], r[12], r[1]) for r in rows if r[0] == "c")
-            dispatch.note_written(self.url, (r[1] for r in rows if r[0] != "n"))
+            self._written(r[1] for r in rows if r[0] != "n")  # as soon as the ids are known
             recorded = [EventRecord(id=r[1], job_id=r[2], type=r[3], name=r[4], queue=r[5], owner=r[6],
                                     status=r[7], attempt=r[8], created_at=now, data=datas[r[2]])
                         for r in finished]
@@ -200,7 +200,7 @@ class Finishing(Claiming, Parents):
             recorded.append(EventRecord(id=cur.lastrowid, job_id=o.job_id, type=o.event, name=row[0],
                                         queue=row[1], owner=row[2], status=row[3], attempt=row[4],
                                         created_at=now, data=data))
-        dispatch.note_written(self.url, event_ids)
+        self._written(event_ids)  # before COMMIT (the caller's transaction)
         return done, recorded
 
     def finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, *, worker_id: str,
@@ -218,7 +218,7 @@ class Finishing(Claiming, Parents):
             raise WouldBlock("not a hot-path case")
         if self.dialect == "postgresql":
             written, recorded, claimed, started, rest = self._pg_run(
-                self._pg_finish_and_claim_call(outcomes, now, worker_id, names, queues, limit, lease))
+                self.pg_finish_and_claim_call(outcomes, now, worker_id, names, queues, limit, lease))
             if rest:
                 more_written, more = self._finish_general(rest, now)
                 written |= more_written

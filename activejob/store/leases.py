@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from .. import dialects
 from ..models import JobStatus
 from ..records import EventRecord, WorkerInfo
+from ..retry import attempts_spent
 from .base import EVENT_COLUMNS, PENDING, RUNNING, jobs, workers
 from .parents import Parents
 from .values import Heartbeat, ProgressUpdate
@@ -108,7 +109,7 @@ class Leases(Parents, WorkerRegistry):
         parents: set[int] = set()
         with self.write() as c:
             for job_id, token, attempts, max_retries, worker_id in c.execute(pick).all():
-                spent = attempts > max_retries
+                spent = attempts_spent(attempts, max_retries)  # the lost attempt counts
                 error = f"worker lost: {worker_id} stopped heartbeating and its lease expired"
                 values: dict[str, Any] = {
                     "status": JobStatus.FAILED.value if spent else PENDING,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,10 +41,6 @@ class Reads(WorkerRegistry):
         with self.read() as c:
             row = c.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         return JobInfo.from_row(row) if row is not None else None
-
-    def statuses(self, ids: Iterable[int]) -> dict[int, str]:
-        with self.read() as c:
-            return dict(c.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(ids)))).all())
 
     def list_jobs(self, *, status: str | Sequence[str] | None = None, name: str | None = None,
              queue: str | None = None, owner: str | None = None, parent_id: int | None = None,

@@ -175,3 +175,40 @@ PG_NOTIFY_JOIN = ", (SELECT pg_notify('activejob', ''), pg_notify('activejob_eve
 PG_EVENTS_NOTIFY_JOIN = ", (SELECT pg_notify('activejob_events', '')) AS n"
 PG_NOTIFY_FROM = "(SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
 PG_EVENTS_NOTIFY_FROM = "(SELECT pg_notify('activejob_events', '')) AS n"
+
+
+# -- connection plumbing, used by dialects.py -------------------------------------------
+
+SQLITE_WAL = "PRAGMA journal_mode=WAL"
+"""Readers never block the writer (set once per database file; an in-memory one has no journal)."""
+
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
+"""The durability levels a store offers (the `sqlite_synchronous` setting). NORMAL: in WAL mode
+a commit is synced at the next checkpoint, so an application crash loses nothing, a power loss
+may lose the last commits (the file stays consistent). FULL: synced at each commit, at the cost
+of an fsync per commit. OFF is not offered: a power loss could corrupt the file."""
+
+
+def sqlite_settings(synchronous: str) -> tuple[str, ...]:
+    """Every SQLite connection's own settings, which SQLite keeps per connection, not in the
+    file: how durable a commit is, and a writer waits up to 30 s for the lock instead of
+    failing at once."""
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS}, got {synchronous!r}")
+    return (f"PRAGMA synchronous={synchronous}", "PRAGMA busy_timeout=30000")
+
+SQLITE_BEGIN_READ = "BEGIN DEFERRED"
+SQLITE_BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+SQLITE_DATA_VERSION = "PRAGMA data_version"
+"""A number that changes whenever another connection commits: how a SQLite watcher notices writes."""
+
+
+def pg_notify(channel: str, payload: str = "") -> str:
+    """Wake the listeners of `channel` when this transaction commits."""
+    quoted = payload.replace("'", "''")
+    return f"NOTIFY {channel}, '{quoted}'"
+
+
+def pg_listen(channel: str) -> str:
+    return f"LISTEN {channel}"

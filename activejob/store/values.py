@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..request import EnqueueRequest
+
 TEXT_LIMIT = 16_384
 """Stored error messages, tracebacks and progress messages are cut to this many characters."""
 
@@ -47,18 +49,9 @@ def cut(text: str, limit: int) -> str:
     return text[:head] + "…" + text[len(text) - (keep - head):] + note
 
 
-@dataclass(slots=True)
-class NewJob:
-    name: str
-    args: str
-    queue: str
-    priority: int
-    run_at: datetime
-    max_retries: int
-    owner: str | None = None
-    parent_id: int | None = None
-    unique_key: str | None = None
-    concurrency_key: str | None = None  # jobs of a type with a per-key concurrency limit
+NewJob = EnqueueRequest
+"""An alias, kept for code that imports `activejob.store.NewJob`: the one request type lives
+in `activejob.request`, below both the definitions that build it and the store that writes it."""
 
 
 @dataclass(slots=True)

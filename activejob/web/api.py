@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import JobNotFound
 from ..records import STATUSES
-from ..relay import RelayedEvent
+from ..relay import RelayedEvent, resume_cursor
 from ..signals import BY_EVENT, INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, Conflict, JobFilters, dashboard
@@ -150,7 +150,7 @@ async def get_job(request: Request) -> Response:
     def read() -> dict[str, Any]:
         job = core.require_job(dash.queue, job_id)
         events = dash.relay.events(job_id=job_id, limit=1000)
-        children = dash.store.list_jobs(parent_id=job_id, limit=200, order="oldest")
+        children = dash.queue.list_jobs(parent_id=job_id, limit=200, order="oldest")
         return {"job": core.job_json(job), "events": [RelayedEvent(e, e.id).to_dict() for e in events],
                 "children": [core.job_json(c) for c in children]}
 
@@ -193,13 +193,12 @@ async def events(request: Request) -> Response:
 async def _events(request: Request, *, after: int, job_id: int | None, owner: str | None, limit: int) -> Response:
     dash = dashboard(request)
     relay = dash.relay
+    settled = relay.settled  # before the read (see resume_cursor)
     found = await anyio.to_thread.run_sync(
         lambda: relay.events(after=after, job_id=job_id, owner=owner, limit=limit))
-    # Ids up to `safe` are final; above it, an id still in flight may commit later.
-    safe = relay.cursor if relay.running else (found[-1].id if found else after)
-    floor = max(after, min(safe, found[-1].id)) if found else after
-    out = [RelayedEvent(e, max(after, min(e.id, safe))).to_dict() for e in found]
-    return JSONResponse({"events": out, "cursor": floor, "has_more": len(found) == limit})
+    out = [RelayedEvent(e, resume_cursor(e.id, after=after, settled=settled)).to_dict() for e in found]
+    return JSONResponse({"events": out, "cursor": out[-1]["cursor"] if out else after,
+                         "has_more": len(found) == limit})
 
 
 @doc("Counts per status, job type and queue", response="Stats")

@@ -38,14 +38,9 @@ class Dashboard:
     allowed_origins: tuple[str, ...] = ()
     poll_interval: float = 3.0
 
-    @property
-    def store(self) -> Any:
-        return self.queue.store
-
     async def cursor(self) -> int:
         """A safe `since` for a page rendered now: nothing after it is lost."""
-        last: int = await anyio.to_thread.run_sync(self.store.last_event_id)
-        return min(last, self.relay.cursor) if self.relay.running else last
+        return await anyio.to_thread.run_sync(self.relay.since_now)
 
 
 def dashboard(conn: HTTPConnection) -> Dashboard:
@@ -140,9 +135,9 @@ class JobFilters:
 
 def list_jobs(queue: JobQueue, f: JobFilters) -> tuple[list[JobInfo], bool]:
     """One page of jobs, and whether there are more after it."""
-    found = queue.store.list_jobs(status=f.status, name=f.name, queue=f.queue, owner=f.owner,
-                                  parent_id=f.parent_id, search=f.search, limit=f.limit + 1,
-                                  offset=f.offset, order=f.order)
+    found = queue.list_jobs(status=f.status, name=f.name, queue=f.queue, owner=f.owner,
+                            parent_id=f.parent_id, search=f.search, limit=f.limit + 1,
+                            offset=f.offset, order=f.order)
     return found[:f.limit], len(found) > f.limit
 
 
@@ -226,11 +221,6 @@ class Conflict(Exception):
         self.job = job
 
 
-def _expected(job: JobInfo, expected: str | None) -> None:
-    if expected is not None and job.status != expected:
-        raise Conflict(f"job {job.id} is {job.status} now, not {expected}; nothing was changed", job)
-
-
 def require_job(queue: JobQueue, job_id: int) -> JobInfo:
     """The job, or JobNotFound (a 404 on the API)."""
     job = queue.get_job(job_id)
@@ -240,11 +230,12 @@ def require_job(queue: JobQueue, job_id: int) -> JobInfo:
 
 
 def cancel_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
-    job = require_job(queue, job_id)
-    _expected(job, expected)
-    if job.status not in ACTIVE:
-        raise Conflict(f"job {job_id} is {job.status}; only pending, waiting or running jobs can be cancelled", job)
-    queue.cancel(job_id)
+    """Cancel a job that is still pending, waiting or running; with `expected`, only if it is
+    still in that state (checked by the UPDATE that cancels it: a stale click changes nothing)."""
+    try:
+        queue.cancel(job_id, expect=[expected] if expected else ACTIVE)
+    except InvalidTransition as error:
+        raise Conflict(str(error), queue.get_job(job_id)) from None
     after = queue.get_job(job_id)
     assert after is not None
     return after
@@ -265,9 +256,11 @@ def retry_job(queue: JobQueue, job_id: int, expected: str | None) -> JobInfo:
 
 
 def delete_job(queue: JobQueue, job_id: int, expected: str | None) -> None:
-    _expected(require_job(queue, job_id), expected)
+    """Delete a job; with `expected`, only if it is still in that state (checked by the
+    DELETE itself: a stale click changes nothing)."""
+    require_job(queue, job_id)
     try:
-        queue.delete(job_id)
+        queue.delete(job_id, expect=[expected] if expected else None)
     except InvalidTransition as error:
         raise Conflict(str(error), queue.get_job(job_id)) from None
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from .. import __version__, clock
+from .. import __version__
 from ..definition import registry
 from ..records import STATUSES, EventRecord, JobInfo
 from . import core
@@ -151,7 +151,7 @@ async def jobs_page(request: Request) -> Response:
 
     def read() -> tuple[list[JobInfo], bool, dict[str, Any]]:
         jobs, more = core.list_jobs(dash.queue, filters)
-        return jobs, more, dash.store.stats(clock.now())
+        return jobs, more, dash.queue.stats()
 
     jobs, more, stats = await anyio.to_thread.run_sync(read)
     names = sorted(set(stats["by_name"]) | set(registry))
@@ -173,7 +173,7 @@ async def job_page(request: Request) -> Response:
         if job is None:
             return None
         events = dash.relay.events(job_id=job_id, limit=2000)
-        children = dash.store.list_jobs(parent_id=job_id, limit=200, order="oldest")
+        children = dash.queue.list_jobs(parent_id=job_id, limit=200, order="oldest")
         parent = dash.queue.get_job(job.parent_id) if job.parent_id is not None else None
         return {"job": job, "events": timeline(events), "children": children, "parent": parent,
                 "info": core.type_info(job.name), "link": core.resource_link(job), "actions": core.actions(job)}

@@ -1,0 +1,144 @@
+"""enqueue: the fast path (no unique key, no caller's connection) and the general path
+(a unique key, or the caller's own transaction) write the same rows and events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from activejob.records import JobInfo
+from activejob.store import NewJob, Store
+
+from .contract import NAME, NOW, Jobs, at, request
+
+Path = Callable[[Store, list[NewJob]], tuple[list[int], list[Any]]]
+
+
+def fast(store: Store, new: list[NewJob]) -> tuple[list[int], list[Any]]:
+    assert all(j.unique_key is None for j in new)
+    return store.enqueue(new, NOW)
+
+
+def in_transaction(store: Store, new: list[NewJob]) -> tuple[list[int], list[Any]]:
+    """The general path, taken for a caller's connection (`perform_later(session=...)`)."""
+    with store.engine.begin() as conn:
+        return store.enqueue(new, NOW, conn=conn)
+
+
+def keyed(store: Store, new: list[NewJob]) -> tuple[list[int], list[Any]]:
+    """The general path, taken for unique keys."""
+    return store.enqueue([replace(j, unique_key=f"key-{i}") for i, j in enumerate(new)], NOW)
+
+
+PATHS = pytest.mark.parametrize("path", [fast, in_transaction, keyed], ids=["fast", "session", "unique"])
+
+
+def without_identity(info: JobInfo) -> dict[str, Any]:
+    row = info.to_dict()
+    for key in ("id", "unique_key"):
+        row.pop(key)
+    return row
+
+
+@PATHS
+def test_one_job_is_stored_pending_with_its_enqueued_event(jobs: Jobs, path: Path) -> None:
+    ids, events = path(jobs.store, [request(queue="mail", priority=5, owner="alice", max_retries=2)])
+    info = jobs.get(ids[0])
+    assert (info.name, info.queue, info.priority, info.owner, info.max_retries) == (NAME, "mail", 5, "alice", 2)
+    assert (info.status, info.attempts, info.args, info.run_at, info.created_at) == ("pending", 0, {"n": 1}, NOW, NOW)
+    assert [(e.type, e.job_id, e.status, e.attempt, e.data) for e in events] == [(
+        "enqueued", ids[0], "pending", 0, {})]
+    jobs.logged(events, after=0)
+
+
+@PATHS
+def test_a_batch_keeps_its_order_in_ids_and_events(jobs: Jobs, path: Path) -> None:
+    batch = [request(args=f'{{"n": {n}}}') for n in range(5)]
+    ids, events = path(jobs.store, batch)
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    assert [jobs.get(i).args["n"] for i in ids] == list(range(5))
+    assert [e.job_id for e in events] == ids
+    jobs.logged(events, after=0)
+
+
+@PATHS
+def test_a_scheduled_job_event_says_when_it_runs(jobs: Jobs, path: Path) -> None:
+    ids, events = path(jobs.store, [request(run_at=at(60))])
+    assert events[0].data == {"run_at": at(60).isoformat()}
+    assert jobs.get(ids[0]).run_at == at(60)
+    jobs.logged(events, after=0)
+
+
+@PATHS
+def test_parent_and_concurrency_key_are_stored(jobs: Jobs, path: Path) -> None:
+    parent = jobs.add()[0]
+    ids, _ = path(jobs.store, [request(parent_id=parent, concurrency_key="tenant-1")])
+    info = jobs.get(ids[0])
+    assert (info.parent_id, info.concurrency_key) == (parent, "tenant-1")
+
+
+def test_every_path_writes_the_same_row(jobs: Jobs) -> None:
+    new = request(queue="mail", priority=3, owner="bob", run_at=at(5), concurrency_key="k")
+    rows = [without_identity(jobs.get(path(jobs.store, [new])[0][0])) for path in (fast, in_transaction, keyed)]
+    assert rows[0] == rows[1] == rows[2]
+
+
+def test_nothing_to_enqueue_writes_nothing(jobs: Jobs) -> None:
+    assert jobs.store.enqueue([], NOW) == ([], [])
+    assert jobs.log() == []
+
+
+def test_a_taken_unique_key_hands_back_the_existing_job_without_an_event(jobs: Jobs) -> None:
+    first, events = jobs.store.enqueue([request(unique_key="daily-report")], NOW)
+    again, more = jobs.store.enqueue([request(unique_key="daily-report", args='{"n": 2}')], NOW)
+    assert again == first and more == []
+    assert jobs.get(first[0]).args == {"n": 1}
+    assert [e.id for e in jobs.log()] == [e.id for e in events]
+
+
+def test_a_mixed_batch_returns_every_id_in_order_and_events_only_for_new_jobs(jobs: Jobs) -> None:
+    taken = jobs.store.enqueue([request(unique_key="taken")], NOW)[0][0]
+    before = jobs.last_event()
+    ids, events = jobs.store.enqueue(
+        [request(), request(unique_key="taken"), request(unique_key="fresh"), request()], NOW)
+    assert ids[1] == taken and len(set(ids)) == 4
+    assert [e.job_id for e in events] == [ids[0], ids[2], ids[3]]
+    jobs.logged(events, after=before)
+
+
+def test_the_same_new_key_twice_in_one_batch_makes_one_job(jobs: Jobs) -> None:
+    ids, events = jobs.store.enqueue([request(unique_key="k"), request(unique_key="k")], NOW)
+    assert ids[0] == ids[1] and len(events) == 1
+
+
+def test_a_finished_job_still_holds_its_unique_key(jobs: Jobs) -> None:
+    job_id = jobs.store.enqueue([request(unique_key="k")], NOW)[0][0]
+    jobs.store.request_cancel(job_id, NOW)
+    assert jobs.store.enqueue([request(unique_key="k")], NOW)[0] == [job_id]
+
+
+def test_a_session_enqueue_is_invisible_until_the_caller_commits(jobs: Jobs) -> None:
+    with jobs.store.engine.begin() as conn:
+        ids, _ = jobs.store.enqueue([request()], NOW, conn=conn)
+        assert jobs.store.get(ids[0]) is None
+    assert jobs.status(ids[0]) == "pending"
+
+
+def test_a_session_enqueue_rolled_back_leaves_no_job_and_no_event(jobs: Jobs) -> None:
+    with jobs.store.engine.connect() as conn, conn.begin() as tx:
+        ids, _ = jobs.store.enqueue([request(), request(unique_key="k")], NOW, conn=conn)
+        tx.rollback()
+    assert jobs.store.get(ids[0]) is None and jobs.log() == []
+    assert jobs.store.enqueue([request(unique_key="k")], NOW)[1] != []  # the key was never taken
+
+
+def test_ids_keep_growing_after_the_newest_jobs_are_deleted(jobs: Jobs) -> None:
+    first = jobs.add(3)
+    for job_id in first:
+        jobs.store.delete(job_id, NOW)
+    again = jobs.add(2)  # the bulk fast path works its ids out itself on SQLite
+    assert min(again) > max(first)
+    assert [jobs.get(i).id for i in again] == again
