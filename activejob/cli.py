@@ -118,13 +118,18 @@ def main(verbose: int) -> None:
 @click.option("--poll-interval", type=float, default=None, help="Seconds between polls when nothing wakes us.")
 @click.option("--lease", type=float, default=None, help="Seconds a job stays ours without a heartbeat.")
 @click.option("--shutdown-grace", type=float, default=None, help="Seconds running jobs get on SIGTERM.")
+@click.option("--cancel-grace", type=float, default=None,
+              help="Seconds a sync job gets to notice a cancel or shutdown before the worker stops waiting.")
+@click.option("--sqlite-synchronous", type=click.Choice(["NORMAL", "FULL"], case_sensitive=False), default=None,
+              help="How durable a SQLite commit is (default NORMAL; FULL also survives a power loss).")
 @click.option("--processes", "-p", type=int, default=1, show_default=True, help="Worker processes to run.")
 def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int | None, queues: str | None,
-           poll_interval: float | None, lease: float | None, shutdown_grace: float | None, processes: int) -> None:
+           poll_interval: float | None, lease: float | None, shutdown_grace: float | None,
+           cancel_grace: float | None, sqlite_synchronous: str | None, processes: int) -> None:
     """Run jobs until SIGTERM/SIGINT (a second signal stops at once)."""
     logging.getLogger("activejob").setLevel(min(logging.getLogger().level, logging.INFO))
     options = {"concurrency": concurrency, "queues": queues, "poll_interval": poll_interval, "lease": lease,
-               "shutdown_grace": shutdown_grace}
+               "shutdown_grace": shutdown_grace, "cancel_grace": cancel_grace, "sqlite_synchronous": sqlite_synchronous}
     # Checked here, before any child starts: each of N children would only fail the same way.
     _settings(database_url, **options)
     if processes > 1:

@@ -143,13 +143,13 @@ def test_a_worker_process_outlives_a_job_that_raises_system_exit(reader: JobQueu
 def test_sigterm_ends_a_worker_whose_job_ignores_cancellation(reader: JobQueue, db_url: str, workers: Any,
                                                               tmp_path: Path, name: str) -> None:
     handle = activejob.registry[name].perform_later(release=str(tmp_path / "never"), limit=120)
-    worker = workers.start(db_url, "--shutdown-grace", "0.5")
+    worker = workers.start(db_url, "--shutdown-grace", "0.5", "--cancel-grace", "0.5")
     wait_for(lambda: job_info(reader, handle.id).status == "running")
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     worker.wait(30)
-    # grace 0.5 s + cancel grace 5 s + the stop margin 5 s, and a little time to exit
-    assert time.monotonic() - started < 14
+    # grace 0.5 s + cancel grace 0.5 s + at most the stop margin (5 s), and a little time to exit
+    assert time.monotonic() - started < 9
     info = job_info(reader, handle.id)
     assert (info.status, info.attempts, info.worker_id) == ("pending", 0, None)
 
