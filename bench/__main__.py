@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--big] [--runs N] [--only sqlite|postgres]`, or `python -m bench --peers`."""
+"""`python -m bench [--quick] [--big] [--runs N] [--only sqlite|postgres]`,
+`python -m bench --peers`, or `python -m bench --scale`."""
 
 from __future__ import annotations
 

@@ -496,16 +496,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=DEFAULT_PG,
                         help=f"PostgreSQL URL used to create the {BENCH_DB!r} database (default %(default)s)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where the JSON goes (default bench/results/latest.json; with --peers, peers.json)")
+                        help="where the JSON goes (default bench/results/latest.json; with --peers, peers.json; "
+                             "with --scale, scale.json)")
     parser.add_argument("--docs", action="store_true",
                         help="put the table into docs/benchmark.md and bench/README.md (with --render: from --out)")
     parser.add_argument("--render", action="store_true", help="do not measure: print the table of --out")
-    from . import peers_report
+    from . import peers_report, scale
 
     peers_report.add_arguments(parser)
+    scale.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.peers and args.scale:
+        parser.error("--peers and --scale are separate runs")
     if args.peers:
         return peers_report.main(args)
+    if args.scale:
+        return scale.main(args)
     args.out = args.out or RESULTS / "latest.json"
     if args.render:
         report = json.loads(args.out.read_text())

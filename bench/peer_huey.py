@@ -1,7 +1,13 @@
 """The no-op job as a huey task, on huey's own SQLite or PostgreSQL storage.
 
+`SqliteHuey` is used as huey ships it (WAL, and SQLite's own `synchronous`, which is FULL:
+huey sets it only when given `fsync`), and, as a second variant, with `synchronous=NORMAL`
+as activejob sets it by default (a 5-line subclass of huey's storage, since huey's `fsync`
+option offers only OFF or FULL), so each activejob durability level has its huey twin.
+
 The benchmark process calls `make()`; the consumer process loads `bench.peer_huey.huey`,
-built from BENCH_HUEY_KIND / BENCH_HUEY_TARGET. huey deletes a task's row when a worker
+built from BENCH_HUEY_KIND / BENCH_HUEY_TARGET (and BENCH_HUEY_SYNCHRONOUS=NORMAL for the
+variant). huey deletes a task's row when a worker
 takes it and keeps no record of when it ran, so the consumer also gets two signal handlers
 (BENCH_MARKS_FILE, BENCH_MARKS_JOBS): the first SIGNAL_EXECUTING and the SIGNAL_COMPLETE of
 the last of the expected jobs are written to a file once all of them have completed (and
@@ -31,10 +37,15 @@ class NormalSyncSqliteStorage(SqliteStorage):
         return conn
 
 
-def make(kind: str, target: str) -> tuple[Any, Any]:
-    """A huey instance on `target` (a file for "sqlite", a libpq DSN for "postgres") and its task."""
-    if kind == "sqlite":
+def make(kind: str, target: str, synchronous: str | None = None) -> tuple[Any, Any]:
+    """A huey instance on `target` (a file for "sqlite", a libpq DSN for "postgres") and its task.
+    `synchronous`: None for huey's default SQLite storage, "NORMAL" for the variant."""
+    if kind == "sqlite" and synchronous is None:
+        huey = SqliteHuey("bench", filename=target)
+    elif kind == "sqlite" and synchronous == "NORMAL":
         huey = SqliteHuey("bench", filename=target, storage_class=NormalSyncSqliteStorage)
+    elif kind == "sqlite":
+        raise ValueError(f"synchronous must be None or 'NORMAL', got {synchronous!r}")
     else:
         huey = PostgresHuey("bench", dsn=target)
 
@@ -75,6 +86,7 @@ def _install_marks(huey: Any, path: Path, expected: int) -> None:
 
 
 if "BENCH_HUEY_KIND" in os.environ:
-    huey, noop = make(os.environ["BENCH_HUEY_KIND"], os.environ["BENCH_HUEY_TARGET"])
+    huey, noop = make(os.environ["BENCH_HUEY_KIND"], os.environ["BENCH_HUEY_TARGET"],
+                      os.environ.get("BENCH_HUEY_SYNCHRONOUS") or None)
     if "BENCH_MARKS_FILE" in os.environ:
         _install_marks(huey, Path(os.environ["BENCH_MARKS_FILE"]), int(os.environ["BENCH_MARKS_JOBS"]))

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .harness import ROOT, Config, Database, _configure, engine_for, fill
+from .harness import ROOT, Config, Database, engine_for, fill
 from .peer_procs import FILL_BATCH, PeerConfig, _rate, all_done, recreate_database, run_worker, timed
 
 
@@ -30,13 +30,15 @@ class Runner:
     worker = ""  # how the worker is started, for the table
     processes = 1  # worker processes (besides any pool parent)
     measures_enqueue = True
+    slug = ""  # the variant in the key, when its label does not make a good one
 
     def __init__(self, cfg: PeerConfig) -> None:
         self.cfg = cfg
+        self.skip: str | None = None  # why this row cannot be measured (it stays in the table, marked)
 
     @property
     def key(self) -> str:
-        return "_".join(p for p in (self.system, self.variant.replace(" ", "_"), self.storage) if p)
+        return "_".join(p for p in (self.system, self.slug or self.variant.replace(" ", "_"), self.storage) if p)
 
     def log(self, what: str) -> Path:
         return self.cfg.workdir / f"{self.key}-{what}.log"
@@ -54,16 +56,40 @@ class Runner:
 class ActiveJobRunner(Runner):
     system = "activejob"
 
-    def __init__(self, cfg: PeerConfig, storage: str, sync: bool) -> None:
+    def __init__(self, cfg: PeerConfig, storage: str, sync: bool, sqlite_synchronous: str | None = None) -> None:
         super().__init__(cfg)
         self.storage, self.sync = storage, sync
+        self.synchronous = sqlite_synchronous  # None: activejob's default (NORMAL)
         self.variant = "def perform" if sync else "async def perform"
+        if sqlite_synchronous:
+            self.variant += f", sqlite_synchronous={sqlite_synchronous}"
+            self.slug = f"def_perform_{sqlite_synchronous.lower()}" if sync else f"async_{sqlite_synchronous.lower()}"
         self.measures_enqueue = sync  # enqueueing does not depend on the job's perform
         self.worker = f"activejob worker --concurrency {cfg.concurrency}"
+        if sqlite_synchronous:
+            self.worker = f"python -m bench.aj_worker --concurrency {cfg.concurrency} " \
+                          f"--sqlite-synchronous {sqlite_synchronous}"
         workdir = cfg.workdir / self.key  # SQLite files of its own
         workdir.mkdir(parents=True, exist_ok=True)
         self.db = Database(storage, Config(pg_admin_url=cfg.pg_admin_url), workdir,
-                           name=f"activejob_bench_peers_{'sync' if sync else 'async'}")
+                           name=f"activejob_bench_peers_{'sync' if sync else 'async'}"
+                                f"{'_' + sqlite_synchronous.lower() if sqlite_synchronous else ''}")
+        if sqlite_synchronous:
+            self.skip = self._unsupported()
+
+    def _unsupported(self) -> str | None:
+        """Why the setting cannot be measured with the activejob of this tree, if it cannot."""
+        from activejob import JobQueue
+
+        from .aj_worker import NotEffective, configure_checked
+
+        try:
+            configure_checked(self.db.fresh(), self.synchronous, auto_migrate=False)
+        except NotEffective as error:
+            return str(error)
+        finally:
+            JobQueue.reset()
+        return None
 
     def _job(self) -> Any:
         from .jobs import Noop, SyncNoop
@@ -73,7 +99,9 @@ class ActiveJobRunner(Runner):
     def enqueue(self) -> float:
         from activejob import JobQueue
 
-        _configure(self.db.fresh())
+        from .aj_worker import configure_checked
+
+        configure_checked(self.db.fresh(), self.synchronous, auto_migrate=False)
         try:
             return timed(self._job().perform_later, self.cfg.jobs)
         finally:
@@ -84,6 +112,10 @@ class ActiveJobRunner(Runner):
         fill(url, n, FILL_BATCH, self._job())
         argv = [sys.executable, "-m", "activejob", "worker", "--database-url", url, "--import", "bench.jobs",
                 "--concurrency", str(self.cfg.concurrency), "--poll-interval", "1.0"]
+        if self.synchronous:  # `activejob worker` has no flag for it: the same worker, configured by bench/
+            argv = [sys.executable, "-m", "bench.aj_worker", "--database-url", url, "--import", "bench.jobs",
+                    "--concurrency", str(self.cfg.concurrency), "--poll-interval", "1.0",
+                    "--sqlite-synchronous", self.synchronous]
         from sqlalchemy import text
 
         counts = ("SELECT count(*) FILTER (WHERE status NOT IN ('pending', 'running')), "
@@ -108,23 +140,26 @@ class HueyRunner(Runner):
     system = "huey"
     variant = ""
 
-    def __init__(self, cfg: PeerConfig, storage: str) -> None:
+    def __init__(self, cfg: PeerConfig, storage: str, synchronous: str | None = None) -> None:
         super().__init__(cfg)
         self.storage = storage
+        self.synchronous = synchronous  # None: huey's default storage; "NORMAL": the subclass
+        if synchronous:
+            self.variant, self.slug = f"synchronous={synchronous}", synchronous.lower()
         self.worker = f"huey_consumer --workers {cfg.concurrency} --worker-type thread"
         self.counter = 0
 
     def _fresh(self) -> str:
         if self.storage == "sqlite":
             self.counter += 1
-            return str(self.cfg.workdir / f"huey-{self.counter}.db")
+            return str(self.cfg.workdir / f"{self.key}-{self.counter}.db")
         recreate_database(self.cfg, "activejob_bench_huey")
         return self.cfg.dsn("activejob_bench_huey")
 
     def enqueue(self) -> float:
         from .peer_huey import make
 
-        huey, noop = make(self.storage, self._fresh())
+        huey, noop = make(self.storage, self._fresh(), self.synchronous)
         try:
             return timed(noop, self.cfg.jobs)
         finally:
@@ -134,7 +169,7 @@ class HueyRunner(Runner):
         from .peer_huey import make
 
         target, n = self._fresh(), self.cfg.jobs
-        huey, noop = make(self.storage, target)
+        huey, noop = make(self.storage, target, self.synchronous)
         try:
             for _ in range(n):  # huey has no bulk enqueue
                 noop()
@@ -145,7 +180,8 @@ class HueyRunner(Runner):
         argv = [sys.executable, "-m", "huey.bin.huey_consumer", "bench.peer_huey.huey",
                 "--workers", str(self.cfg.concurrency), "--worker-type", "thread", "--quiet"]
         env = {"BENCH_HUEY_KIND": self.storage, "BENCH_HUEY_TARGET": target,
-               "BENCH_MARKS_FILE": str(marks), "BENCH_MARKS_JOBS": str(n)}
+               "BENCH_HUEY_SYNCHRONOUS": self.synchronous or "", "BENCH_MARKS_FILE": str(marks),
+               "BENCH_MARKS_JOBS": str(n)}
         errors = marks.with_suffix(".errors")
         errors.unlink(missing_ok=True)
 

@@ -54,8 +54,12 @@ def _runners(cfg: Any, systems: set[str], rq_fork: bool) -> list[Any]:
     for storage in ("sqlite", "postgres"):
         if "activejob" in systems:
             out += [peers.ActiveJobRunner(cfg, storage, sync=True), peers.ActiveJobRunner(cfg, storage, sync=False)]
+            if storage == "sqlite":  # huey's default durability (FULL), for the like-for-like ratio
+                out.append(peers.ActiveJobRunner(cfg, storage, sync=True, sqlite_synchronous="FULL"))
         if "huey" in systems:
-            out.append(peers.HueyRunner(cfg, storage))
+            out.append(peers.HueyRunner(cfg, storage))  # huey as it ships: SQLite's default, FULL
+            if storage == "sqlite":
+                out.append(peers.HueyRunner(cfg, storage, synchronous="NORMAL"))
     if "procrastinate" in systems:
         out.append(peers.ProcrastinateRunner(cfg))
     if "rq" in systems:
@@ -99,6 +103,7 @@ def measure(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         "settings": {"runs": runs, "jobs": jobs, "concurrency": 4, "warmup_enqueues": 50,
                      "postgres": args.pg_url.rsplit("/", 1)[0].split("@")[-1], "redis": args.redis_url},
         "systems": {},
+        "load_average_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory(prefix="activejob-bench-peers-") as tmp:
         cfg = PeerConfig(pg_admin_url=args.pg_url, redis_url=args.redis_url, workdir=Path(tmp), jobs=jobs)
@@ -109,9 +114,13 @@ def measure(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                 report["systems"][r.key] = {"system": r.system, "storage": r.storage, "variant": r.variant,
                                             "worker": r.worker, "processes": r.processes,
                                             "runs": {"drain": [], "enqueue": []}}
+                if r.skip:
+                    report["systems"][r.key]["skipped"] = r.skip
+                    log(f"skipping {r.key}: {r.skip}")
+            active = [r for r in runners if not r.skip]
             for run in range(runs):
-                shift = run % len(runners)
-                for r in runners[shift:] + runners[:shift]:
+                shift = run % max(1, len(active))
+                for r in active[shift:] + active[:shift]:
                     entry = report["systems"][r.key]["runs"]
                     if r.measures_enqueue:
                         log(f"run {run + 1}/{runs}: {r.key}: enqueue {jobs}")
@@ -125,6 +134,7 @@ def measure(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                     r.close()
                 except Exception as error:  # keep closing the others
                     log(f"closing {r.key}: {error}")
+    report["load_average_end"] = os.getloadavg()
     for entry in report["systems"].values():
         entry["median"] = {k: statistics.median(v) for k, v in entry["runs"].items() if v}
     return report
@@ -161,34 +171,78 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None else f"{a / b:.2f}"
 
 
+def _storage(entry: dict[str, Any]) -> str:
+    """The storage and, for SQLite, the durability of a commit (`PRAGMA synchronous`)."""
+    if entry["storage"] != "sqlite":
+        return STORAGE[entry["storage"]]
+    if entry["system"] == "activejob":
+        level = "FULL" if "sqlite_synchronous=FULL" in entry["variant"] else "NORMAL"
+    else:
+        level = "NORMAL" if "NORMAL" in entry["variant"] else "FULL (huey's default)"
+    return f"{STORAGE['sqlite']}, synchronous={level}"
+
+
+# (label, activejob's key without the storage, the peer's keys per storage, metric)
+_OURS = (("drain, `def perform`", "activejob_def_perform", "drain"),
+         ("drain, `async def perform`", "activejob_async_def_perform", "drain"),
+         ("enqueue", "activejob_def_perform", "enqueue"))
+# huey, synchronous=NORMAL is compared in _SAME_DURABILITY.
+_PEERS = (("huey (default)", {"sqlite": "huey_sqlite", "postgres": "huey_postgres"}, _OURS),
+          ("procrastinate", {"postgres": "procrastinate_postgres"}, _OURS),
+          ("rq (Redis)", {"sqlite": "rq_redis", "postgres": "rq_redis"}, _OURS),
+          ("rq (Redis, forking Worker)", {"sqlite": "rq_Worker_redis", "postgres": "rq_Worker_redis"}, _OURS))
+# On SQLite, like for like: both sides commit with the same `synchronous` (full keys: a ÷ b).
+_SAME_DURABILITY = (
+    ("drain, `def perform`: activejob FULL ÷ huey default (FULL)", "activejob_def_perform_full_sqlite", "huey_sqlite",
+     "drain"),
+    ("enqueue: activejob FULL ÷ huey default (FULL)", "activejob_def_perform_full_sqlite", "huey_sqlite", "enqueue"),
+    ("drain, `def perform`: activejob NORMAL ÷ huey NORMAL", "activejob_def_perform_sqlite", "huey_normal_sqlite",
+     "drain"),
+    ("drain, `async def perform`: activejob NORMAL ÷ huey NORMAL", "activejob_async_def_perform_sqlite",
+     "huey_normal_sqlite", "drain"),
+    ("enqueue: activejob NORMAL ÷ huey NORMAL", "activejob_def_perform_sqlite", "huey_normal_sqlite", "enqueue"),
+    ("drain, `def perform`: activejob FULL ÷ activejob NORMAL", "activejob_def_perform_full_sqlite",
+     "activejob_def_perform_sqlite", "drain"),
+    ("enqueue: activejob FULL ÷ activejob NORMAL", "activejob_def_perform_full_sqlite", "activejob_def_perform_sqlite",
+     "enqueue"),
+    ("drain: huey FULL ÷ huey NORMAL", "huey_sqlite", "huey_normal_sqlite", "drain"),
+    ("enqueue: huey FULL ÷ huey NORMAL", "huey_sqlite", "huey_normal_sqlite", "enqueue"),
+)
+
+
 def table(report: dict[str, Any]) -> str:
     systems, v = report["systems"], report["versions"]
     lines = ["| queue | storage | worker | drain, jobs/s | enqueue, one per call, jobs/s |",
              "| --- | --- | --- | ---: | ---: |"]
     for entry in systems.values():
-        m = entry["median"]
+        m = entry.get("median", {})
         procs = entry.get("processes", 1)
         worker = f"`{entry['worker']}`" + (f" ({procs} processes)" if procs > 1 else "")
-        lines.append(f"| {_name(entry, v)} | {STORAGE[entry['storage']]} | {worker} | "
-                     f"{_f(m.get('drain'))} | {_f(m.get('enqueue'))} |")
+        cells = "skipped¹ | skipped¹" if entry.get("skipped") else f"{_f(m.get('drain'))} | {_f(m.get('enqueue'))}"
+        lines.append(f"| {_name(entry, v)} | {_storage(entry)} | {worker} | {cells} |")
 
     def get(key: str, metric: str) -> float | None:
         return systems.get(key, {}).get("median", {}).get(metric)
 
     lines += ["", "| activejob ÷ peer | on SQLite | on PostgreSQL |", "| --- | ---: | ---: |"]
-    peers = [("huey", {"sqlite": "huey_sqlite", "postgres": "huey_postgres"}),
-             ("procrastinate", {"postgres": "procrastinate_postgres"}),
-             ("rq (Redis)", {"sqlite": "rq_redis", "postgres": "rq_redis"}),
-             ("rq (Redis, forking Worker)", {"sqlite": "rq_Worker_redis", "postgres": "rq_Worker_redis"})]
-    for peer, keys in peers:
+    for peer, keys, ours in _PEERS:
         if not any(k in systems for k in keys.values()):
             continue
-        for label, ours, metric in (("drain, `def perform`", "activejob_def_perform", "drain"),
-                                    ("drain, `async def perform`", "activejob_async_def_perform", "drain"),
-                                    ("enqueue", "activejob_def_perform", "enqueue")):
-            cells = [_ratio(get(f"{ours}_{db}", metric), get(keys[db], metric)) if db in keys else "-"
+        for label, mine, metric in ours:
+            cells = [_ratio(get(f"{mine}_{db}", metric), get(keys[db], metric)) if db in keys else "-"
                      for db in ("sqlite", "postgres")]
             lines.append(f"| {label} ÷ {peer} | " + " | ".join(cells) + " |")
+    same = []
+    for label, a, b, metric in _SAME_DURABILITY:
+        if a not in systems or b not in systems:
+            continue
+        skipped = systems[a].get("skipped") or systems[b].get("skipped")
+        same.append(f"| {label} | {'skipped¹' if skipped else _ratio(get(a, metric), get(b, metric))} |")
+    if same:
+        lines += ["", "| SQLite, the same durability on both sides | ratio |", "| --- | ---: |", *same]
+    notes = [f"{_name(e, v)}: {e['skipped']}" for e in systems.values() if e.get("skipped")]
+    if notes:
+        lines += ["", "¹ not measured: " + "; ".join(notes)]
     return "\n".join(lines)
 
 
@@ -196,6 +250,9 @@ def about(report: dict[str, Any]) -> str:
     v, s = report["versions"], report["settings"]
     peers = ", ".join(f"{p} {v[p]}" for p in PEER_PACKAGES if p in v)
     retries = f" {report['retries']} measurement(s) failed once and were retried." if report.get("retries") else ""
+    if "load_average_start" in report:
+        retries = (f" Load average {report['load_average_start'][0]:.1f} at the start, "
+                   f"{report['load_average_end'][0]:.1f} at the end.") + retries
     commit = v.get("git", "?") + (" (with uncommitted changes in activejob/)" if v.get("activejob_tree_dirty") else "")
     return (f"Medians of {s['runs']} run(s) of {s['jobs']:,} jobs each, {report['when']}, commit {commit}: "
             f"{v['cpus']} CPUs, {v['platform']}; Python {v['python']}, psycopg {v.get('psycopg', '-')}, "
