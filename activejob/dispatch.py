@@ -31,8 +31,20 @@ _written: set[tuple[str, int]] = set()
 _written_order: deque[tuple[str, int]] = deque()
 
 
+_noting = False
+
+
+def expect_relay() -> None:
+    """An EventRelay exists in this process: from now on remember the events written here.
+    (A process with no relay, a worker, keeps nothing: up to 13 MB otherwise, measured.)"""
+    global _noting
+    _noting = True
+
+
 def note_written(database: str, event_ids: Iterable[int]) -> None:
-    """Remember that this process wrote these events (bounded memory)."""
+    """Remember that this process wrote these events (bounded memory), if a relay may ask."""
+    if not _noting:
+        return
     keys = [(database, event_id) for event_id in event_ids]
     with _written_lock:
         fresh = [key for key in keys if key not in _written]

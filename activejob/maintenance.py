@@ -101,7 +101,7 @@ class Maintenance:
 
     async def refresh_planner_stats(self, _now: datetime) -> None:
         if await self.runner.store.refresh_planner_stats():
-            log.info("the jobs table grew past its planner statistics: analyzed it")
+            log.info("the jobs table's dead rows or its growth outran its upkeep: vacuumed or analyzed it")
 
     async def wake_waiting(self, now: datetime) -> None:
         woken = await self.runner.store.wake_waiting(now)

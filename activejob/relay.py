@@ -82,6 +82,7 @@ class EventRelay:
                  skip_local: bool = True, poll_interval: float = 1.0, gap_timeout: float = 5.0,
                  gap_poll_interval: float = 0.1, watch: bool = True, batch: int = 500,
                  start_at: int | None = None) -> None:
+        dispatch.expect_relay()  # this process now remembers the events it writes (skip_local)
         self._source = source
         self._store: Store | None = source if isinstance(source, Store) else None
         self._owns_store = False
