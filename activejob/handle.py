@@ -60,6 +60,16 @@ class JobHandle:
     def result(self) -> Any:
         return self.info().result
 
+    @property
+    def error(self) -> str | None:
+        """The last attempt's error, if it failed (`"ValueError: ..."`)."""
+        return self.info().error
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made so far."""
+        return self.info().attempts
+
     def cancel(self) -> str:
         """Cancel the job (pending: at once; running: its worker stops it). Returns its status."""
         return self._queue.cancel(self.id)
