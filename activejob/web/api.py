@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Awaitable, Callable
@@ -28,13 +29,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import JobNotFound
-from ..records import STATUSES
+from ..records import STATUSES, EventRecord, JobInfo
 from ..relay import RelayedEvent, resume_cursor
 from ..signals import BY_EVENT, INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, Conflict, JobFilters, dashboard
 from .jsonio import JSONResponse, loads
-from .security import CSRF_FIELD, CSRFError, base_path, check_csrf
+from .security import CSRF_FIELD, CSRFError, Scope, base_path, check_csrf, viewer
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -74,7 +75,7 @@ def doc(summary: str, *, parameters: list[dict[str, Any]] | None = None, body: d
         if response:
             responses["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{response}"}}}
         texts = {400: "A filter, field or queue name is not allowed.", 401: "No or wrong token.",
-                 403: "Forbidden (hook or CSRF).", 404: "No such job.",
+                 403: "Forbidden (hook, CSRF, or beyond a viewer token's scope).", 404: "No such job.",
                  409: "The job is not in the expected state; nothing changed."}
         for code in (400, 401, 403, *errors):
             responses[str(code)] = {"description": texts[code],
@@ -99,7 +100,7 @@ def api(fn: Handler) -> Handler:
             return await fn(request)
         except BadRequest as error:
             return JSONResponse({"error": str(error)}, status_code=400)
-        except CSRFError as error:
+        except (CSRFError, Forbidden) as error:
             return JSONResponse({"error": str(error)}, status_code=403)
         except JobNotFound as error:
             return JSONResponse({"error": str(error)}, status_code=404)
@@ -112,6 +113,28 @@ def api(fn: Handler) -> Handler:
 def _job_id(request: Request) -> int:
     value: int = request.path_params["job_id"]
     return value
+
+
+class Forbidden(Exception):
+    """A viewer asked for a change its token does not allow; becomes HTTP 403."""
+
+
+def _visible(request: Request, job: JobInfo) -> JobInfo:
+    """The job, if this request may see it; else JobNotFound (a viewer learns nothing of
+    other owners' jobs, not even that they exist)."""
+    scope = viewer(request)
+    if scope is not None and not scope.allows(job.id, job.owner):
+        raise JobNotFound(f"no job with id {job.id}")
+    return job
+
+
+def _shown(request: Request, job: JobInfo) -> dict[str, Any]:
+    """A job on the API; a viewer's `actions` are only those its token allows."""
+    out = core.job_json(job)
+    scope = viewer(request)
+    if scope is not None:
+        out["actions"] = [a for a in out["actions"] if a == "cancel" and scope.can_cancel]
+    return out
 
 
 # -- reads ------------------------------------------------------------------------------
@@ -132,11 +155,56 @@ async def list_jobs(request: Request) -> Response:
     """Jobs, newest first, filtered and paginated. `has_more` tells whether another page follows."""
     dash = dashboard(request)
     filters = JobFilters.parse(request.query_params)
-    jobs, more = await anyio.to_thread.run_sync(core.list_jobs, dash.queue, filters)
+    scope = viewer(request)
+    if scope is None:
+        jobs, more = await anyio.to_thread.run_sync(core.list_jobs, dash.queue, filters)
+    else:
+        jobs, more = await anyio.to_thread.run_sync(_scoped_jobs, dash.queue, filters, scope)
     return JSONResponse({
-        "jobs": [core.job_json(j) for j in jobs], "limit": filters.limit, "offset": filters.offset,
+        "jobs": [_shown(request, j) for j in jobs], "limit": filters.limit, "offset": filters.offset,
         "has_more": more, "next_offset": filters.offset + filters.limit if more else None,
     })
+
+
+def _scoped_jobs(queue: Any, f: JobFilters, scope: Scope) -> tuple[list[JobInfo], bool]:
+    """A viewer's page of jobs: its owner's (the `owner` filter cannot widen that) and its
+    job ids, with the same filters."""
+    if f.owner is not None and scope.owner is not None and f.owner != scope.owner and not scope.job_ids:
+        return [], False
+    if not scope.job_ids:  # the usual case: one owner's jobs, paged by the database
+        return core.list_jobs(queue, dataclasses.replace(f, owner=scope.owner))
+    found: dict[int, JobInfo] = {}
+    owner_more = False
+    if scope.owner is not None and f.owner in (None, scope.owner):
+        window = JobFilters(status=f.status, name=f.name, queue=f.queue, owner=scope.owner, parent_id=f.parent_id,
+                            search=f.search, limit=f.offset + f.limit, offset=0, order=f.order)
+        jobs, owner_more = core.list_jobs(queue, window)
+        found.update((j.id, j) for j in jobs)
+    for job_id in sorted(scope.job_ids)[:core.MAX_LIMIT * 5]:
+        if job_id in found:
+            continue
+        job = queue.get_job(job_id)
+        if job is not None and _matches(job, f):
+            found[job.id] = job
+    ordered = sorted(found.values(), key=lambda j: (j.created_at, j.id), reverse=f.order == "newest")
+    page = ordered[f.offset:f.offset + f.limit + 1]
+    return page[:f.limit], len(page) > f.limit or owner_more
+
+
+def _matches(job: JobInfo, f: JobFilters) -> bool:
+    """The list filters, applied to one job in Python (a viewer's job ids)."""
+    if f.status and job.status not in f.status:
+        return False
+    if (f.name and job.name != f.name) or (f.queue and job.queue != f.queue) or (f.owner and job.owner != f.owner):
+        return False
+    if f.parent_id is not None and job.parent_id != f.parent_id:
+        return False
+    if f.search:
+        needle = f.search.lower()
+        haystack = " ".join(str(x) for x in (job.name, job.args, job.error or "")).lower()
+        if needle not in haystack:
+            return False
+    return True
 
 
 @doc("One job, with its events and children", response="JobDetail", parameters=[_JOB_ID], errors=(404,))
@@ -147,12 +215,16 @@ async def get_job(request: Request) -> Response:
     dash = dashboard(request)
     job_id = _job_id(request)
 
+    scope = viewer(request)
+
     def read() -> dict[str, Any]:
-        job = core.require_job(dash.queue, job_id)
+        job = _visible(request, core.require_job(dash.queue, job_id))
         events = dash.relay.events(job_id=job_id, limit=1000)
         children = dash.queue.list_jobs(parent_id=job_id, limit=200, order="oldest")
-        return {"job": core.job_json(job), "events": [RelayedEvent(e, e.id).to_dict() for e in events],
-                "children": [core.job_json(c) for c in children]}
+        if scope is not None:
+            children = [c for c in children if scope.allows(c.id, c.owner)]
+        return {"job": _shown(request, job), "events": [RelayedEvent(e, e.id).to_dict() for e in events],
+                "children": [_shown(request, c) for c in children]}
 
     return JSONResponse(await anyio.to_thread.run_sync(read))
 
@@ -166,7 +238,8 @@ async def job_events(request: Request) -> Response:
     dash = dashboard(request)
     job_id = _job_id(request)
     after = core.int_param(request.query_params.get("after"), "after", default=0) or 0
-    await anyio.to_thread.run_sync(core.require_job, dash.queue, job_id)
+    job = await anyio.to_thread.run_sync(core.require_job, dash.queue, job_id)
+    _visible(request, job)
     return await _events(request, after=after, job_id=job_id, owner=None, limit=1000)
 
 
@@ -194,11 +267,30 @@ async def _events(request: Request, *, after: int, job_id: int | None, owner: st
     dash = dashboard(request)
     relay = dash.relay
     settled = relay.settled  # before the read (see resume_cursor)
-    found = await anyio.to_thread.run_sync(
-        lambda: relay.events(after=after, job_id=job_id, owner=owner, limit=limit))
+    scope = viewer(request)
+    if scope is not None and job_id is not None and job_id not in scope.job_ids:
+        job = await anyio.to_thread.run_sync(core.require_job, dash.queue, job_id)
+        _visible(request, job)
+    if scope is not None and job_id is None:
+        found = await anyio.to_thread.run_sync(
+            lambda: _scoped_events(relay, scope, after=after, owner=owner, limit=limit))
+    else:
+        found = await anyio.to_thread.run_sync(
+            lambda: relay.events(after=after, job_id=job_id, owner=owner, limit=limit))
     out = [RelayedEvent(e, resume_cursor(e.id, after=after, settled=settled)).to_dict() for e in found]
     return JSONResponse({"events": out, "cursor": out[-1]["cursor"] if out else after,
                          "has_more": len(found) == limit})
+
+
+def _scoped_events(relay: Any, scope: Scope, *, after: int, owner: str | None, limit: int) -> list[EventRecord]:
+    """A viewer's events: those of its owner's jobs and of its job ids, oldest first."""
+    found: dict[int, EventRecord] = {}
+    if scope.owner is not None and owner in (None, scope.owner):
+        found.update((e.id, e) for e in relay.events(after=after, owner=scope.owner, limit=limit))
+    for job_id in sorted(scope.job_ids)[:100]:
+        found.update((e.id, e) for e in relay.events(after=after, job_id=job_id, limit=limit)
+                     if owner is None or e.owner == owner)
+    return [found[i] for i in sorted(found)][:limit]
 
 
 @doc("Counts per status, job type and queue", response="Stats")
@@ -276,13 +368,18 @@ async def _change(request: Request, verb: Callable[[Any, int, str | None], Any],
     dash = dashboard(request)
     body, from_form = await _proven(request)
     job_id = _job_id(request)
+    scope = viewer(request)
+    if scope is not None:  # the Guard lets a viewer through to cancel only, and only if its token allows
+        if verb is not core.cancel_job or not scope.can_cancel:
+            raise Forbidden("forbidden: this viewer token may not change jobs")
+        _visible(request, await anyio.to_thread.run_sync(core.require_job, dash.queue, job_id))
     expected = _expected_status(body)
     job = await anyio.to_thread.run_sync(verb, dash.queue, job_id, expected)
     if from_form:
         return _back(request, None if gone else job_id)
     if gone:
         return JSONResponse({"deleted": job_id})
-    return JSONResponse({"job": core.job_json(job)})
+    return JSONResponse({"job": _shown(request, job)})
 
 
 @doc("Cancel a job", response="JobResult", parameters=[_JOB_ID], body=_EXPECTED_BODY, errors=(404, 409))
@@ -311,6 +408,8 @@ async def delete(request: Request) -> Response:
 
 async def _queue_change(request: Request, *, pause: bool) -> Response:
     dash = dashboard(request)
+    if viewer(request) is not None:
+        raise Forbidden("forbidden: a viewer token may not pause or resume queues")
     _body, from_form = await _proven(request)
     name: str = request.path_params["name"]
     verb = dash.queue.pause_queue if pause else dash.queue.resume_queue

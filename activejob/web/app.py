@@ -28,7 +28,7 @@ STATIC = Path(__file__).parent / "static"
 def create_app(queue: JobQueue | None = None, *, database_url: str | None = None, token: str | None = None,
                authorize: Authorize | None = None, relay: EventRelay | None = None, title: str = "activejob",
                allowed_origins: Sequence[str] = (), allowed_hosts: Sequence[str] | None = None,
-               poll_interval: float = 3.0, debug: bool = False) -> Starlette:
+               poll_interval: float = 3.0, debug: bool = False, secret: str | None = None) -> Starlette:
     """The dashboard (HTML pages), the REST API under `/api` and the WebSocket `/api/ws`.
 
         from activejob.web import create_app
@@ -37,7 +37,10 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
 
     `queue`: the JobQueue to show (default: the process-wide one, or a new one on
     `database_url`). `token`: a secret every page, API call and WebSocket must present.
-    `authorize(connection) -> bool` (sync or async): your own check, e.g. of your session.
+    `authorize(connection) -> bool` (sync or async): your own check, e.g. of your session;
+    it may also return a viewer scope (an owner string or a `Scope`) instead of True.
+    `secret`: the key viewer tokens are signed with (`viewer_token(secret, owner=...)`):
+    each lets one of your users' browsers read only that owner's jobs and events.
     `relay`: an EventRelay to take live events from (default: one of its own, started with
     the app's lifespan, or at the first WebSocket when mounted where lifespans do not run).
     `allowed_hosts`: the host names the dashboard is reached by (`Host` header, any port;
@@ -46,6 +49,8 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     """
     # A bad pattern fails here, at start-up, not as a 400 on every request.
     hosts = None if allowed_hosts is None else normalize_patterns(allowed_hosts)
+    if secret is not None and not secret:
+        raise ValueError("secret is empty: viewer tokens need a key (e.g. secrets.token_urlsafe(32))")
     if queue is None:
         queue = JobQueue(database_url) if database_url else JobQueue.get()
     owns_relay = relay is None
@@ -84,7 +89,8 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     app = Starlette(
         debug=debug, routes=routes, lifespan=lifespan,
         middleware=[Middleware(HostCheck, allowed_hosts=hosts),
-                    Middleware(Guard, token=token, authorize=authorize, allowed_origins=tuple(allowed_origins))],
+                    Middleware(Guard, token=token, authorize=authorize, allowed_origins=tuple(allowed_origins),
+                               secret=secret)],
         exception_handlers={404: pages.not_found},
     )
     app.state.activejob = dash

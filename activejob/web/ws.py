@@ -21,6 +21,15 @@ Server to client:
 
 Resume after a disconnect with `since` = the last `cursor` received: nothing is lost; an
 event may come again (skip it by `id`).
+
+A viewer (a viewer token, or an authorize hook that returned a scope) may subscribe only to
+its own jobs and its own owner's room; anything else gets an `error` frame. When its token
+expires the socket is closed (code 4401, reason "the viewer token has expired").
+
+Every connection has at most MAX_SUBSCRIPTIONS subscriptions and a token bucket of
+MESSAGES_PER_SECOND messages (bursts of MESSAGE_BURST): a message over the rate gets an
+`error` frame and is not acted on; after MAX_STRIKES of those the socket is closed (code
+1008, reason "too many messages").
 """
 
 from __future__ import annotations
@@ -33,14 +42,40 @@ import anyio
 from anyio.abc import TaskGroup
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .. import clock
 from ..relay import Subscription, subscription_key
 from . import jsonio
 from .core import dashboard
+from .security import Scope, viewer
 
 log = logging.getLogger("activejob.web")
 
 MAX_SUBSCRIPTIONS = 200
 MAX_MESSAGE = 4096
+MESSAGES_PER_SECOND = 20.0
+MESSAGE_BURST = 60
+MAX_STRIKES = 50
+RATE_LIMIT_CLOSE = 1008  # policy violation
+EXPIRED_CLOSE = 4401
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up; `take()` is False when none is left."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.at = clock.monotonic()
+
+    def take(self) -> bool:
+        now = clock.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
 
 class _Connection:
@@ -50,6 +85,17 @@ class _Connection:
         self.lock = anyio.Lock()
         self.subs: dict[str, tuple[Subscription, anyio.CancelScope]] = {}
         self.open = True
+        self.viewer: Scope | None = viewer(ws)
+        self.bucket = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
+        self.strikes = 0
+
+    async def close(self, code: int, reason: str) -> None:
+        """Say why in an error frame, then close the socket with that reason."""
+        await self.send({"type": "error", "error": reason})
+        self.open = False
+        async with self.lock:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=code, reason=reason)
 
     async def send(self, message: dict[str, Any]) -> None:
         if not self.open:
@@ -114,6 +160,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     async with anyio.create_task_group() as tg:
         conn = _Connection(ws, tg)
+        if conn.viewer is not None and conn.viewer.expires_at is not None:
+            tg.start_soon(_expire, conn, conn.viewer.expires_at)
         try:
             await _serve(conn)
         finally:
@@ -125,6 +173,30 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             await ws.close()
 
 
+async def _expire(conn: _Connection, expires_at: float) -> None:
+    """Close a viewer's socket when its token expires: it may not follow events any longer."""
+    await anyio.sleep(max(0.0, expires_at - clock.now().timestamp()))
+    if conn.open:
+        conn.drop_all()
+        await conn.close(EXPIRED_CLOSE, "the viewer token has expired")
+        conn.tg.cancel_scope.cancel()  # stop waiting for the client's next message
+
+
+async def _refusal(conn: _Connection, scope: Scope, job_id: int | None, owner: str | None) -> str | None:
+    """Why a viewer may not subscribe to this room, or None if it may."""
+    if job_id is not None:
+        if job_id in scope.job_ids:
+            return None
+        job = await anyio.to_thread.run_sync(dashboard(conn.ws).queue.get_job, job_id)
+        if job is not None and scope.allows(job.id, job.owner):
+            return None
+        return f"forbidden: job {job_id} is not one of yours"
+    if owner is not None:
+        return None if owner == scope.owner else f"forbidden: you may not follow the jobs of owner {owner!r}"
+    return "forbidden: a viewer may not subscribe to every job's events; subscribe to a job_id" + (
+        " or to your owner" if scope.owner is not None else "")
+
+
 async def _serve(conn: _Connection) -> None:
     relay = dashboard(conn.ws).relay
     while conn.open:
@@ -132,6 +204,14 @@ async def _serve(conn: _Connection) -> None:
             text = await conn.ws.receive_text()
         except (WebSocketDisconnect, RuntimeError, KeyError):
             return
+        if not conn.bucket.take():
+            conn.strikes += 1
+            if conn.strikes >= MAX_STRIKES:
+                await conn.close(RATE_LIMIT_CLOSE, "too many messages: closed")
+                return
+            await conn.send({"type": "error", "error": f"too many messages: at most {MESSAGES_PER_SECOND:g} a "
+                                                       "second; this one was ignored"})
+            continue
         if len(text) > MAX_MESSAGE:
             await conn.send({"type": "error", "error": "message too large"})
             continue
@@ -157,6 +237,11 @@ async def _serve(conn: _Connection) -> None:
             conn.drop(key)
             await conn.send({"type": "unsubscribed", "subscription": key})
             continue
+        if conn.viewer is not None:
+            refused = await _refusal(conn, conn.viewer, job_id, owner)
+            if refused is not None:
+                await conn.send({"type": "error", "error": refused, "subscription": key})
+                continue
         conn.drop(key)  # subscribing again (a new `since`) replaces the old one
         if len(conn.subs) >= MAX_SUBSCRIPTIONS:
             await conn.send({"type": "error", "error": f"at most {MAX_SUBSCRIPTIONS} subscriptions"})

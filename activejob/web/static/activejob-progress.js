@@ -8,7 +8,10 @@
  * It finds the dashboard from its own script URL (or a `base="/jobs"` attribute), reads
  * /api/jobs/42, follows /api/ws, and polls when the WebSocket is down. It fires
  * `activejob:progress`, `activejob:status` and `activejob:finished` events (detail: the
- * job or event), which bubble. Attributes: `job-id`, `base`, `compact` (no message line).
+ * job or event), which bubble. Attributes: `job-id`, `base`, `compact` (no message line),
+ * `token` (a viewer token from `activejob.web.viewer_token(...)`: sent as a Bearer header
+ * with API calls and as `?token=` to the WebSocket, so your users see their own jobs
+ * without the dashboard's session).
  * Style it from outside with ::part(bar), ::part(label), ::part(status), ::part(message).
  */
 (function () {
@@ -42,7 +45,7 @@
   }
 
   class ActivejobProgress extends HTMLElement {
-    static get observedAttributes() { return ['job-id']; }
+    static get observedAttributes() { return ['job-id', 'token']; }
   }
 
   ActivejobProgress.prototype.connectedCallback = function () {
@@ -84,6 +87,29 @@
     return (b != null ? b : DEFAULT_BASE).replace(/\/$/, '');
   };
 
+  ActivejobProgress.prototype._url = function (path) {   // the WebSocket's: browsers send it no headers
+    var url = new URL(this._base() + path, location.href);
+    var token = this.getAttribute('token');
+    if (token) url.searchParams.set('token', token);
+    return url;
+  };
+
+  ActivejobProgress.prototype._headers = function () {
+    var headers = { Accept: 'application/json' };
+    var token = this.getAttribute('token');
+    if (token) headers.Authorization = 'Bearer ' + token;
+    return headers;
+  };
+
+  ActivejobProgress.prototype._refused = function (text) {
+    // The token is expired or not allowed to see this job: say so, and stop retrying.
+    this._status.textContent = text;
+    this._status.style.color = COLORS.failed;
+    this.setAttribute('status', 'refused');
+    this.dispatchEvent(new CustomEvent('activejob:error', { detail: { error: text }, bubbles: true }));
+    this._stop();
+  };
+
   ActivejobProgress.prototype._start = function () {
     this._id = parseInt(this.getAttribute('job-id'), 10);
     this._cursor = 0;
@@ -91,7 +117,8 @@
     this._backoff = 500;
     if (!(this._id > 0)) { this._label.textContent = 'No job'; return; }
     this._label.textContent = 'Job #' + this._id;
-    this._label.href = this._base() + '/jobs/' + this._id;
+    if (this.getAttribute('token')) this._label.removeAttribute('href');   // the pages are for operators
+    else this._label.href = this._base() + '/jobs/' + this._id;
     this._load();
     this._connect();
   };
@@ -106,15 +133,28 @@
 
   ActivejobProgress.prototype._load = function () {
     var self = this;
-    return fetch(this._base() + '/api/jobs/' + this._id, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
+    return fetch(this._base() + '/api/jobs/' + this._id, { credentials: 'same-origin', headers: this._headers() })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403 || r.status === 404) {
+          return r.json().catch(function () { return {}; }).then(function (body) {
+            var err = new Error(body && body.error ? body.error : 'HTTP ' + r.status);
+            err.refused = true;
+            throw err;
+          });
+        }
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      })
       .then(function (data) {
         var job = data.job;
         var last = data.events.length ? data.events[data.events.length - 1].id : 0;
         if (last > self._cursor) self._cursor = last;
         self._show(job);
       })
-      .catch(function (e) { self._status.textContent = String(e.message || e); });
+      .catch(function (e) {
+        if (e && e.refused) self._refused(String(e.message));
+        else self._status.textContent = String(e.message || e);
+      });
   };
 
   ActivejobProgress.prototype._show = function (job) {
@@ -157,7 +197,7 @@
   ActivejobProgress.prototype._connect = function () {
     var self = this;
     if (!this._alive) return;
-    var url = new URL(this._base() + '/api/ws', location.href);
+    var url = this._url('/api/ws');
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     var ws;
     try { ws = new WebSocket(url.href); } catch (e) { this._dropped(); return; }
@@ -170,8 +210,13 @@
     ws.onmessage = function (m) {
       var msg; try { msg = JSON.parse(m.data); } catch (e) { return; }
       if (msg.type === 'event' && msg.job_id === self._id) self._event(msg);
+      else if (msg.type === 'error' && /^forbidden/.test(msg.error || '')) self._refused(msg.error);
     };
-    ws.onclose = function () { if (self._ws === ws) self._dropped(); };
+    ws.onclose = function (e) {
+      if (self._ws !== ws) return;
+      if (e.code === 4401 || e.code === 4403) self._refused(e.reason || (e.code === 4401 ? 'unauthorized' : 'forbidden'));
+      else self._dropped();
+    };
     ws.onerror = function () { try { ws.close(); } catch (e) { /* closed */ } };
   };
 
