@@ -1,4 +1,4 @@
-"""The REST API (JSON, under `/api`) and its OpenAPI description.
+"""The REST API (JSON, under `/api`); its OpenAPI description is in openapi.py.
 
     GET  /api/jobs                   ?status=&name=&queue=&owner=&parent_id=&q=&order=&limit=&offset=
     GET  /api/jobs/{id}              the job, its events and its children
@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -31,65 +30,12 @@ from starlette.routing import BaseRoute, Route
 from ..errors import JobNotFound
 from ..records import STATUSES, EventRecord, JobInfo
 from ..relay import RelayedEvent, resume_cursor
-from ..signals import BY_EVENT, INTERNAL_EVENTS
 from . import core
 from .core import BadRequest, Conflict, JobFilters, dashboard
 from .jsonio import JSONResponse, loads
+from .openapi import CSRF_BODY, EXPECTED_BODY, JOB_ID, QUEUE_NAME, STATUS_ENUM, Handler, doc, param
+from .openapi import openapi_schema as openapi_schema
 from .security import CSRF_FIELD, CSRFError, Scope, base_path, check_csrf, viewer
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-_STATUS_ENUM = {"type": "string", "enum": list(STATUSES)}
-_EVENT_ENUM = {"type": "string", "enum": sorted(set(BY_EVENT) - INTERNAL_EVENTS)}
-
-
-def _q(name: str, schema: dict[str, Any], description: str, *, where: str = "query",
-       required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
-            "description": description}
-
-
-_JOB_ID = _q("job_id", {"type": "integer"}, "The job's id.", where="path")
-_QUEUE_NAME = _q("name", {"type": "string", "minLength": 1, "maxLength": 200}, "The queue's name.", where="path")
-_EXPECTED_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Expectation"}},
-        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Expectation"}},
-    },
-}
-_CSRF_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
-        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
-    },
-}
-
-
-def doc(summary: str, *, parameters: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-        response: str | None = None, errors: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
-    """Attach the OpenAPI operation of an endpoint to it."""
-    def wrap(fn: Handler) -> Handler:
-        responses: dict[str, Any] = {"200": {"description": "OK"}}
-        if response:
-            responses["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{response}"}}}
-        texts = {400: "A filter, field or queue name is not allowed.", 401: "No or wrong token.",
-                 403: "Forbidden (hook, CSRF, or beyond a viewer token's scope).", 404: "No such job.",
-                 409: "The job is not in the expected state; nothing changed."}
-        for code in (400, 401, 403, *errors):
-            responses[str(code)] = {"description": texts[code],
-                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        operation: dict[str, Any] = {"summary": summary, "operationId": fn.__name__, "responses": responses}
-        if fn.__doc__:
-            operation["description"] = " ".join(fn.__doc__.split())
-        if parameters:
-            operation["parameters"] = parameters
-        if body:
-            operation["requestBody"] = body
-        fn.openapi = operation  # type: ignore[attr-defined]
-        return fn
-    return wrap
 
 
 def api(fn: Handler) -> Handler:
@@ -140,15 +86,16 @@ def _shown(request: Request, job: JobInfo) -> dict[str, Any]:
 # -- reads ------------------------------------------------------------------------------
 
 @doc("List jobs", response="JobList", parameters=[
-    _q("status", {"type": "array", "items": _STATUS_ENUM}, "Only jobs in these statuses (repeat, or comma-separate)."),
-    _q("name", {"type": "string"}, "Only this job type."),
-    _q("queue", {"type": "string"}, "Only this queue."),
-    _q("owner", {"type": "string"}, "Only jobs of this owner."),
-    _q("parent_id", {"type": "integer"}, "Only children of this job."),
-    _q("q", {"type": "string", "maxLength": 200}, "Text search in the job type, arguments and error."),
-    _q("order", {"type": "string", "enum": list(core.ORDERS)}, "newest (default) or oldest first."),
-    _q("limit", {"type": "integer", "minimum": 1, "maximum": core.MAX_LIMIT}, "Page size (default 50)."),
-    _q("offset", {"type": "integer", "minimum": 0}, "Jobs to skip."),
+    param("status", {"type": "array", "items": STATUS_ENUM},
+          "Only jobs in these statuses (repeat, or comma-separate)."),
+    param("name", {"type": "string"}, "Only this job type."),
+    param("queue", {"type": "string"}, "Only this queue."),
+    param("owner", {"type": "string"}, "Only jobs of this owner."),
+    param("parent_id", {"type": "integer"}, "Only children of this job."),
+    param("q", {"type": "string", "maxLength": 200}, "Text search in the job type, arguments and error."),
+    param("order", {"type": "string", "enum": list(core.ORDERS)}, "newest (default) or oldest first."),
+    param("limit", {"type": "integer", "minimum": 1, "maximum": core.MAX_LIMIT}, "Page size (default 50)."),
+    param("offset", {"type": "integer", "minimum": 0}, "Jobs to skip."),
 ])
 @api
 async def list_jobs(request: Request) -> Response:
@@ -207,7 +154,7 @@ def _matches(job: JobInfo, f: JobFilters) -> bool:
     return True
 
 
-@doc("One job, with its events and children", response="JobDetail", parameters=[_JOB_ID], errors=(404,))
+@doc("One job, with its events and children", response="JobDetail", parameters=[JOB_ID], errors=(404,))
 @api
 async def get_job(request: Request) -> Response:
     """The job's stored fields, its type's label, phases and resource link, the actions
@@ -230,7 +177,7 @@ async def get_job(request: Request) -> Response:
 
 
 @doc("Events of one job", response="EventList", parameters=[
-    _JOB_ID, _q("after", {"type": "integer", "minimum": 0}, "Only events after this id."),
+    JOB_ID, param("after", {"type": "integer", "minimum": 0}, "Only events after this id."),
 ], errors=(404,))
 @api
 async def job_events(request: Request) -> Response:
@@ -244,10 +191,10 @@ async def job_events(request: Request) -> Response:
 
 
 @doc("The event log (polling fallback of the WebSocket)", response="EventList", parameters=[
-    _q("after", {"type": "integer", "minimum": 0}, "Only events after this id (the last `cursor` you got)."),
-    _q("job_id", {"type": "integer"}, "Only this job's events."),
-    _q("owner", {"type": "string"}, "Only events of this owner's jobs."),
-    _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most this many (default 500)."),
+    param("after", {"type": "integer", "minimum": 0}, "Only events after this id (the last `cursor` you got)."),
+    param("job_id", {"type": "integer"}, "Only this job's events."),
+    param("owner", {"type": "string"}, "Only events of this owner's jobs."),
+    param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most this many (default 500)."),
 ])
 @api
 async def events(request: Request) -> Response:
@@ -382,7 +329,7 @@ async def _change(request: Request, verb: Callable[[Any, int, str | None], Any],
     return JSONResponse({"job": _shown(request, job)})
 
 
-@doc("Cancel a job", response="JobResult", parameters=[_JOB_ID], body=_EXPECTED_BODY, errors=(404, 409))
+@doc("Cancel a job", response="JobResult", parameters=[JOB_ID], body=EXPECTED_BODY, errors=(404, 409))
 @api
 async def cancel(request: Request) -> Response:
     """A pending or waiting job is cancelled at once; a running one as soon as its worker
@@ -390,7 +337,7 @@ async def cancel(request: Request) -> Response:
     return await _change(request, core.cancel_job)
 
 
-@doc("Retry a failed or cancelled job", response="JobResult", parameters=[_JOB_ID], body=_EXPECTED_BODY,
+@doc("Retry a failed or cancelled job", response="JobResult", parameters=[JOB_ID], body=EXPECTED_BODY,
      errors=(404, 409))
 @api
 async def retry(request: Request) -> Response:
@@ -399,7 +346,7 @@ async def retry(request: Request) -> Response:
     return await _change(request, core.retry_job)
 
 
-@doc("Delete a job that is not running", parameters=[_JOB_ID], body=_EXPECTED_BODY, errors=(404, 409))
+@doc("Delete a job that is not running", parameters=[JOB_ID], body=EXPECTED_BODY, errors=(404, 409))
 @api
 async def delete(request: Request) -> Response:
     """Delete the job and its events (a `deleted` event stays in the log)."""
@@ -422,7 +369,7 @@ async def _queue_change(request: Request, *, pause: bool) -> Response:
     return JSONResponse({"queue": name, "paused": pause, "changed": changed})
 
 
-@doc("Pause a queue", response="QueueState", parameters=[_QUEUE_NAME], body=_CSRF_BODY)
+@doc("Pause a queue", response="QueueState", parameters=[QUEUE_NAME], body=CSRF_BODY)
 @api
 async def pause_queue(request: Request) -> Response:
     """Workers, in every process, start none of the queue's jobs until it is resumed; jobs
@@ -430,103 +377,11 @@ async def pause_queue(request: Request) -> Response:
     return await _queue_change(request, pause=True)
 
 
-@doc("Resume a paused queue", response="QueueState", parameters=[_QUEUE_NAME], body=_CSRF_BODY)
+@doc("Resume a paused queue", response="QueueState", parameters=[QUEUE_NAME], body=CSRF_BODY)
 @api
 async def resume_queue(request: Request) -> Response:
     """Workers take the queue's jobs again at once. `changed` is false if it was not paused."""
     return await _queue_change(request, pause=False)
-
-
-# -- OpenAPI ----------------------------------------------------------------------------
-
-_OBJ = {"type": "object"}
-COMPONENTS: dict[str, Any] = {
-    "schemas": {
-        "Error": {"type": "object", "properties": {"error": {"type": "string"}, "job": _OBJ}},
-        "Expectation": {"type": "object", "properties": {
-            "expected_status": {**_STATUS_ENUM, "description": "Act only if the job is still in this status."},
-            "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
-        }},
-        "CSRFProof": {"type": "object", "properties": {
-            "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
-        }},
-        "QueueState": {"type": "object", "properties": {
-            "queue": {"type": "string"}, "paused": {"type": "boolean", "description": "Whether it is paused now."},
-            "changed": {"type": "boolean", "description": "False if it already was in that state."}}},
-        "Job": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "name": {"type": "string"}, "label": {"type": "string"},
-            "queue": {"type": "string"}, "priority": {"type": "integer"}, "status": _STATUS_ENUM,
-            "args": {}, "result": {}, "error": {"type": ["string", "null"]},
-            "traceback": {"type": ["string", "null"]}, "attempts": {"type": "integer"},
-            "max_retries": {"type": "integer"}, "run_at": {"type": "string", "format": "date-time"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "started_at": {"type": ["string", "null"], "format": "date-time"},
-            "finished_at": {"type": ["string", "null"], "format": "date-time"},
-            "duration": {"type": ["number", "null"]}, "worker_id": {"type": ["string", "null"]},
-            "progress": {"type": ["number", "null"]}, "progress_message": {"type": ["string", "null"]},
-            "progress_phase": {"type": ["string", "null"]}, "progress_current": {"type": ["integer", "null"]},
-            "progress_total": {"type": ["integer", "null"]}, "phases": {"type": "array", "items": {"type": "string"}},
-            "parent_id": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
-            "unique_key": {"type": ["string", "null"]}, "concurrency_key": {"type": ["string", "null"]},
-            "resource_link": {"type": ["string", "null"]}, "finished": {"type": "boolean"},
-            "actions": {"type": "array", "items": {"type": "string", "enum": ["cancel", "retry", "delete"]}},
-        }},
-        "Event": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "cursor": {"type": "integer"},
-            "event": _EVENT_ENUM,
-            "job_id": {"type": "integer"}, "name": {"type": "string"}, "queue": {"type": "string"},
-            "owner": {"type": ["string", "null"]}, "status": _STATUS_ENUM, "attempt": {"type": "integer"},
-            "created_at": {"type": "string", "format": "date-time"}, "data": _OBJ,
-        }},
-        "JobList": {"type": "object", "properties": {
-            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-            "limit": {"type": "integer"}, "offset": {"type": "integer"}, "has_more": {"type": "boolean"},
-            "next_offset": {"type": ["integer", "null"]}}},
-        "JobDetail": {"type": "object", "properties": {
-            "job": {"$ref": "#/components/schemas/Job"},
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
-        "JobResult": {"type": "object", "properties": {"job": {"$ref": "#/components/schemas/Job"}}},
-        "EventList": {"type": "object", "properties": {
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-            "cursor": {"type": "integer"}, "has_more": {"type": "boolean"}}},
-        "Stats": {"type": "object", "additionalProperties": True, "properties": {
-            "paused_queues": {"type": "array", "items": {"type": "string"},
-                              "description": "Names of the paused queues, sorted."}}},
-        "WorkerList": {"type": "object", "properties": {"workers": {"type": "array", "items": {
-            "type": "object", "properties": {
-                "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
-                "queues": {"type": ["array", "null"], "items": {"type": "string"}},
-                "job_types": {"type": "array", "items": {"type": "string"}}, "concurrency": {"type": "integer"},
-                "started_at": {"type": "string", "format": "date-time"},
-                "heartbeat_at": {"type": "string", "format": "date-time"}}}}}},
-        "JobTypeList": {"type": "object", "properties": {"job_types": {"type": "array", "items": _OBJ}}},
-    },
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-}
-
-
-def openapi_schema(routes: list[BaseRoute], *, title: str, version: str, prefix: str = "") -> dict[str, Any]:
-    """OpenAPI 3.1 from the operations attached to the endpoints by `doc(...)`."""
-    paths: dict[str, Any] = {}
-    for route in routes:
-        if not isinstance(route, Route):
-            continue
-        operation = getattr(route.endpoint, "openapi", None)
-        if operation is None:
-            continue
-        path = prefix + re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # OpenAPI knows no converters (:int)
-        for method in sorted(route.methods or ()):
-            if method == "HEAD":
-                continue
-            paths.setdefault(path, {})[method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": f"{title} API", "version": version,
-                 "description": "Jobs, events, stats and workers of an activejob queue. Live events: the "
-                                "WebSocket at /api/ws (see docs/dashboard.md)."},
-        "paths": paths, "components": COMPONENTS, "security": [{"bearer": []}, {}],
-    }
 
 
 def routes() -> list[BaseRoute]:

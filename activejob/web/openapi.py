@@ -1,0 +1,159 @@
+"""The REST API's OpenAPI 3.1 description: each endpoint carries its operation (`doc`),
+and `openapi_schema` gathers them with the shared components."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..records import STATUSES
+from ..signals import BY_EVENT, INTERNAL_EVENTS
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+STATUS_ENUM = {"type": "string", "enum": list(STATUSES)}
+EVENT_ENUM = {"type": "string", "enum": sorted(set(BY_EVENT) - INTERNAL_EVENTS)}
+
+
+def param(name: str, schema: dict[str, Any], description: str, *, where: str = "query",
+       required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+JOB_ID = param("job_id", {"type": "integer"}, "The job's id.", where="path")
+QUEUE_NAME = param("name", {"type": "string", "minLength": 1, "maxLength": 200}, "The queue's name.", where="path")
+EXPECTED_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Expectation"}},
+        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Expectation"}},
+    },
+}
+CSRF_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
+        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
+    },
+}
+
+
+def doc(summary: str, *, parameters: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
+        response: str | None = None, errors: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
+    """Attach the OpenAPI operation of an endpoint to it."""
+    def wrap(fn: Handler) -> Handler:
+        responses: dict[str, Any] = {"200": {"description": "OK"}}
+        if response:
+            responses["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{response}"}}}
+        texts = {400: "A filter, field or queue name is not allowed.", 401: "No or wrong token.",
+                 403: "Forbidden (hook, CSRF, or beyond a viewer token's scope).", 404: "No such job.",
+                 409: "The job is not in the expected state; nothing changed."}
+        for code in (400, 401, 403, *errors):
+            responses[str(code)] = {"description": texts[code],
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        operation: dict[str, Any] = {"summary": summary, "operationId": fn.__name__, "responses": responses}
+        if fn.__doc__:
+            operation["description"] = " ".join(fn.__doc__.split())
+        if parameters:
+            operation["parameters"] = parameters
+        if body:
+            operation["requestBody"] = body
+        fn.openapi = operation  # type: ignore[attr-defined]
+        return fn
+    return wrap
+
+
+_OBJ = {"type": "object"}
+COMPONENTS: dict[str, Any] = {
+    "schemas": {
+        "Error": {"type": "object", "properties": {"error": {"type": "string"}, "job": _OBJ}},
+        "Expectation": {"type": "object", "properties": {
+            "expected_status": {**STATUS_ENUM, "description": "Act only if the job is still in this status."},
+            "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
+        }},
+        "CSRFProof": {"type": "object", "properties": {
+            "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
+        }},
+        "QueueState": {"type": "object", "properties": {
+            "queue": {"type": "string"}, "paused": {"type": "boolean", "description": "Whether it is paused now."},
+            "changed": {"type": "boolean", "description": "False if it already was in that state."}}},
+        "Job": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "label": {"type": "string"},
+            "queue": {"type": "string"}, "priority": {"type": "integer"}, "status": STATUS_ENUM,
+            "args": {}, "result": {}, "error": {"type": ["string", "null"]},
+            "traceback": {"type": ["string", "null"]}, "attempts": {"type": "integer"},
+            "max_retries": {"type": "integer"}, "run_at": {"type": "string", "format": "date-time"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "duration": {"type": ["number", "null"]}, "worker_id": {"type": ["string", "null"]},
+            "progress": {"type": ["number", "null"]}, "progress_message": {"type": ["string", "null"]},
+            "progress_phase": {"type": ["string", "null"]}, "progress_current": {"type": ["integer", "null"]},
+            "progress_total": {"type": ["integer", "null"]}, "phases": {"type": "array", "items": {"type": "string"}},
+            "parent_id": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
+            "unique_key": {"type": ["string", "null"]}, "concurrency_key": {"type": ["string", "null"]},
+            "resource_link": {"type": ["string", "null"]}, "finished": {"type": "boolean"},
+            "actions": {"type": "array", "items": {"type": "string", "enum": ["cancel", "retry", "delete"]}},
+        }},
+        "Event": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "cursor": {"type": "integer"},
+            "event": EVENT_ENUM,
+            "job_id": {"type": "integer"}, "name": {"type": "string"}, "queue": {"type": "string"},
+            "owner": {"type": ["string", "null"]}, "status": STATUS_ENUM, "attempt": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"}, "data": _OBJ,
+        }},
+        "JobList": {"type": "object", "properties": {
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+            "limit": {"type": "integer"}, "offset": {"type": "integer"}, "has_more": {"type": "boolean"},
+            "next_offset": {"type": ["integer", "null"]}}},
+        "JobDetail": {"type": "object", "properties": {
+            "job": {"$ref": "#/components/schemas/Job"},
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
+        "JobResult": {"type": "object", "properties": {"job": {"$ref": "#/components/schemas/Job"}}},
+        "EventList": {"type": "object", "properties": {
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "cursor": {"type": "integer"}, "has_more": {"type": "boolean"}}},
+        "Stats": {"type": "object", "additionalProperties": True, "properties": {
+            "paused_queues": {"type": "array", "items": {"type": "string"},
+                              "description": "Names of the paused queues, sorted."}}},
+        "WorkerList": {"type": "object", "properties": {"workers": {"type": "array", "items": {
+            "type": "object", "properties": {
+                "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
+                "queues": {"type": ["array", "null"], "items": {"type": "string"}},
+                "job_types": {"type": "array", "items": {"type": "string"}}, "concurrency": {"type": "integer"},
+                "started_at": {"type": "string", "format": "date-time"},
+                "heartbeat_at": {"type": "string", "format": "date-time"}}}}}},
+        "JobTypeList": {"type": "object", "properties": {"job_types": {"type": "array", "items": _OBJ}}},
+    },
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+}
+
+
+def openapi_schema(routes: list[BaseRoute], *, title: str, version: str, prefix: str = "") -> dict[str, Any]:
+    """OpenAPI 3.1 from the operations attached to the endpoints by `doc(...)`."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        operation = getattr(route.endpoint, "openapi", None)
+        if operation is None:
+            continue
+        path = prefix + re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # OpenAPI knows no converters (:int)
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{title} API", "version": version,
+                 "description": "Jobs, events, stats and workers of an activejob queue. Live events: the "
+                                "WebSocket at /api/ws (see docs/dashboard.md)."},
+        "paths": paths, "components": COMPONENTS, "security": [{"bearer": []}, {}],
+    }
