@@ -7,11 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: example test lint typecheck docs bench clean browser
 
+# Targets run at once (make -j, or two shells on a fresh clone) share this step: the lock makes
+# the second wait for the first, then find the venv up to date instead of installing over it.
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[postgres,web,dev]'
-	touch $(STAMP)
+	flock $(VENV).lock sh -c 'test $(STAMP) -nt pyproject.toml || { \
+	    $(PY) -m venv $(VENV) && \
+	    $(BIN)/pip install -q --upgrade pip && \
+	    $(BIN)/pip install -q -e ".[postgres,web,dev]" && \
+	    touch $(STAMP); }'
 
 example: $(STAMP)
 	$(BIN)/python -m example_app

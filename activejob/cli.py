@@ -13,10 +13,13 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -77,15 +80,116 @@ def _settings(url: str | None, **options: Any) -> Settings:
         return Settings.build(database_url=url, **{k: v for k, v in options.items() if v is not None})
 
 
-def _queue(url: str | None, **options: Any) -> Any:
+# The long-running commands make a SQLite file that does not exist yet, as the app's own
+# `activejob.configure()` does: started side by side on a new project, neither waits for the
+# other. Every other command only reads or changes what is there, so a missing file is a typo.
+_MAY_CREATE_SQLITE = frozenset({"worker", "dashboard"})
+
+
+def _queue(url: str | None, *, create: bool | None = None, **options: Any) -> Any:
+    """The queue for this command; `create`: a missing SQLite file may be made (and migrated),
+    by default if the command is one of _MAY_CREATE_SQLITE."""
     from .queue import JobQueue
 
+    if create is None:
+        create = click.get_current_context().info_name in _MAY_CREATE_SQLITE
+    _usable(_settings(url, **options).database_url, create=create)
     with _valid_settings():
         return JobQueue.configure(url, **{k: v for k, v in options.items() if v is not None})
 
 
+_BACKENDS = "SQLite (sqlite:///jobs.db) or PostgreSQL (postgresql://user@host/app)"
+
+
+def _usable(url: str, *, create: bool) -> str:
+    """`url` if activejob can use it: a SQLite or PostgreSQL URL, and for SQLite a file that
+    exists unless this command may create it. A mistyped path would otherwise make, and
+    migrate, a new empty database, and `jobs` would calmly list nothing."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from .dialects import normalize_url
+
+    try:
+        parsed = make_url(normalize_url(url))
+    except ArgumentError:
+        raise click.ClickException(f"{url!r} is not a database URL: activejob runs on {_BACKENDS}") from None
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise click.ClickException(
+            f"unsupported database {backend!r} ({shown}): activejob runs on {_BACKENDS}")
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file:") or "uri" in parsed.query
+    if backend == "sqlite" and not create and not in_memory and not Path(database).exists():
+        raise click.ClickException(
+            f"no SQLite database at {Path(database).resolve()}: check --database-url (or {ENV_URL}); "
+            "`activejob db upgrade` or a worker creates it")
+    return url
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """A database that cannot be reached, does not exist or cannot be opened: one line, exit 1."""
+    from sqlalchemy.exc import InterfaceError, NoSuchModuleError, OperationalError
+
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        reason = " ".join(str(error.orig if error.orig is not None else error).split())
+        raise click.ClickException(f"cannot use the database: {reason}") from None
+    except NoSuchModuleError as error:
+        raise click.ClickException(f"unsupported database: {error}; activejob runs on {_BACKENDS}") from None
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _echo_line(data: Any) -> None:
+    click.echo(json.dumps(data, default=str))  # one document a line, for a stream
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _json_option(*, table_by_default: bool) -> Callable[[_F], _F]:
+    """`--json` and `--table` on a read command. Commands that always printed JSON (stats, show,
+    workers, types) still do when their output goes to a pipe or file, so scripts keep working;
+    on a terminal they print a table."""
+    def decorate(command: _F) -> _F:
+        command = click.option("--table", "as_table", is_flag=True,
+                               help="Print a table (for people).")(command)
+        default = "table" if table_by_default else "a table on a terminal, else JSON"
+        return click.option("--json", "as_json", is_flag=True,
+                            help=f"Print JSON (for scripts); default: {default}.")(command)
+    return decorate
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _wants_json(as_json: bool, as_table: bool, *, table_by_default: bool) -> bool:
+    if as_json and as_table:
+        raise click.UsageError("--json and --table: pick one")
+    if as_json or as_table:
+        return as_json
+    return not (table_by_default or _stdout_is_terminal())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [list(headers), *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 @contextmanager
@@ -98,7 +202,15 @@ def _refusals() -> Iterator[None]:
         raise click.ClickException(str(error)) from None
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command's database errors are reported as one line (see _database_errors)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _database_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.version_option(package_name="activejob")
 def main(verbose: int) -> None:
@@ -131,8 +243,9 @@ def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int 
     options = {"concurrency": concurrency, "queues": queues, "poll_interval": poll_interval, "lease": lease,
                "shutdown_grace": shutdown_grace, "cancel_grace": cancel_grace, "sqlite_synchronous": sqlite_synchronous}
     # Checked here, before any child starts: each of N children would only fail the same way.
-    _settings(database_url, **options)
+    url = _usable(_settings(database_url, **options).database_url, create=True)
     if processes > 1:
+        _reachable(url)
         # Children get the same command line: the group's options (-v), then the worker's.
         at = sys.argv.index("worker", 1) if "worker" in sys.argv[1:] else 1
         argv = _strip_processes(sys.argv[at + 1:])
@@ -142,8 +255,27 @@ def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int 
             click.echo(f"Error: {supervisor.failure}", err=True)
         sys.exit(code)
     _import(imports)
-    queue = _queue(database_url, **options)
+    queue = _queue(database_url, create=True, **options)
+    from .definition import registry
+
+    if not registry:
+        logging.getLogger("activejob").warning(
+            "no job types are registered: this worker can run nothing until job modules are imported "
+            "(--import MODULE or ACTIVEJOB_IMPORT)")
     queue.work()
+
+
+def _reachable(url: str) -> None:
+    """Connect once (a SQLite file is created), so a database that cannot be used stops the
+    command now, not each of the supervisor's children in turn."""
+    from .store import Store
+
+    store = Store(url)
+    try:
+        with store.engine.connect():
+            pass
+    finally:
+        store.dispose()
 
 
 def _strip_processes(argv: list[str]) -> list[str]:
@@ -175,7 +307,7 @@ def db_upgrade(database_url: str | None, revision: str) -> None:
     from . import migrate
     from .store import Store
 
-    store = Store(_resolved(database_url))
+    store = Store(_resolved(database_url, create=True))
     migrate.upgrade(store.engine, revision)
     click.echo(f"database at revision {migrate.current(store.engine)}")
 
@@ -202,8 +334,8 @@ def db_downgrade(database_url: str | None, revision: str) -> None:
     migrate.downgrade(Store(_resolved(database_url)).engine, revision)
 
 
-def _resolved(url: str | None) -> str:
-    return _settings(url).database_url
+def _resolved(url: str | None, *, create: bool = False) -> str:
+    return _usable(_settings(url).database_url, create=create)
 
 
 @main.command()
@@ -216,27 +348,96 @@ def prune(database_url: str | None) -> None:
 @main.command()
 @_url
 @_imports
-def stats(database_url: str | None, imports: tuple[str, ...]) -> None:
+@_json_option(table_by_default=False)
+def stats(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
     """Counts per status, job type and queue."""
     _import(imports)
-    _echo_json(_queue(database_url).stats())
+    found = _queue(database_url).stats()
+    if _wants_json(as_json, as_table, table_by_default=False):
+        _echo_json(found)
+        return
+    from .records import STATUSES
+
+    def counts(title: str, groups: dict[str, dict[str, int]]) -> None:
+        _table([title, *STATUSES], [[name, *(row.get(s, 0) for s in STATUSES)] for name, row in sorted(groups.items())])
+
+    counts("status", {"all": found})
+    click.echo(f"total {found['total']}, scheduled for later {found['scheduled']}")
+    if found["by_name"]:
+        click.echo()
+        counts("job type", found["by_name"])
+    if found["by_queue"]:
+        click.echo()
+        counts("queue", found["by_queue"])
+    if found["paused_queues"]:
+        click.echo(f"\npaused queues: {', '.join(found['paused_queues'])}")
+    if found["unknown_job_types"]:
+        due = ", ".join(f"{n} ({c})" for n, c in sorted(found["unknown_job_types"].items()))
+        click.echo(f"\ndue jobs no live worker can run: {due}")
+
+
+def _statuses(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
+    """`--status failed,cancelled` or `--status failed --status cancelled`, each one checked."""
+    from .records import STATUSES
+
+    wanted: list[str] = []
+    for value in values:
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            if part not in STATUSES:
+                raise click.BadParameter(f"status must be one of {', '.join(STATUSES)}; got {part!r}")
+            if part not in wanted:
+                wanted.append(part)
+    return wanted or None
 
 
 @main.command()
 @_url
-@click.option("--status", default=None)
+@click.option("--status", multiple=True, callback=_statuses, metavar="STATUS[,STATUS]",
+              help="Only jobs in these statuses (comma-separated or repeated).")
 @click.option("--name", default=None)
 @click.option("--queue", "queue_name", default=None)
 @click.option("--owner", default=None)
-@click.option("--limit", type=int, default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def jobs(database_url: str | None, status: str | None, name: str | None, queue_name: str | None,
-         owner: str | None, limit: int, as_json: bool) -> None:
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@_json_option(table_by_default=True)
+@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=2.0, default=None,
+              metavar="[SECONDS]", help="Refresh every SECONDS (default 2) until Ctrl-C.")
+def jobs(database_url: str | None, status: list[str] | None, name: str | None, queue_name: str | None,
+         owner: str | None, limit: int, as_json: bool, as_table: bool, watch: float | None) -> None:
     """List jobs, newest first."""
-    found = _queue(database_url).list_jobs(status=status, name=name, queue=queue_name, owner=owner, limit=limit)
-    if as_json:
-        _echo_json([j.to_dict() for j in found])
+    in_json = _wants_json(as_json, as_table, table_by_default=True)
+    queue = _queue(database_url)
+
+    def listing() -> list[Any]:
+        return list(queue.list_jobs(status=status, name=name, queue=queue_name, owner=owner, limit=limit))
+
+    if watch is None:
+        found = listing()
+        if in_json:
+            _echo_json([j.to_dict() for j in found])
+        else:
+            _job_rows(found)
         return
+    terminal = _stdout_is_terminal()
+    try:
+        while True:
+            found = listing()
+            if in_json:
+                _echo_line([j.to_dict() for j in found])  # one list a line
+            else:
+                if terminal:
+                    click.clear()
+                click.echo(f"every {watch:g}s, {len(found)} job(s), {_when(datetime.now())} (Ctrl-C stops)")
+                _job_rows(found)
+                if not terminal:
+                    click.echo()
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a watch ends
+
+
+def _job_rows(found: Sequence[Any]) -> None:
     for j in found:
         progress = f"{j.progress:.0%}" if j.progress is not None else ""
         click.echo(f"{j.id:>8}  {j.status:<10} {j.name:<28} {j.queue:<12} attempts={j.attempts} {progress}")
@@ -245,13 +446,81 @@ def jobs(database_url: str | None, status: str | None, name: str | None, queue_n
 @main.command()
 @_url
 @click.argument("job_id", type=int)
-def show(database_url: str | None, job_id: int) -> None:
+@_json_option(table_by_default=False)
+@click.option("--follow", "-f", is_flag=True,
+              help="Print new events as they come until the job finishes; exit 0 if it completed, 1 if not.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
+              help="Seconds between looks for new events, with --follow.")
+def show(database_url: str | None, job_id: int, as_json: bool, as_table: bool, follow: bool,
+         interval: float) -> None:
     """One job, with its events."""
+    in_json = _wants_json(as_json, as_table, table_by_default=False)
     queue = _queue(database_url)
     info = queue.get_job(job_id)
     if info is None:
         raise click.ClickException(f"no job with id {job_id}")
-    _echo_json({**info.to_dict(), "events": [e.to_dict() for e in queue.events(job_id)]})
+    if follow:
+        _follow(queue, job_id, in_json, interval)
+    events = queue.events(job_id)
+    if in_json:
+        _echo_json({**info.to_dict(), "events": [e.to_dict() for e in events]})
+        return
+    fields = info.to_dict()
+    shown = ("id", "name", "status", "queue", "priority", "owner", "parent_id", "attempts", "max_retries",
+             "progress", "progress_message", "created_at", "run_at", "started_at", "finished_at", "duration",
+             "worker_id", "error")
+    _table(["field", "value"], [[k, json.dumps(fields[k]) if isinstance(fields[k], dict | list) else fields[k]]
+                                for k in shown if fields.get(k) not in (None, "")])
+    click.echo(f"args    {json.dumps(info.args, default=str)}")
+    if info.result is not None:
+        click.echo(f"result  {json.dumps(info.result, default=str)}")
+    click.echo()
+    _event_rows(events, header=True)
+    if info.traceback:
+        click.echo(f"\n{info.traceback.rstrip()}")
+
+
+def _event_data(data: dict[str, Any]) -> str:
+    """An event's data in a table cell: short, without the traceback (`show` prints the job's)."""
+    shown = {k: v for k, v in data.items() if k != "traceback"}
+    text = json.dumps(shown, default=str) if shown else ""
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _event_rows(events: Sequence[Any], *, header: bool) -> None:
+    rows = [[e.id, _when(e.created_at), e.type, e.status, e.attempt, _event_data(e.data)] for e in events]
+    if header:
+        _table(["event", "at", "type", "status", "attempt", "data"], rows)
+    else:
+        for row in rows:
+            click.echo("  ".join(str(c) for c in row).rstrip())
+
+
+def _follow(queue: Any, job_id: int, in_json: bool, interval: float) -> None:
+    """Print the job's events, old then new, until it finishes; exit 0 if it completed, 1 if
+    it failed or was cancelled, 130 on Ctrl-C."""
+    from .models import FINISHED
+
+    seen = 0
+    try:
+        while True:
+            info = queue.get_job(job_id)  # before the events: none after the last status is missed
+            events = queue.events(job_id, after=seen)
+            if events:
+                seen = events[-1].id
+                for event in events:
+                    _echo_line(event.to_dict()) if in_json else _event_rows([event], header=False)
+            if info is None:
+                raise click.ClickException(f"job {job_id} was deleted")
+            if info.status in FINISHED:
+                if in_json:
+                    _echo_line(info.to_dict())
+                else:
+                    click.echo(f"job {job_id} {info.status}" + (f": {info.error}" if info.error else ""))
+                sys.exit(0 if info.status == "completed" else 1)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 @main.command()
@@ -308,8 +577,8 @@ def _pause_or_resume(database_url: str | None, queue_name: str, *, pause: bool) 
 
 @main.command()
 @_url
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def queues(database_url: str | None, as_json: bool) -> None:
+@_json_option(table_by_default=True)
+def queues(database_url: str | None, as_json: bool, as_table: bool) -> None:
     """Each queue's jobs per status, and whether it is paused."""
     queue = _queue(database_url)
     stats = queue.stats()
@@ -317,7 +586,7 @@ def queues(database_url: str | None, as_json: bool) -> None:
     rows = {name: {**counts, "paused": name in paused} for name, counts in stats["by_queue"].items()}
     for name in paused - set(rows):
         rows[name] = {"paused": True}
-    if as_json:
+    if _wants_json(as_json, as_table, table_by_default=True):
         _echo_json(dict(sorted(rows.items())))
         return
     for name, row in sorted(rows.items()):
@@ -327,19 +596,39 @@ def queues(database_url: str | None, as_json: bool) -> None:
 
 @main.command()
 @_url
-def workers(database_url: str | None) -> None:
+@_json_option(table_by_default=False)
+def workers(database_url: str | None, as_json: bool, as_table: bool) -> None:
     """Live workers and their last heartbeat."""
-    _echo_json([w.to_dict() for w in _queue(database_url).workers()])
+    found = _queue(database_url).workers()
+    if _wants_json(as_json, as_table, table_by_default=False):
+        _echo_json([w.to_dict() for w in found])
+        return
+    if not found:
+        click.echo("no live workers")
+        return
+    _table(["worker", "host", "pid", "concurrency", "queues", "job types", "started", "heartbeat"],
+           [[w.id, w.host, w.pid, w.concurrency, ",".join(w.queues) if w.queues else "(all)",
+             ",".join(w.job_types), _when(w.started_at), _when(w.heartbeat_at)] for w in found])
 
 
 @main.command()
 @_imports
-def types(imports: tuple[str, ...]) -> None:
+@_json_option(table_by_default=False)
+def types(imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
     """Job types registered by the imported modules."""
     from .definition import registry
 
     _import(imports)
-    _echo_json([registry[n].options.describe() for n in registry])
+    described = [registry[n].options.describe() for n in registry]
+    if _wants_json(as_json, as_table, table_by_default=False):
+        _echo_json(described)
+        return
+    if not described:
+        click.echo("no job types registered: pass --import MODULE")
+        return
+    _table(["name", "queue", "priority", "max_retries", "timeout", "concurrency_limit", "label"],
+           [[d["name"], d["queue"], d["priority"], d["max_retries"], d["timeout"], d["concurrency_limit"], d["label"]]
+            for d in described])
 
 
 def _loopback(host: str) -> bool:
