@@ -176,6 +176,14 @@ class JobQueue:
         return self.store.list_jobs(status=status, name=name, queue=queue, owner=owner, parent_id=parent_id,
                                     search=search, limit=limit, offset=offset, order=order)
 
+    def count_by_status(self, *, name: str | None = None, queue: str | None = None, owner: str | None = None,
+                        parent_id: int | None = None, search: str | None = None) -> dict[str, int]:
+        """Jobs per status among those the filters match, as `list_jobs` filters them:
+
+            queue.count_by_status(search="invoice")   # {"failed": 2, "completed": 40, ...}
+        """
+        return self.store.count_by_status(name=name, queue=queue, owner=owner, parent_id=parent_id, search=search)
+
     def stats(self) -> dict[str, Any]:
         """Counts per status (`stats()["pending"]`), plus `by_name`, `by_queue`, `scheduled`,
         `paused_queues`, and `unknown_job_types`: due jobs of types no live worker has registered."""

@@ -46,20 +46,21 @@ class Reads(WorkerRegistry):
              queue: str | None = None, owner: str | None = None, parent_id: int | None = None,
              search: str | None = None, limit: int = 50, offset: int = 0,
              order: str = "newest") -> list[JobInfo]:
-        stmt = select(jobs)
+        stmt = _filtered(select(jobs), name=name, queue=queue, owner=owner, parent_id=parent_id, search=search)
         if status:
             stmt = stmt.where(jobs.c.status.in_([status] if isinstance(status, str) else list(status)))
-        for column, value in ((jobs.c.name, name), (jobs.c.queue, queue), (jobs.c.owner, owner),
-                              (jobs.c.parent_id, parent_id)):
-            if value is not None:
-                stmt = stmt.where(column == value)
-        if search:
-            like = f"%{search}%"
-            stmt = stmt.where(or_(jobs.c.name.like(like), jobs.c.args.like(like), jobs.c.error.like(like)))
         stmt = stmt.order_by(jobs.c.id.asc() if order == "oldest" else jobs.c.id.desc())
         stmt = stmt.limit(limit).offset(offset)
         with self.read() as c:
             return [JobInfo.from_row(r) for r in c.execute(stmt).mappings()]
+
+    def count_by_status(self, *, name: str | None = None, queue: str | None = None, owner: str | None = None,
+                        parent_id: int | None = None, search: str | None = None) -> dict[str, int]:
+        """Jobs per status among those these filters match (list_jobs's, but the status)."""
+        stmt = _filtered(select(jobs.c.status, func.count()).group_by(jobs.c.status),
+                         name=name, queue=queue, owner=owner, parent_id=parent_id, search=search)
+        with self.read() as c:
+            return {str(status): int(n) for status, n in c.execute(stmt).all()}
 
     def count(self, **filters: Any) -> int:
         stmt = select(func.count()).select_from(jobs)
@@ -120,3 +121,16 @@ class Reads(WorkerRegistry):
     def last_event_id(self) -> int:
         with self.read() as c:
             return int(c.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
+
+
+def _filtered(stmt: Any, *, name: str | None, queue: str | None, owner: str | None, parent_id: int | None,
+              search: str | None) -> Any:
+    """`stmt` narrowed by the job list's filters (one definition for the list and its counts)."""
+    for column, value in ((jobs.c.name, name), (jobs.c.queue, queue), (jobs.c.owner, owner),
+                          (jobs.c.parent_id, parent_id)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if search:
+        like = f"%{search}%"
+        stmt = stmt.where(or_(jobs.c.name.like(like), jobs.c.args.like(like), jobs.c.error.like(like)))
+    return stmt

@@ -53,7 +53,15 @@ def iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
+def stale(job: JobInfo) -> bool:
+    """A pending job has not started its current attempt: any progress stored is the
+    previous attempt's (the store keeps it on retry and requeue), so none is shown."""
+    return job.status == "pending"
+
+
 def percent(job: JobInfo) -> float | None:
+    if stale(job):
+        return None
     if job.progress is not None:
         return max(0.0, min(100.0, job.progress * 100))
     if job.progress_total:
@@ -64,26 +72,54 @@ def percent(job: JobInfo) -> float | None:
 
 
 def count_text(job: JobInfo) -> str:
-    if job.progress_total is not None:
+    if job.progress_total is not None and not stale(job):
         return f"{job.progress_current or 0:,} of {job.progress_total:,}"
     return ""
 
 
 _env.filters.update(duration=fmt_duration, time=fmt_time, iso=iso, pretty_json=core.pretty_json)
-_env.globals.update(percent=percent, count_text=count_text, type_info=core.type_info, statuses=STATUSES,
+def progress_message(job: JobInfo) -> str:
+    return "" if stale(job) else job.progress_message or ""
+
+
+def progress_phase(job: JobInfo) -> str:
+    return "" if stale(job) else job.progress_phase or ""
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+_env.globals.update(percent=percent, count_text=count_text, progress_message=progress_message,
+                    progress_phase=progress_phase, type_info=core.type_info, statuses=STATUSES,
                     version=__version__)
 
 
+def event_time(event: EventRecord) -> tuple[str, datetime] | None:
+    """The time an entry's detail ends with ("next attempt at", a time), shown by the
+    template as a <time> like every other time of the dashboard."""
+    when = parse_time(event.data.get("run_at")) if event.data.get("run_at") else None
+    if when is None or event.type not in ("enqueued", "retrying"):
+        return None
+    return ("scheduled for" if event.type == "enqueued" else "next attempt"), when
+
+
 def describe(event: EventRecord) -> tuple[str, str]:
-    """A timeline entry: a title and a detail line (plain text; the template escapes it)."""
+    """A timeline entry: a title and a detail line (plain text; the template escapes it).
+    A run_at goes separately (`event_time`)."""
     d = event.data
     kind = event.type
     if kind == "enqueued":
         detail = []
-        if d.get("run_at"):
-            detail.append(f"scheduled for {d['run_at']}")
         if d.get("reason"):
             detail.append(str(d["reason"]))
+        if d.get("run_at") and event_time(event) is None:
+            detail.append(f"scheduled for {d['run_at']}")
         return "Enqueued", "; ".join(detail)
     if kind == "started":
         return f"Attempt {event.attempt} started", f"on worker {d['worker_id']}" if d.get("worker_id") else ""
@@ -91,7 +127,7 @@ def describe(event: EventRecord) -> tuple[str, str]:
         extra = ", ".join(f"{k}={v}" for k, v in d.items() if k not in ("message", "at"))
         return str(d.get("message", "log")), extra
     if kind == "retrying":
-        when = f"; next attempt at {d['run_at']}" if d.get("run_at") else ""
+        when = f"; next attempt at {d['run_at']}" if d.get("run_at") and event_time(event) is None else ""
         return f"Attempt {event.attempt} failed", f"{d.get('error', '')}{when}"
     if kind == "completed":
         return "Completed", ""
@@ -111,7 +147,7 @@ def timeline(events: list[EventRecord]) -> list[dict[str, Any]]:
     never get here: `relay.events` leaves them out."""
     out = []
     phase: str | None = None
-    for e in events:
+    for e in sorted(events, key=lambda e: (e.created_at, e.id)):
         if e.type == "progress":
             new_phase = e.data.get("phase")
             if not new_phase or new_phase == phase:
@@ -120,8 +156,9 @@ def timeline(events: list[EventRecord]) -> list[dict[str, Any]]:
             title, detail = f"Phase: {new_phase}", str(e.data.get("message") or "")
         else:
             title, detail = describe(e)
+        when = event_time(e)
         out.append({"id": e.id, "type": e.type, "title": title, "detail": detail, "at": e.created_at,
-                    "attempt": e.attempt})
+                    "attempt": e.attempt, "when_label": when[0] if when else "", "when": when[1] if when else None})
     return out
 
 
@@ -131,13 +168,23 @@ async def _render(request: Request, name: str, context: dict[str, Any], *, statu
     base = base_path(request.scope)
     context = {
         "request": request, "base": base, "static": f"{base}/static", "csrf": token, "title": dash.title,
-        "poll_interval": dash.poll_interval, "qs": urlencode, **context,
+        "poll_interval": dash.poll_interval, "qs": urlencode,
+        "labels": {n: core.type_info(n)["label"] for n in registry}, **context,
     }
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     if new:
         set_csrf_cookie(response, request, token)
     response.headers["Cache-Control"] = "no-store"
     return security_headers(response)
+
+
+def filtered_counts(queue: Any, f: JobFilters) -> dict[str, int]:
+    """Jobs per status among those the list's search and filters (all but status) match:
+    the numbers on the status tabs."""
+    found = queue.count_by_status(name=f.name, queue=f.queue, owner=f.owner, parent_id=f.parent_id, search=f.search)
+    counts = {status: found.get(status, 0) for status in STATUSES}
+    counts["total"] = sum(counts.values())
+    return counts
 
 
 async def jobs_page(request: Request) -> Response:
@@ -149,15 +196,18 @@ async def jobs_page(request: Request) -> Response:
         error, filters = str(bad), JobFilters()
     cursor = await dash.cursor()  # before reading: whatever happens after is replayed live
 
-    def read() -> tuple[list[JobInfo], bool, dict[str, Any]]:
+    def read() -> tuple[list[JobInfo], bool, dict[str, Any], dict[str, int]]:
         jobs, more = core.list_jobs(dash.queue, filters)
-        return jobs, more, dash.queue.stats()
+        stats = dash.queue.stats()
+        counts = filtered_counts(dash.queue, filters) if filters.active else {
+            s: stats[s] for s in (*STATUSES, "total")}
+        return jobs, more, stats, counts
 
-    jobs, more, stats = await anyio.to_thread.run_sync(read)
+    jobs, more, stats, counts = await anyio.to_thread.run_sync(read)
     names = sorted(set(stats["by_name"]) | set(registry))
     queues = sorted(set(stats["by_queue"]) | {registry[n].options.queue for n in registry})
     context = {"page": "jobs", "jobs": jobs, "more": more, "stats": stats, "filters": filters, "names": names,
-               "queues": queues, "error": error, "cursor": cursor}
+               "counts": counts, "queues": queues, "error": error, "cursor": cursor}
     fragment = request.query_params.get("fragment")
     return await _render(request, "_jobs_live.html" if fragment else "jobs.html", context,
                          status_code=400 if error else 200)

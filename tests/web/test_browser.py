@@ -6,6 +6,7 @@ go to a temporary directory, or to $ACTIVEJOB_SCREENSHOTS (e.g. docs/images)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from runner_support import unavailable, wait_for
 
@@ -20,13 +22,23 @@ import activejob
 from activejob import JobQueue
 from activejob.web import create_app
 
-from .jobs import Fail, Parent, Quick, Steps, Wait
+from .jobs import Fail, Parent, Quick, QuickArgs, Steps, Wait
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.browser
+
+
+@activejob.job("browser_flaky", schema=QuickArgs, max_retries=2, backoff=600.0, label="Flaky import")
+class Flaky(activejob.BaseJob[QuickArgs]):
+    """Reports progress, then fails: retried ten minutes later (for the stale-progress test)."""
+
+    async def perform(self, args: QuickArgs) -> None:
+        self.progress_count(25, 80, message="sleeping")
+        await anyio.sleep(1.5)
+        raise RuntimeError("the upstream API answered 503")
 
 
 def _chromium_missing() -> str | None:
@@ -191,3 +203,80 @@ def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) ->
     page.wait_for_selector("#conn[data-state=polling]")
     later = Quick.perform_later(value="polled")
     page.locator(f'tr[data-job-id="{later.id}"]').wait_for()
+
+
+def test_live_progress_keeps_its_separator(server: tuple[str, JobQueue], page: Any) -> None:
+    base, _queue = server
+    page.goto(base + "/")
+    page.wait_for_selector("#conn[data-state=live]")
+    handle = Steps.perform_later(steps=30, delay=0.2)
+    cell = f'tr[data-job-id="{handle.id}"] .progress-sub'
+    page.wait_for_function(
+        f"() => {{ const c = document.querySelector('{cell} [data-count]');"
+        " return c && / of 30$/.test(c.textContent); }")
+    text = " ".join(page.locator(cell).inner_text().split())
+    assert re.search(r"\d+ of 30 · batch \d+", text), text
+    page.goto(f"{base}/jobs/{handle.id}")
+    page.wait_for_selector("#conn[data-state=live]")
+    page.wait_for_function("() => /of 30/.test(document.querySelector('#progress-card [data-count]').textContent)")
+    text = " ".join(page.locator("#progress-card .progress-line").inner_text().split())
+    assert re.search(r"\d+ of 30 · batch \d+", text), text
+
+
+def test_toasts_name_jobs_by_their_label_on_every_page(server: tuple[str, JobQueue], page: Any) -> None:
+    base, queue = server
+    handle = Wait.perform_later(seconds=60)
+    wait_for(lambda: queue.get_job(handle.id).status == "running", what="the job to start")  # type: ignore[union-attr]
+    page.goto(f"{base}/jobs/{handle.id}")
+    page.click("[data-watch]")
+    page.goto(f"{base}/queues")  # no row of the job here: the toast used to fall back to its name
+    page.wait_for_selector("#conn[data-state=live]")
+    queue.cancel(handle.id)
+    toast = page.locator(".toast-warn .toast-title").first
+    toast.wait_for(timeout=30_000)
+    assert toast.inner_text() == f"Wait until cancelled #{handle.id} cancelled"
+
+
+def test_usable_on_a_phone(server: tuple[str, JobQueue], browser: Any) -> None:
+    base, _queue = server
+    Quick.set(owner="alice").perform_later(value={"greeting": "hello"})
+    Steps.set(wait=3600).perform_later(steps=3, dataset="nightly")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        pg = context.new_page()
+        for path in ("/", "/queues"):
+            pg.goto(base + path)
+            pg.wait_for_selector("#conn[data-state=live]")
+            assert pg.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), path
+            assert pg.evaluate("() => document.body.scrollWidth <= window.innerWidth"), path
+            # The nav stays one line high (it scrolls sideways if it must), inside the top bar.
+            nav = pg.evaluate("""() => { const n = document.querySelector('.nav'), links = [...n.querySelectorAll('a')];
+                return { tops: links.map(a => a.getBoundingClientRect().top), height: n.getBoundingClientRect().height,
+                         bar: document.querySelector('.topbar-inner').getBoundingClientRect().height }; }""")
+            assert len(set(round(t) for t in nav["tops"])) == 1, nav
+            assert nav["height"] <= nav["bar"], nav
+        # The job table scrolls inside its card instead of being cut off.
+        pg.goto(base + "/")
+        scroll = pg.evaluate("""() => { const c = document.querySelector('.table-card');
+            return { style: getComputedStyle(c).overflowX, wide: c.scrollWidth > c.clientWidth }; }""")
+        assert scroll["style"] in ("auto", "scroll"), scroll
+    finally:
+        context.close()
+
+
+def test_a_retrying_job_shows_no_stale_progress(server: tuple[str, JobQueue], page: Any) -> None:
+    base, queue = server
+
+    page.goto(base + "/")
+    page.wait_for_selector("#conn[data-state=live]")
+    handle = Flaky.perform_later()
+    cell = f'tr[data-job-id="{handle.id}"] .progress-cell'
+    page.wait_for_function(f"() => /25 of 80/.test(document.querySelector('{cell}')?.textContent || '')")
+    page.wait_for_selector(f'tr[data-job-id="{handle.id}"][data-status=pending]', timeout=15_000)
+    text = page.locator(cell).inner_text()
+    assert "25 of 80" not in text and "sleeping" not in text and "31%" not in text, text
+    page.goto(f"{base}/jobs/{handle.id}")
+    page.wait_for_selector("#conn[data-state=live]")
+    card = page.locator("#progress-card").inner_text()
+    assert "25 of 80" not in card and "sleeping" not in card and "Not started yet" in card, card
+    assert queue.get_job(handle.id).attempts == 1  # type: ignore[union-attr]

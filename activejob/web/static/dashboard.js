@@ -11,6 +11,9 @@
   var PAGE = body.dataset.page || '';
   var STATUS_EVENTS = { enqueued: 1, started: 1, waiting: 1, retrying: 1, completed: 1, failed: 1, cancelled: 1, requeued: 1, deleted: 1 };
   var FINAL = { completed: 1, failed: 1, cancelled: 1 };
+  var BACK_TO_PENDING = { retrying: 1, requeued: 1 };
+  var LABELS = {};
+  try { LABELS = JSON.parse(body.dataset.labels || '{}') || {}; } catch (e) { LABELS = {}; }
 
   // -- time ------------------------------------------------------------------------
 
@@ -33,12 +36,19 @@
     return future ? 'in ' + text : text + ' ago';
   }
 
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+
+  function utc(d) {  // the exact time, as the server writes it
+    return d.getUTCFullYear() + '-' + pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate()) + ' ' +
+      pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds()) + ' UTC';
+  }
+
   function refreshTimes(root) {
     (root || document).querySelectorAll('time[datetime]').forEach(function (t) {
       var d = new Date(t.getAttribute('datetime'));
       if (isNaN(d)) return;
       t.textContent = relative(d);
-      t.title = d.toLocaleString();
+      t.title = utc(d);
     });
     (root || document).querySelectorAll('[data-started]').forEach(function (el) {
       var d = new Date(el.dataset.started);
@@ -72,11 +82,10 @@
     setTimeout(function () { el.remove(); }, 7000);
   }
 
-  function labelOf(ev) {
-    var row = document.querySelector('tr[data-job-id="' + ev.job_id + '"] .job-link');
-    if (row) return row.textContent;
+  function labelOf(ev) {  // the job type's label when it has one, else its name: the same on every page
+    if (ev.name && Object.prototype.hasOwnProperty.call(LABELS, ev.name)) return LABELS[ev.name];
     if (String(body.dataset.jobId) === String(ev.job_id) && body.dataset.jobLabel) return body.dataset.jobLabel;
-    return ev.name;
+    return ev.name || 'Job';
   }
 
   var toasted = {};
@@ -282,7 +291,7 @@
     var msg = root.querySelector('[data-message]');
     if (msg) msg.textContent = d.message || '';
     var sep = root.querySelector('[data-sep]');
-    if (sep) sep.hidden = !d.message;
+    if (sep) sep.hidden = !(d.message && typeof d.total === 'number');
     if (d.phase) {
       var name = root.querySelector('[data-phase-name]');
       if (name) name.textContent = d.phase;
@@ -293,6 +302,23 @@
         if (at >= 0) items.forEach(function (li, i) { li.className = i < at ? 'done' : i === at ? 'current' : ''; });
       }
     }
+  }
+
+  // A job back in the queue (retrying, requeued) starts its next attempt from nothing: the
+  // previous attempt's progress goes at once, before the server's fragment arrives.
+  function resetProgress(root) {
+    if (!root) return;
+    var bar = root.querySelector('[data-bar]');
+    if (bar) { bar.value = 0; if (!root.matches('#progress-card')) bar.hidden = true; }
+    var pctEl = root.querySelector('[data-pct]');
+    if (pctEl) { pctEl.textContent = root.matches('#progress-card') ? '' : '\u2014'; pctEl.classList.add('muted'); }
+    ['[data-count]', '[data-message]', '[data-phase-name]'].forEach(function (sel) {
+      var el = root.querySelector(sel);
+      if (el) el.textContent = '';
+    });
+    var sep = root.querySelector('[data-sep]');
+    if (sep) sep.hidden = true;
+    root.querySelectorAll('[data-phases] li[data-phase]').forEach(function (li) { li.className = ''; });
   }
 
   // -- actions: Cancel / Retry / Delete, Pause / Resume and Watch ------------------------------
@@ -390,7 +416,10 @@
           var phase = ev.data && ev.data.phase;
           if (phase && fragment && shown && shown.textContent !== phase) fragment.schedule();  // a new timeline entry
           applyProgress(document.getElementById('progress-card'), ev);
-        } else if (fragment) fragment.schedule();
+        } else {
+          if (BACK_TO_PENDING[ev.event]) resetProgress(document.getElementById('progress-card'));
+          if (fragment) fragment.schedule();
+        }
       });
     } else if (PAGE === 'jobs' || PAGE === 'queues') {
       live.subscribe({});
@@ -398,6 +427,9 @@
         if (ev.event === 'progress') {
           document.querySelectorAll('[data-progress-for="' + ev.job_id + '"]').forEach(function (cell) { applyProgress(cell, ev); });
           return;
+        }
+        if (BACK_TO_PENDING[ev.event]) {
+          document.querySelectorAll('[data-progress-for="' + ev.job_id + '"]').forEach(resetProgress);
         }
         if (STATUS_EVENTS[ev.event] && fragment) fragment.schedule();
       });
