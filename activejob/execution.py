@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from . import arguments, clock
 from .context import JobContext
-from .definition import BaseJob, job_is_async, registry
+from .definition import BaseJob, registry
 from .errors import JobCancelled, JobTimeout, WaitForChildren
 from .records import Claimed
 from .retry import RetryDecision, decide
@@ -149,10 +149,7 @@ async def perform(entry: Running) -> Outcome | None:
         deadline: CancelScope | None = None
         try:
             with anyio.fail_after(cls.options.timeout) as deadline:
-                if job_is_async(cls):
-                    attempt.result = await instance.perform(args)
-                else:  # only when a sync job is run without the worker's threads
-                    attempt.result = await anyio.to_thread.run_sync(instance.perform, args, abandon_on_cancel=True)
+                attempt.result = await instance.perform(args)
         except TimeoutError as raised:
             # Our deadline, as opposed to a TimeoutError raised by the job's own code.
             if deadline is not None and deadline.cancelled_caught:

@@ -54,10 +54,17 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._watch, name="activejob-watchdog", daemon=True)
                 self._thread.start()
 
+    def disarm(self) -> None:
+        """The worker stopped in time: the process is the caller's again."""
+        with self._changed:
+            self._deadline = None
+            self._changed.notify()
+
     def _watch(self) -> None:
         with self._changed:
             while True:
-                assert self._deadline is not None
+                if self._deadline is None:
+                    return
                 left = self._deadline - clock.monotonic()
                 if left <= 0:
                     break
@@ -115,15 +122,8 @@ def serve(runner: Runner) -> None:
             previous[signum] = signal.signal(signum, on_signal)
     try:
         anyio.run(main, backend_options=clock.backend_options())
+        # Sync jobs given up on run on daemon threads, which never hold the process at exit.
+        watchdog.disarm()
     finally:
         for restored, handler in previous.items():
             signal.signal(restored, handler)
-    if received and _job_threads_alive():
-        # A sync job that ignored its cancellation still runs in a thread the interpreter
-        # would wait for at exit: its job is back to pending already, so let it go.
-        watchdog.arm(NOW_MARGIN)
-
-
-def _job_threads_alive() -> bool:
-    main = threading.main_thread()
-    return any(t.is_alive() and not t.daemon and t is not main for t in threading.enumerate())

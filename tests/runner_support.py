@@ -169,3 +169,27 @@ def pause(worker: WorkerProcess, url: str, job_id: int, attempts: int = 50) -> N
     finally:
         engine.dispose()
 
+
+def run_bounded(argv: list[str], timeout: float, *, cwd: Path = ROOT, merge_stderr: bool = False
+                ) -> subprocess.CompletedProcess[str]:
+    """Run a command that must end on its own within `timeout`; if it does not, it is killed
+    with every process it started (a supervisor's children live in their own process group)."""
+    import contextlib
+
+    import psutil
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("ACTIVEJOB_DATABASE_URL", None)
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        family = psutil.Process(proc.pid).children(recursive=True)
+        proc.kill()
+        for child in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        out, err = proc.communicate(timeout=10)
+        pytest.fail(f"{argv[:6]} still running after {timeout}s:\n{(err or out)[-3000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err or "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -14,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from pydantic import BaseModel
 
@@ -141,21 +139,10 @@ def test_pause_refuses_an_empty_queue_name(queue: JobQueue, sqlite_url: str) -> 
 def _finish(argv: list[str], cwd: Path = ROOT, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run `activejob ...`, which must end on its own within `timeout`; if it does not, it is
     killed along with any worker processes it started (they live in their own process group)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("ACTIVEJOB_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "activejob", *argv], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        family = psutil.Process(proc.pid).children(recursive=True)
-        proc.kill()
-        for child in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        out, err = proc.communicate(timeout=10)
-        pytest.fail(f"activejob {' '.join(argv)} still running after {timeout}s:\n{err[-3000:]}")
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    from runner_support import run_bounded  # here: worker subprocesses import this module as job types
+
+    done = run_bounded([sys.executable, "-m", "activejob", *argv], timeout, cwd=cwd)
+    return subprocess.CompletedProcess(argv, done.returncode, done.stdout, done.stderr)
 
 
 @pytest.mark.parametrize("processes", ["1", "3"])

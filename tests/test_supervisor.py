@@ -16,7 +16,7 @@ from pathlib import Path
 import cluster_jobs
 import psutil
 import pytest
-from runner_support import ROOT, sql, wait_for
+from runner_support import ROOT, run_bounded, sql, wait_for
 
 from activejob import JobQueue
 
@@ -116,20 +116,7 @@ run()
 def finish(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     """Run a command that must end on its own within `timeout`; if it does not, it is killed
     with every process it started (a supervisor's children live in their own process group)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("ACTIVEJOB_DATABASE_URL", None)
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        family = psutil.Process(proc.pid).children(recursive=True)
-        proc.kill()
-        for child in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        out, _ = proc.communicate(timeout=10)
-        pytest.fail(f"{argv[:6]} still running after {timeout}s:\n{out[-3000:]}")
-    return subprocess.CompletedProcess(argv, proc.returncode, out, "")
+    return run_bounded(argv, timeout, merge_stderr=True)
 
 
 def leftovers(marker: str) -> list[psutil.Process]:

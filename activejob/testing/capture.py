@@ -107,16 +107,6 @@ class MemoryJobHandle(JobHandle):
     def __repr__(self) -> str:
         return f"<MemoryJobHandle {self.name} #{self.id}>"
 
-    @property
-    def error(self) -> str | None:
-        """`"Type: message"` of the error it failed with (or of its last failed attempt)."""
-        return self.info().error
-
-    @property
-    def attempts(self) -> int:
-        """Attempts started so far: 2 for a job that failed once and then succeeded."""
-        return self.info().attempts
-
     def wait(self, timeout: float | None = None, *, poll: float = 0.05) -> JobInfo:
         """The job's `JobInfo` if it has finished; `TimeoutError` if not (nothing else would run it)."""
         info = self.info()

@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -117,3 +118,34 @@ def spawn_worker(db_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]
         proc.wait(timeout=10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@contextmanager
+def served(url: str, **app_options: Any) -> Iterator[tuple[str, JobQueue]]:
+    """The dashboard on a real port (uvicorn on a thread) with an in-process worker, for
+    browser tests: yields its base URL and the queue; everything stops after."""
+    import socket
+    import threading
+
+    import uvicorn
+    from runner_support import wait_for
+
+    import activejob
+
+    queue = activejob.configure(url, poll_interval=0.05, progress_interval=0.05, lease=5, cancel_grace=0.5)
+    app = create_app(queue, poll_interval=1.0, **app_options)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    queue.start()
+    try:
+        wait_for(lambda: srv.started, timeout=20, what="uvicorn to start")
+        yield f"http://127.0.0.1:{port}", queue
+    finally:
+        queue.stop(timeout=10)
+        srv.should_exit = True
+        thread.join(timeout=10)
+        JobQueue.reset()

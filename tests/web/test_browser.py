@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ from runner_support import unavailable, wait_for
 
 import activejob
 from activejob import JobQueue
-from activejob.web import create_app
 
+from .conftest import served
 from .jobs import Fail, Parent, Quick, QuickArgs, Steps, Wait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -66,25 +64,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def server(sqlite_url: str) -> Iterator[tuple[str, JobQueue]]:
-    import uvicorn
-
-    queue = activejob.configure(sqlite_url, poll_interval=0.05, progress_interval=0.05, lease=5, cancel_grace=0.5)
-    app = create_app(queue, poll_interval=1.0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    queue.start()
-    try:
-        wait_for(lambda: srv.started, timeout=20, what="uvicorn to start")
-        yield f"http://127.0.0.1:{port}", queue
-    finally:
-        queue.stop(timeout=10)
-        srv.should_exit = True
-        thread.join(timeout=10)
-        JobQueue.reset()
+    with served(sqlite_url) as running:
+        yield running
 
 
 @pytest.fixture

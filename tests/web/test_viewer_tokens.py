@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from runner_support import wait_for
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-import activejob
 from activejob import JobQueue, clock
 from activejob.web import InvalidViewerToken, Scope, create_app, read_viewer_token, viewer_token
 from activejob.web import ws as ws_module
 
-from .conftest import TestClient, receive, receive_until
+from .conftest import TestClient, receive, receive_until, served
 from .jobs import Quick, Steps, Wait
 from .test_browser import browser  # noqa: F401  (the real-browser fixture, for the widget test)
 
@@ -280,25 +276,8 @@ def test_websocket_messages_and_subscriptions_are_rate_limited(app_client: TestC
 
 @pytest.fixture
 def viewer_server(sqlite_url: str) -> Iterator[tuple[str, JobQueue]]:
-    import uvicorn
-
-    queue = activejob.configure(sqlite_url, poll_interval=0.05, progress_interval=0.05, lease=5, cancel_grace=0.5)
-    app = create_app(queue, token=ADMIN, secret=SECRET, poll_interval=1.0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    queue.start()
-    try:
-        wait_for(lambda: srv.started, timeout=20, what="uvicorn to start")
-        yield f"http://127.0.0.1:{port}", queue
-    finally:
-        queue.stop(timeout=10)
-        srv.should_exit = True
-        thread.join(timeout=10)
-        JobQueue.reset()
+    with served(sqlite_url, token=ADMIN, secret=SECRET) as running:
+        yield running
 
 
 @pytest.mark.browser
