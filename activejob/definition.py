@@ -58,6 +58,19 @@ class JobOptions:
     resource_link: Callable[[dict[str, Any]], str | None] | None = None
     concurrency_limit: int | None = None
     concurrency_key: Callable[[Any], Any] | None = None
+    # Unique jobs (docs/howto/unique-jobs.md): a key (text, or a function of the arguments),
+    # what a duplicate does, and how long the key is held.
+    unique_key: str | Callable[[Any], Any] | None = None
+    unique_mode: str = "skip"
+    unique_until: str | timedelta = "finished"
+    # Rate limits (docs/howto/rate-limits.md): at most `rate_limit[0]` starts in any window of
+    # `rate_limit[1]`, over every worker; per key with `rate_limit_key`.
+    rate_limit: tuple[int, timedelta] | None = None
+    rate_limit_key: Callable[[Any], Any] | None = None
+    # Arguments that outlive a deploy: the schema version new jobs are written with, and
+    # how to bring older arguments up to it ({old version: function(args dict) -> args dict}).
+    version: int = 1
+    upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary, for the CLI and the dashboard."""
@@ -278,6 +291,13 @@ def job(
     cron: str | None = None,
     concurrency_limit: int | None = None,
     concurrency_key: Callable[[Any], Any] | None = None,
+    unique_key: str | Callable[[Any], Any] | None = None,
+    unique_mode: str = "skip",
+    unique_until: str | timedelta = "finished",
+    rate_limit: str | tuple[int, timedelta | float] | None = None,
+    rate_limit_key: Callable[[Any], Any] | None = None,
+    version: int = 1,
+    upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
     **extra: Any,
 ) -> Callable[[J], J]:
     """Register a `BaseJob` subclass under `name`.
@@ -306,7 +326,9 @@ def job(
         "timeout": timeout, "queue": queue, "priority": priority, "retry_on": retry_on,
         "discard_on": discard_on, "label": label, "description": description, "phases": phases,
         "resource_link": resource_link, "cron": cron, "concurrency_limit": concurrency_limit,
-        "concurrency_key": concurrency_key, **extra,
+        "concurrency_key": concurrency_key, "unique_key": unique_key, "unique_mode": unique_mode,
+        "unique_until": unique_until, "rate_limit": rate_limit, "rate_limit_key": rate_limit_key,
+        "version": version, "upcasters": upcasters, **extra,
     })
     cron = given.cron
     options = JobOptions(
@@ -315,6 +337,9 @@ def job(
         discard_on=given.discard_on, label=given.label or given.name.replace("_", " ").capitalize(),
         description=given.description or "", phases=given.phases, resource_link=given.resource_link,
         concurrency_limit=given.concurrency_limit, concurrency_key=given.concurrency_key,
+        unique_key=given.unique_key, unique_mode=given.unique_mode, unique_until=given.unique_until,
+        rate_limit=given.rate_limit, rate_limit_key=given.rate_limit_key,
+        version=given.version, upcasters=given.upcasters,
     )
 
     def register(cls: J) -> J:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Table, create_engine, event
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -128,17 +128,19 @@ def _sqlite_engine(url: str, *, memory: bool, settings: tuple[str, ...]) -> Engi
     return engine
 
 
-def insert_unless_exists(table: Table, column: str, dialect: str, *, partial: bool = True) -> Any:
+def insert_unless_exists(table: Table, column: str, dialect: str, *, partial: bool = True,
+                         where: str | None = None) -> Any:
     """INSERT ... ON CONFLICT (column) DO NOTHING, in the dialect's own words. A `partial`
-    unique index (WHERE column IS NOT NULL) is named as such in the conflict target."""
-    where = table.c[column].isnot(None) if partial else None
+    unique index (WHERE column IS NOT NULL, or the predicate `where`) is named as such in the
+    conflict target: both databases match the target to the index by its predicate."""
+    index_where: Any = text(where) if where is not None else table.c[column].isnot(None) if partial else None
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=where)
+        return pg_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=index_where)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=where)
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=[column], index_where=index_where)
 
 
 def claim_lock_clause(engine: Engine) -> str:

@@ -4,7 +4,9 @@ hooks the layers above fill in, so definitions never depend on them: the backend
 
 from __future__ import annotations
 
+import contextvars
 import inspect
+import json
 import math
 import numbers
 import operator
@@ -163,6 +165,13 @@ class ConfiguredJob(Generic[S]):
     parent: Any = None
     session: Any = None
     unique_key: str | None = None
+    unique_mode: str | None = None  # 'skip', 'replace', 'debounce' or 'raise' (default: the type's)
+    unique_until: str | timedelta | None = None  # 'started', 'finished' or a timedelta (default: the type's)
+    batch: Any = None  # a Batch, a BatchInfo or a batch id (default: the `with Batch()` block around it)
+    depends_on: Any = None  # handles or ids of jobs it waits for
+    run_on_failure: bool = False  # with depends_on: run even if one of them failed or was cancelled
+    max_retries: int | None = None  # this job's own retry budget (default: the type's)
+    timeout: timedelta | float | None = None  # this job's own timeout in seconds (default: the type's)
 
     def __post_init__(self) -> None:
         # Checked once per set(...), not once per job: a bulk enqueue shares these options.
@@ -195,6 +204,28 @@ class ConfiguredJob(Generic[S]):
                 raise JobOptionsError(name, "wait", f"is out of range: {show(wait)}") from None
         if self.wait_until is not None and not isinstance(self.wait_until, datetime):
             raise JobOptionsError(name, "wait_until", f"must be a datetime, got {show(self.wait_until)}")
+        if self.unique_mode is not None and self.unique_mode not in UNIQUE_MODES:
+            raise JobOptionsError(name, "unique_mode", f"must be one of {', '.join(map(repr, UNIQUE_MODES))}, "
+                                                       f"got {show(self.unique_mode)}")
+        if self.unique_until is not None:
+            object.__setattr__(self, "unique_until", _unique_until(name, self.unique_until))
+        if self.max_retries is not None:
+            number = whole_number(self.max_retries)
+            if number is None or not 0 <= number <= INTEGER_MAX:
+                raise JobOptionsError(name, "max_retries",
+                                      f"must be a whole number from 0 to {INTEGER_MAX}, got {show(self.max_retries)}")
+        if self.timeout is not None:
+            seconds = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
+            if (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds)
+                    or seconds <= 0):
+                raise JobOptionsError(name, "timeout", f"must be a number of seconds > 0, got {show(self.timeout)}")
+        if self.depends_on is not None:
+            object.__setattr__(self, "depends_on", _job_ids(name, "depends_on", self.depends_on))
+        if self.batch is not None:
+            batch = whole_number(getattr(self.batch, "id", self.batch))
+            if batch is None or not 1 <= batch <= BIGINT_MAX:
+                raise JobOptionsError(name, "batch",
+                                      f"must be a Batch, a BatchInfo or a batch id, got {show(self.batch)}")
         if self.parent is not None and not hasattr(self.parent, "context"):  # a running job: its own id
             parent = whole_number(getattr(self.parent, "id", self.parent))
             if parent is None or not 1 <= parent <= BIGINT_MAX:
@@ -208,7 +239,7 @@ class ConfiguredJob(Generic[S]):
     def set(self, **options: Any) -> ConfiguredJob[S]:
         unknown = set(options) - set(self.__dataclass_fields__) - {"job"}
         if unknown or "job" in options:
-            allowed = "queue, priority, wait, wait_until, owner, parent, session, unique_key"
+            allowed = ", ".join(f for f in self.__dataclass_fields__ if f != "job")
             raise ConfigurationError(f"{self.job.options.name}: unknown option(s) {sorted(unknown)}; use {allowed}")
         return replace(self, **options)
 
@@ -239,14 +270,30 @@ class ConfiguredJob(Generic[S]):
             owner = owner if owner is not None else parent.context.owner
             parent = parent.job_id
         parent = getattr(parent, "id", parent)
+        now = clock.now()
+        unique_key = self.unique_key if self.unique_key is not None else _key_of(opts.name, "unique_key",
+                                                                                  opts.unique_key, model)
+        until = self.unique_until if self.unique_until is not None else opts.unique_until
+        batch = self.batch if self.batch is not None else current_batch()
+        meta = {"timeout": _seconds(self.timeout)} if self.timeout is not None else None
         return EnqueueRequest(
             name=opts.name, args=text, queue=self.queue or opts.queue,
             priority=opts.priority if self.priority is None else self.priority,
-            run_at=run_at or self._run_at(clock.now()), max_retries=opts.max_retries,
+            run_at=run_at or self._run_at(now),
+            max_retries=opts.max_retries if self.max_retries is None else operator.index(self.max_retries),
             owner=None if owner is None else str(owner),
             parent_id=None if parent is None else int(parent),
-            unique_key=None if self.unique_key is None else str(self.unique_key),
+            unique_key=None if unique_key is None else str(unique_key),
             concurrency_key=_concurrency_key(opts.name, opts.concurrency_key, model),
+            unique_mode=self.unique_mode or opts.unique_mode,
+            unique_until=None if until == "finished" else "time" if isinstance(until, timedelta) else until,
+            unique_expires_at=now + until if isinstance(until, timedelta) else None,
+            batch_id=None if batch is None else int(getattr(batch, "id", batch)),
+            depends_on=self.depends_on or (),
+            run_on_failure=self.run_on_failure,
+            rate_key=_key_of(opts.name, "rate_limit_key", opts.rate_limit_key, model),
+            args_version=None if opts.version == 1 else opts.version,
+            meta=None if meta is None else json.dumps(meta),
         )
 
     # -- enqueue verbs ----------------------------------------------------------------
@@ -315,6 +362,68 @@ class ConfiguredJob(Generic[S]):
         # The same JSON round trip as a stored job, so perform_now sees what a worker would.
         text = arguments.encode(opts.name, model, 1 << 62)
         return opts.schema.model_validate_json(text)
+
+
+UNIQUE_MODES = ("skip", "replace", "debounce", "raise")
+
+
+def _unique_until(job: str, value: Any) -> str | timedelta:
+    if value in ("started", "finished"):
+        return str(value)
+    if isinstance(value, timedelta) and value > timedelta(0):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return timedelta(seconds=float(value))
+    raise JobOptionsError(job, "unique_until", f"must be 'started', 'finished' or a timedelta > 0, got {show(value)}")
+
+
+def _job_ids(job: str, option: str, value: Any) -> tuple[int, ...]:
+    """Job ids from handles, JobInfos, ids, or a list of them."""
+    items = value if isinstance(value, list | tuple | set | frozenset) else [value]
+    ids = []
+    for item in items:
+        number = whole_number(getattr(item, "id", item))
+        if number is None or not 1 <= number <= BIGINT_MAX:
+            raise JobOptionsError(job, option, f"takes jobs, handles or job ids, got {show(item)}")
+        ids.append(number)
+    return tuple(dict.fromkeys(ids))
+
+
+# The batch a `with Batch(...)` block opened: jobs enqueued inside it join it (batch.py sets it).
+_current_batch: contextvars.ContextVar[Any] = contextvars.ContextVar("activejob_batch", default=None)
+
+
+def current_batch() -> Any:
+    """The batch of the innermost `with Batch(...)` block around this call, or None."""
+    return _current_batch.get()
+
+
+def set_current_batch(batch: Any) -> contextvars.Token[Any]:
+    return _current_batch.set(batch)
+
+
+def reset_current_batch(token: contextvars.Token[Any]) -> None:
+    _current_batch.reset(token)
+
+
+def _key_of(job: str, option: str, key: Any, args: Any) -> str | None:
+    """A per-type key: a fixed string, or what a function of the arguments gives (refused
+    before anything is written when the function raises or gives what no column holds)."""
+    if key is None:
+        return None
+    if isinstance(key, str):
+        return key
+    try:
+        value = key(args)
+    except Exception as error:
+        raise JobArgumentsError(job, f"{option} raised {type(error).__name__}: {error}") from error
+    text = "" if value is None else str(value)
+    if not text:
+        raise JobArgumentsError(job, f"{option} must give a non-empty key, got {show(value)}")
+    problem = text_problem(text, "unique_key" if option == "unique_key" else "concurrency_key")
+    if problem:
+        raise JobArgumentsError(job, f"{option} gave a key that {problem}")
+    return text
 
 
 def is_async(fn: Any) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from annotated_types import Ge, Gt, Le
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from . import backoff as backoffs
+from . import rate_limits
 from .enqueuing import INTEGER_MAX, PRIORITY_MAX, PRIORITY_MIN, PRIORITY_RANGE, text_problem, whole_number
 from .errors import ConfigurationError
 from .options import Says, problems, refuse, show, unknown_names
@@ -112,11 +113,27 @@ class Definition(BaseModel):
     concurrency_key: Annotated[Callable[[Any], Any] | None,
                                Says("takes a function of the arguments, and needs concurrency_limit")]
 
+    unique_key: Annotated[str | Callable[[Any], Any] | None,
+                          Says("must be a string or a function of the arguments (or None)")]
+    unique_mode: Annotated[Literal["skip", "replace", "debounce", "raise"],
+                           Says("must be 'skip', 'replace', 'debounce' or 'raise'")]
+    unique_until: Annotated[Literal["started", "finished"] | timedelta,
+                            Says("must be 'started', 'finished' or a timedelta")]
+    rate_limit: Annotated[tuple[int, timedelta] | None, BeforeValidator(rate_limits.parse_option),
+                          Says("must be like '10/s', '600/m', '100/h' or (10, timedelta(seconds=1)) (or None)")]
+    rate_limit_key: Annotated[Callable[[Any], Any] | None,
+                              Says("takes a function of the arguments, and needs rate_limit")]
+    version: Annotated[int, Strict(), Ge(1), Le(INTEGER_MAX), Says("must be a whole number >= 1")]
+    upcasters: Annotated[dict[int, Callable[[dict[str, Any]], dict[str, Any]]] | None,
+                         Says("must map an older version (int) to a function of the arguments dict (or None)")]
+
     @model_validator(mode="after")
     def _together(self) -> Self:
         """The checks of several options at once (pydantic runs them once each option is valid)."""
         if self.concurrency_key is not None and self.concurrency_limit is None:
             refuse("concurrency_key takes a function of the arguments, and needs concurrency_limit")
+        if self.rate_limit_key is not None and self.rate_limit is None:
+            refuse("rate_limit_key takes a function of the arguments, and needs rate_limit")
         try:
             self.backoff = backoffs.resolve(self.backoff, base=self.backoff_base, cap=self.backoff_cap,
                                             jitter=self.backoff_jitter)

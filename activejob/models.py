@@ -67,6 +67,18 @@ def _ts(*, nullable: bool = True, index: bool = False) -> Any:
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
+UNIQUE_HELD = (
+    "unique_key IS NOT NULL AND CASE WHEN unique_until = 'time' THEN true "
+    "WHEN unique_until = 'expired' THEN false "
+    "WHEN unique_until = 'started' THEN status IN ('pending', 'waiting') "
+    "ELSE status IN ('pending', 'running', 'waiting') END"
+)
+"""When a job holds its unique key, by `unique_until`: while unfinished (NULL or 'finished', the
+default), until it starts ('started'), or until `unique_expires_at` ('time'; an expired holder
+is marked 'expired' by the enqueue that finds it). The unique index's predicate, and the
+store's ON CONFLICT target."""
+
+
 def _partial(name: str, *columns: str, where: str, unique: bool = False) -> Index:
     return Index(name, *columns, unique=unique, sqlite_where=text(where), postgresql_where=text(where))
 
@@ -94,7 +106,11 @@ class Job(SQLModel, table=True):
         _partial("ix_activejob_jobs_finished", "status", "finished_at", where="finished_at IS NOT NULL"),
         _partial("ix_activejob_jobs_owner", "owner", where="owner IS NOT NULL"),
         _partial("ix_activejob_jobs_parent", "parent_id", where="parent_id IS NOT NULL"),
-        _partial("uq_activejob_jobs_unique_key", "unique_key", where="unique_key IS NOT NULL", unique=True),
+        # A key is held only while its job holds it (see UNIQUE_HELD); the plain index finds
+        # every job that ever had a key, held or not.
+        _partial("uq_activejob_jobs_unique_key", "unique_key", where=UNIQUE_HELD, unique=True),
+        _partial("ix_activejob_jobs_unique_keys", "unique_key", where="unique_key IS NOT NULL"),
+        _partial("ix_activejob_jobs_batch", "batch_id", "status", where="batch_id IS NOT NULL"),
         {"sqlite_autoincrement": True},  # ids are never reused
     )
 
@@ -127,6 +143,13 @@ class Job(SQLModel, table=True):
     owner: str | None = Field(default=None, max_length=MAX_LENGTH["owner"])
     unique_key: str | None = Field(default=None, max_length=MAX_LENGTH["unique_key"])
     concurrency_key: str | None = Field(default=None, max_length=MAX_LENGTH["concurrency_key"])
+    batch_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    args_version: int | None = None  # the schema version its args were written with (None: 1)
+    meta: str | None = Field(default=None, sa_column=Column(Text))  # JSON: trace context, per-call options
+    unique_until: str | None = Field(default=None, max_length=20)
+    unique_expires_at: datetime | None = Field(default=None, sa_column=_ts())
+    rate_key: str | None = Field(default=None, max_length=MAX_LENGTH["concurrency_key"])
+    has_dependents: bool | None = None  # set when a job that depends on this one is enqueued
 
 
 class JobEvent(SQLModel, table=True):
@@ -167,6 +190,48 @@ class Worker(SQLModel, table=True):
     concurrency: int = 1
     started_at: datetime = Field(sa_column=_ts(nullable=False))
     heartbeat_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+
+
+class Batch(SQLModel, table=True):
+    """A group of jobs with callbacks once they have all finished (`activejob.Batch`)."""
+
+    __tablename__ = "activejob_batches"
+    __table_args__ = (
+        _partial("ix_activejob_batches_open", "id", where="finished_at IS NULL"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    owner: str | None = Field(default=None, max_length=MAX_LENGTH["owner"])
+    callbacks: str | None = Field(default=None, sa_column=Column(Text))  # JSON: the callback jobs, encoded
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    sealed_at: datetime | None = Field(default=None, sa_column=_ts())  # its `with` block has ended
+    finished_at: datetime | None = Field(default=None, sa_column=_ts())
+    failed_at: datetime | None = Field(default=None, sa_column=_ts())  # a member failed for good
+    cancelled_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class Dependency(SQLModel, table=True):
+    """`job_id` waits for `depends_on_id` to complete."""
+
+    __tablename__ = "activejob_dependencies"
+    __table_args__ = (Index("ix_activejob_dependencies_on", "depends_on_id"),)
+
+    job_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    depends_on_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    run_on_failure: bool = False
+
+
+class RateStart(SQLModel, table=True):
+    """One start counted against a rate limit, kept while it is inside the limit's window."""
+
+    __tablename__ = "activejob_rate_starts"
+    __table_args__ = (Index("ix_activejob_rate_starts_key", "key", "started_at"),)
+
+    id: int | None = Field(default=None, sa_column=_id())
+    key: str = Field(max_length=255)
+    started_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
 class PausedQueue(SQLModel, table=True):

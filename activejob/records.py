@@ -55,6 +55,12 @@ class JobInfo:
     owner: str | None
     unique_key: str | None = None
     concurrency_key: str | None = None  # what a per-key concurrency limit counts it under
+    batch_id: int | None = None
+    args_version: int | None = None  # the schema version its args were written with (None: 1)
+    meta: Any = None  # what travels with the job (trace context, per-call timeout), decoded
+    unique_until: str | None = None
+    unique_expires_at: datetime | None = None
+    rate_key: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> JobInfo:
@@ -62,6 +68,8 @@ class JobInfo:
         values["args"] = _loads(row["args"])
         values["result"] = _loads(row["result"])
         values["checkpoint"] = _loads(row["checkpoint"])
+        if "meta" in values:
+            values["meta"] = _loads(values["meta"])
         values["cancel_requested"] = bool(row["cancel_requested"])
         return cls(**values)
 
@@ -171,6 +179,9 @@ class Claimed:
     lease_token: str
     checkpoint: str | None
     parent_id: int | None
+    batch_id: int | None = None
+    args_version: int | None = None  # the schema version its args were written with (None: 1)
+    meta: str | None = None  # JSON: what travels with the job (trace context, per-call timeout)
 
 
 STATUSES = tuple(s.value for s in JobStatus)

@@ -73,12 +73,14 @@ class Claiming(RawAccess):
                 .values(status=RUNNING, attempts=jobs.c.attempts + 1, worker_id=worker_id, lease_token=token,
                         lease_expires_at=expires, started_at=now, cancel_requested=False)
                 .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.args, jobs.c.attempts,
-                           jobs.c.max_retries, jobs.c.checkpoint, jobs.c.parent_id)).all(), key=lambda r: r.id)
+                           jobs.c.max_retries, jobs.c.checkpoint, jobs.c.parent_id, jobs.c.batch_id,
+                           jobs.c.args_version, jobs.c.meta)).all(), key=lambda r: r.id)
             data = {"worker_id": worker_id}
             recorded = self._append(c, [
                 {"job_id": r.id, "type": "started", "name": r.name, "queue": r.queue, "owner": r.owner,
                  "status": RUNNING, "attempt": r.attempts, "data": dump(data), "created_at": now} for r in rows])
-        return self._claimed([(*r, e.id) for r, e in zip(rows, recorded, strict=True)], token, worker_id, now)
+        return self._claimed([(*r[:9], e.id, *r[9:]) for r, e in zip(rows, recorded, strict=True)],
+                             token, worker_id, now)
 
     def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                     now: datetime, lease: float, *, nowait: bool = False, cur: Any = None
@@ -100,7 +102,7 @@ class Claiming(RawAccess):
             out = []
             for r in rows:
                 cur.execute(EVENT_INSERT, (r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s))
-                out.append((*r, cur.lastrowid))
+                out.append((*r[:9], cur.lastrowid, *r[9:]))
             rows = out
             self._written(r[9] for r in rows)  # before COMMIT
         return self._claimed(rows, token, worker_id, now)
@@ -130,9 +132,11 @@ class Claiming(RawAccess):
     @staticmethod
     def _claimed(rows: list[Any], token: str, worker_id: str, now: datetime
                  ) -> tuple[list[Claimed], list[EventRecord]]:
-        """Claim rows (the job's columns, then its `started` event id) as jobs and events."""
+        """Claim rows (the job's columns, its `started` event id, then batch_id, args_version and
+        meta) as jobs and events."""
         claimed = [Claimed(id=r[0], name=r[1], queue=r[2], owner=r[3], args=r[4], attempts=r[5],
-                           max_retries=r[6], lease_token=token, checkpoint=r[7], parent_id=r[8]) for r in rows]
+                           max_retries=r[6], lease_token=token, checkpoint=r[7], parent_id=r[8],
+                           batch_id=r[10], args_version=r[11], meta=r[12]) for r in rows]
         recorded = [EventRecord(id=r[9], job_id=r[0], type="started", name=r[1], queue=r[2], owner=r[3],
                                 status=RUNNING, attempt=r[5], created_at=now, data={"worker_id": worker_id})
                     for r in rows]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 
 from .. import dialects
+from ..models import UNIQUE_HELD
 from ..records import EventRecord
 from ..request import EnqueueRequest
 from .base import PENDING, dump, jobs
@@ -25,7 +26,7 @@ class Enqueuing(RawAccess):
         id, in order; a job whose unique key is taken gets the existing job's id and no event."""
         if not new:
             return [], []
-        if conn is None and all(j.unique_key is None for j in new):
+        if conn is None and all(j.plain for j in new):
             return self._enqueue_fast(new, now)
         params = [
             {
@@ -33,6 +34,8 @@ class Enqueuing(RawAccess):
                 "args": j.args, "attempts": 0, "max_retries": j.max_retries, "run_at": j.run_at,
                 "created_at": now, "cancel_requested": False, "owner": j.owner,
                 "parent_id": j.parent_id, "unique_key": j.unique_key, "concurrency_key": j.concurrency_key,
+                "unique_until": j.unique_until, "unique_expires_at": j.unique_expires_at, "batch_id": j.batch_id,
+                "rate_key": j.rate_key, "args_version": j.args_version, "meta": j.meta,
             }
             for j in new
         ]
@@ -48,10 +51,11 @@ class Enqueuing(RawAccess):
             for i, j in enumerate(new):
                 if j.unique_key is None:
                     continue
-                stmt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect)
+                stmt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect, where=UNIQUE_HELD)
                 got = c.execute(stmt.values(**params[i]).returning(jobs.c.id)).scalar()
                 if got is None:  # the key is taken: hand back the job that holds it
-                    ids[i] = c.execute(select(jobs.c.id).where(jobs.c.unique_key == j.unique_key)).scalar_one()
+                    ids[i] = c.execute(select(jobs.c.id).where(jobs.c.unique_key == j.unique_key,
+                                                               text(UNIQUE_HELD))).scalar_one()
                 else:
                     ids[i] = got
                     fresh.append(i)
@@ -74,6 +78,7 @@ class Enqueuing(RawAccess):
                 "name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args,
                 "max_retries": j.max_retries, "run_at": j.run_at, "owner": j.owner, "parent_id": j.parent_id,
                 "concurrency_key": j.concurrency_key, "data": dump(datas[0]), "now": now,
+                "batch_id": j.batch_id, "rate_key": j.rate_key, "args_version": j.args_version, "meta": j.meta,
             })
             ids, event_ids = [rows[0][0]], [rows[0][1]]
         elif self.dialect == "postgresql":
@@ -83,6 +88,8 @@ class Enqueuing(RawAccess):
                 "max_retries": [j.max_retries for j in new], "run_at": [j.run_at for j in new],
                 "owner": [j.owner for j in new], "parent_id": [j.parent_id for j in new],
                 "concurrency_key": [j.concurrency_key for j in new], "data": [dump(d) for d in datas], "now": now,
+                "batch_id": [j.batch_id for j in new], "rate_key": [j.rate_key for j in new],
+                "args_version": [j.args_version for j in new], "meta": [j.meta for j in new],
             })
             ids = [r[0] for r in rows]
             event_ids = [r[1] for r in rows]
@@ -93,7 +100,8 @@ class Enqueuing(RawAccess):
                     j = new[0]
                     cur.execute(SQLITE_JOB_INSERT, (j.name, j.queue, j.priority, j.args, j.max_retries,
                                                      sqlite_ts(j.run_at), now_s, j.owner, j.parent_id,
-                                                     j.concurrency_key))
+                                                     j.concurrency_key, j.batch_id, j.rate_key, j.args_version,
+                                                     j.meta))
                     ids = [cur.lastrowid]
                     cur.execute(EVENT_INSERT, (ids[0], "enqueued", j.name, j.queue, j.owner, PENDING, 0,
                                                 dump(datas[0]), now_s))
@@ -103,7 +111,8 @@ class Enqueuing(RawAccess):
                     ids = self._sqlite_insert_many(cur, "activejob_jobs", SQLITE_JOB_INSERT, [
                         (j.name, j.queue, j.priority, j.args, j.max_retries,
                          stamps.get(j.run_at) or stamps.setdefault(j.run_at, sqlite_ts(j.run_at)), now_s,
-                         j.owner, j.parent_id, j.concurrency_key) for j in new])
+                         j.owner, j.parent_id, j.concurrency_key, j.batch_id, j.rate_key, j.args_version, j.meta)
+                        for j in new])
                     event_ids = self._sqlite_insert_many(cur, "activejob_events", EVENT_INSERT, [
                         (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(d), now_s)
                         for i, j, d in zip(ids, new, datas, strict=True)])

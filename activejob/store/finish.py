@@ -154,7 +154,8 @@ class Finishing(Claiming, Parents):
         def read(rows: list[Any]) -> HotBatch:
             finished = [r for r in rows if r[0] == "f"]
             # Claim rows reordered as the claim statement returns them: the job, then its event id.
-            taken = sorted((r[2], r[4], r[5], r[6], r[9], r[8], r[10], r[11], r[12], r[1]) for r in rows if r[0] == "c")
+            taken = sorted((r[2], r[4], r[5], r[6], r[9], r[8], r[10], r[11], r[12], r[1], r[13], r[14], r[15])
+                           for r in rows if r[0] == "c")
             self._written(r[1] for r in rows if r[0] != "n")  # as soon as the ids are known
             recorded = [EventRecord(id=r[1], job_id=r[2], type=r[3], name=r[4], queue=r[5], owner=r[6],
                                     status=r[7], attempt=r[8], created_at=now, data=datas[r[2]])

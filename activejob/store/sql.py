@@ -28,7 +28,8 @@ EVENT_INSERT = (
 )
 SQLITE_JOB_INSERT = (
     "INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at, "
-    "cancel_requested, owner, parent_id, concurrency_key) VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?, ?)"
+    "cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key, args_version, meta) "
+    "VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
 )
 SQLITE_FINISH = (
     "UPDATE activejob_jobs SET status = ?, result = ?, error = ?, traceback = ?, finished_at = ?, "
@@ -53,7 +54,8 @@ def sqlite_claim(names: int, queues: int) -> str:
         f"WHERE status = 'pending' AND run_at <= ? AND name IN ({', '.join('?' * names)}) "
         f"{queue_filter} AND queue NOT IN (SELECT queue FROM activejob_paused_queues) "
         "ORDER BY priority DESC, run_at, id LIMIT ?) AND +status = 'pending' "
-        "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id"
+        "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id, "
+        "batch_id, args_version, meta"
     )
 
 
@@ -61,14 +63,16 @@ PG_ENQUEUE = """
 WITH t AS (
     SELECT * FROM unnest(%(name)s::text[], %(queue)s::text[], %(priority)s::int[], %(args)s::text[],
                          %(max_retries)s::int[], %(run_at)s::timestamptz[], %(owner)s::text[],
-                         %(parent_id)s::bigint[], %(concurrency_key)s::text[], %(data)s::text[])
+                         %(parent_id)s::bigint[], %(concurrency_key)s::text[], %(data)s::text[],
+                         %(batch_id)s::bigint[], %(rate_key)s::text[], %(args_version)s::int[], %(meta)s::text[])
            WITH ORDINALITY AS t(name, queue, priority, args, max_retries, run_at, owner, parent_id, concurrency_key,
-                                data, ord)
+                                data, batch_id, rate_key, args_version, meta, ord)
 ), j AS (
     INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
-                                cancel_requested, owner, parent_id, concurrency_key)
+                                cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key,
+                                args_version, meta)
     SELECT name, queue, priority, 'pending', args, 0, max_retries, run_at, %(now)s, false, owner, parent_id,
-           concurrency_key
+           concurrency_key, batch_id, rate_key, args_version, meta
       FROM t ORDER BY ord
     RETURNING id, name, queue, owner
 ), e AS (
@@ -85,9 +89,11 @@ ORDER BY e.job_id
 PG_ENQUEUE_ONE = """
 WITH j AS (
     INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
-                                cancel_requested, owner, parent_id, concurrency_key)
+                                cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key,
+                                args_version, meta)
     VALUES (%(name)s, %(queue)s, %(priority)s, 'pending', %(args)s, 0, %(max_retries)s, %(run_at)s, %(now)s,
-            false, %(owner)s, %(parent_id)s, %(concurrency_key)s)
+            false, %(owner)s, %(parent_id)s, %(concurrency_key)s, %(batch_id)s, %(rate_key)s,
+            %(args_version)s, %(meta)s)
     RETURNING id, name, queue, owner
 ), e AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
@@ -112,14 +118,16 @@ picked AS MATERIALIZED (
        SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(claim_token)s,
            lease_expires_at = %(expires)s, started_at = %(now)s, cancel_requested = false
      WHERE j.id = ANY(ARRAY(SELECT id FROM picked)) AND j.status = 'pending'
-    RETURNING j.id, j.name, j.queue, j.owner, j.args, j.attempts, j.max_retries, j.checkpoint, j.parent_id
+    RETURNING j.id, j.name, j.queue, j.owner, j.args, j.attempts, j.max_retries, j.checkpoint, j.parent_id,
+              j.batch_id, j.args_version, j.meta
 ), ce AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
     SELECT id, 'started', name, queue, owner, 'running', attempts, %(start_data)s, %(now)s FROM c ORDER BY id
     RETURNING id, job_id
 )"""
 PG_CLAIM = "WITH " + PG_CLAIM_CTES + """
-SELECT c.id, c.name, c.queue, c.owner, c.args, c.attempts, c.max_retries, c.checkpoint, c.parent_id, ce.id
+SELECT c.id, c.name, c.queue, c.owner, c.args, c.attempts, c.max_retries, c.checkpoint, c.parent_id, ce.id,
+       c.batch_id, c.args_version, c.meta
   FROM c JOIN ce ON ce.job_id = c.id {notify}
  ORDER BY c.id
 """
@@ -162,14 +170,15 @@ SELECT fe.id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.att
 # cannot touch the rows being finished (it takes pending rows of the same snapshot).
 PG_FINISH_AND_CLAIM = "WITH " + PG_FINISH_CTES + "," + PG_CLAIM_CTES + """
 SELECT 'f' AS kind, fe.id AS event_id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt,
-       NULL::text AS args, NULL::int AS max_retries, NULL::text AS checkpoint, NULL::bigint AS parent_id
+       NULL::text AS args, NULL::int AS max_retries, NULL::text AS checkpoint, NULL::bigint AS parent_id,
+       NULL::bigint AS batch_id, NULL::int AS args_version, NULL::text AS meta
   FROM fe
 UNION ALL
 SELECT 'c', ce.id, c.id, 'started', c.name, c.queue, c.owner, 'running', c.attempts, c.args, c.max_retries,
-       c.checkpoint, c.parent_id
+       c.checkpoint, c.parent_id, c.batch_id, c.args_version, c.meta
   FROM c JOIN ce ON ce.job_id = c.id
 UNION ALL
-SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM {notify}
+SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM {notify}
 """
 PG_NOTIFY_JOIN = ", (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
 PG_EVENTS_NOTIFY_JOIN = ", (SELECT pg_notify('activejob_events', '')) AS n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -114,8 +115,16 @@ def test_the_same_new_key_twice_in_one_batch_makes_one_job(jobs: Jobs) -> None:
     assert ids[0] == ids[1] and len(events) == 1
 
 
-def test_a_finished_job_still_holds_its_unique_key(jobs: Jobs) -> None:
+def test_a_finished_job_frees_its_unique_key(jobs: Jobs) -> None:
     job_id = jobs.store.enqueue([request(unique_key="k")], NOW)[0][0]
+    jobs.store.request_cancel(job_id, NOW)
+    again = jobs.store.enqueue([request(unique_key="k")], NOW)[0][0]
+    assert again != job_id
+
+
+def test_a_key_held_until_a_time_outlives_its_job(jobs: Jobs) -> None:
+    job_id = jobs.store.enqueue([request(unique_key="k", unique_until="time",
+                                         unique_expires_at=NOW + timedelta(hours=1))], NOW)[0][0]
     jobs.store.request_cancel(job_id, NOW)
     assert jobs.store.enqueue([request(unique_key="k")], NOW)[0] == [job_id]
 
