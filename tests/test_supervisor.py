@@ -172,12 +172,18 @@ def test_supervisor_restarts_children_that_crash_after_running_stably(tmp_path: 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("ACTIVEJOB_DATABASE_URL", None)
     killed: set[int] = set()
+    # When this test first saw each child: psutil's create_time comes from the boot time in
+    # whole seconds, and on a VM it can be off from time.time() by more than STABLE_AFTER.
+    first_seen: dict[int, float] = {}
 
     def two_stable_children(pid: int) -> list[psutil.Process] | None:
         kids = children(pid)
+        now = time.monotonic()
+        for k in kids:
+            first_seen.setdefault(k.pid, now)
         if len(kids) != 2 or {k.pid for k in kids} & killed or not {k.pid for k in kids} <= registered(url):
             return None
-        return kids if all(time.time() - k.create_time() > 1.5 for k in kids) else None
+        return kids if all(now - first_seen[k.pid] > 1.5 for k in kids) else None
 
     with open(log_path, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", HARNESS.format(limits=limits, argv=argv)], cwd=ROOT, env=env,
