@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: example test lint typecheck docs bench clean browser
+.PHONY: example example-pg test lint typecheck docs bench clean browser
 
 # Targets run at once (make -j, or two shells on a fresh clone) share this step: the lock makes
 # the second wait for the first, then find the venv up to date instead of installing over it.
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 
 example: $(STAMP)
 	$(BIN)/python -m example_app
+
+# The example on PostgreSQL, its jobs run by separate `activejob worker` processes.
+EXAMPLE_PG ?= postgresql://postgres@127.0.0.1:5432/test
+example-pg: $(STAMP)
+	$(BIN)/python -m example_app.pg --database-url $(EXAMPLE_PG)
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }

@@ -22,6 +22,9 @@
 
 from . import enqueuing, now, signals
 from .backoff import Exponential, Fixed, Linear
+from .batch import Batch
+from .callbacks import after_enqueue, after_perform, around_enqueue, around_perform, before_enqueue, before_perform
+from .chain import chain
 from .config import Settings
 from .context import JobContext
 from .definition import BaseJob, JobOptions, NoArgs, job, registry
@@ -30,6 +33,8 @@ from .errors import (
     ActiveJobError,
     ConfigurationError,
     Discard,
+    DuplicateJobError,
+    EnqueueRefused,
     InvalidTransition,
     JobArgumentsError,
     JobCancelled,
@@ -41,9 +46,10 @@ from .errors import (
 from .handle import JobHandle
 from .models import JobStatus
 from .queue import JobQueue, configure
-from .records import EventRecord, JobInfo, WorkerInfo
+from .records import BatchInfo, EventRecord, JobInfo, WorkerInfo
 from .recurring import Recurring, recurring
 from .relay import EventRelay
+from .upcasting import ArgumentsVersionError
 
 # Definitions sit below the layer that runs jobs, so perform_now's runner is handed down here.
 enqueuing.set_run_now(now.run_now, now.arun_now)
@@ -52,10 +58,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActiveJobError",
+    "ArgumentsVersionError",
     "BaseJob",
+    "Batch",
+    "BatchInfo",
     "ConfigurationError",
     "ConfiguredJob",
     "Discard",
+    "DuplicateJobError",
+    "EnqueueRefused",
     "EventRecord",
     "EventRelay",
     "Exponential",
@@ -79,6 +90,13 @@ __all__ = [
     "UnknownJobError",
     "WorkerInfo",
     "__version__",
+    "after_enqueue",
+    "after_perform",
+    "around_enqueue",
+    "around_perform",
+    "before_enqueue",
+    "before_perform",
+    "chain",
     "configure",
     "job",
     "recurring",

@@ -93,6 +93,13 @@ def _queue(url: str | None, *, create: bool | None = None, **options: Any) -> An
 
     if create is None:
         create = click.get_current_context().info_name in _MAY_CREATE_SQLITE
+    configured = JobQueue.configured()
+    if configured is not None and configured.settings.recurring and options.get("recurring") is None:
+        # Schedules the imported modules declared (configure(recurring=[...])) have no option
+        # here: the queue made for this command keeps them.
+        options["recurring"] = configured.settings.recurring
+    if configured is not None and configured.settings.middleware and options.get("middleware") is None:
+        options["middleware"] = configured.settings.middleware  # likewise configure(middleware=[...])
     _usable(_settings(url, **options).database_url, create=create)
     with _valid_settings():
         return JobQueue.configure(url, **{k: v for k, v in options.items() if v is not None})
@@ -228,6 +235,8 @@ def main(verbose: int) -> None:
 @click.option("--queues", "-q", default=None,
               help="Comma-separated queues to take jobs from (default: all); 'mail:2' caps mail at 2 at once.")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between polls when nothing wakes us.")
+@click.option("--queue-rate-limit", "queue_rate_limit", multiple=True, metavar="QUEUE=LIMIT",
+              help="At most LIMIT starts of QUEUE's jobs over all workers, e.g. mail=100/m (repeatable).")
 @click.option("--lease", type=float, default=None, help="Seconds a job stays ours without a heartbeat.")
 @click.option("--shutdown-grace", type=float, default=None, help="Seconds running jobs get on SIGTERM.")
 @click.option("--cancel-grace", type=float, default=None,
@@ -235,15 +244,29 @@ def main(verbose: int) -> None:
 @click.option("--sqlite-synchronous", type=click.Choice(["NORMAL", "FULL"], case_sensitive=False), default=None,
               help="How durable a SQLite commit is (default NORMAL; FULL also survives a power loss).")
 @click.option("--processes", "-p", type=int, default=1, show_default=True, help="Worker processes to run.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on this port (needs the metrics extra).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics are served on.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per log line, with job_id, job_name and attempt.")
 def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int | None, queues: str | None,
            poll_interval: float | None, lease: float | None, shutdown_grace: float | None,
-           cancel_grace: float | None, sqlite_synchronous: str | None, processes: int) -> None:
+           cancel_grace: float | None, sqlite_synchronous: str | None, processes: int,
+           metrics_port: int | None = None, metrics_host: str = "127.0.0.1", log_format: str = "text",
+           queue_rate_limit: tuple[str, ...] = ()) -> None:
     """Run jobs until SIGTERM/SIGINT (a second signal stops at once)."""
+    from . import logs
+
+    logs.install(json_lines=log_format == "json")  # every record says which job it is about
     logging.getLogger("activejob").setLevel(min(logging.getLogger().level, logging.INFO))
     options = {"concurrency": concurrency, "queues": queues, "poll_interval": poll_interval, "lease": lease,
-               "shutdown_grace": shutdown_grace, "cancel_grace": cancel_grace, "sqlite_synchronous": sqlite_synchronous}
+               "shutdown_grace": shutdown_grace, "cancel_grace": cancel_grace, "sqlite_synchronous": sqlite_synchronous,
+               "queue_rate_limits": _queue_rate_limits(queue_rate_limit)}
     # Checked here, before any child starts: each of N children would only fail the same way.
     url = _usable(_settings(database_url, **options).database_url, create=True)
+    if processes > 1 and metrics_port is not None:
+        raise _InvalidSetting("--metrics-port serves one process's counters: with --processes N, start N "
+                              "workers each with its own --metrics-port, or scrape the dashboard's /metrics")
     if processes > 1:
         _reachable(url)
         # Children get the same command line: the group's options (-v), then the worker's.
@@ -262,7 +285,40 @@ def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int 
         logging.getLogger("activejob").warning(
             "no job types are registered: this worker can run nothing until job modules are imported "
             "(--import MODULE or ACTIVEJOB_IMPORT)")
-    queue.work()
+    metrics = _serve_metrics(queue, metrics_host, metrics_port) if metrics_port is not None else None
+    try:
+        queue.work()
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _queue_rate_limits(given: tuple[str, ...]) -> dict[str, str] | None:
+    """--queue-rate-limit mail=100/m ... as the setting (checked by it)."""
+    limits = {}
+    for entry in given:
+        queue, sep, limit = entry.partition("=")
+        if not sep or not queue.strip():
+            raise _InvalidSetting(f"--queue-rate-limit takes QUEUE=LIMIT such as mail=100/m, got {entry!r}")
+        limits[queue.strip()] = limit.strip()
+    return limits or None
+
+
+def _serve_metrics(queue: Any, host: str, port: int) -> Any:
+    """This worker's Prometheus metrics, served on host:port until the worker stops."""
+    try:
+        from .metrics import WorkerMetrics
+    except ImportError as error:
+        raise _InvalidSetting(f"--metrics-port needs the metrics extra: pip install 'activejob[metrics]' "
+                              f"({error})") from None
+    metrics = WorkerMetrics(queue)
+    try:
+        server, _thread = metrics.serve(port, host=host)
+    except OSError as error:
+        metrics.close()
+        raise _InvalidSetting(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
+    logging.getLogger("activejob").info("metrics at http://%s:%d/metrics", host, server.server_port)
+    return metrics
 
 
 def _reachable(url: str) -> None:
@@ -480,6 +536,24 @@ def show(database_url: str | None, job_id: int, as_json: bool, as_table: bool, f
         click.echo(f"\n{info.traceback.rstrip()}")
 
 
+@main.command()
+@_url
+@_imports
+@click.argument("job_id", type=int)
+@_json_option(table_by_default=True)
+def explain(database_url: str | None, imports: tuple[str, ...], job_id: int, as_json: bool, as_table: bool) -> None:
+    """Why a job is, or is not, running: a reason and what to do (--import the job modules
+    so their concurrency and rate limits are checked too)."""
+    in_json = _wants_json(as_json, as_table, table_by_default=True)
+    _import(imports)
+    with _refusals():
+        why = _queue(database_url).explain(job_id)
+    if in_json:
+        _echo_json(why.to_dict())
+    else:
+        click.echo(f"{why.reason}: {why.message}")
+
+
 def _event_data(data: dict[str, Any]) -> str:
     """An event's data in a table cell: short, without the traceback (`show` prints the job's)."""
     shown = {k: v for k, v in data.items() if k != "traceback"}
@@ -549,6 +623,117 @@ def delete(database_url: str | None, job_id: int) -> None:
     with _refusals():
         _queue(database_url).delete(job_id)
     click.echo(f"deleted job {job_id}")
+
+
+@main.command()
+@_url
+@click.option("--unfinished/--finished", "unfinished", default=None,
+              help="Only batches still running, or only finished ones (default: both).")
+@click.option("--owner", default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@_json_option(table_by_default=True)
+def batches(database_url: str | None, unfinished: bool | None, owner: str | None, limit: int, as_json: bool,
+            as_table: bool) -> None:
+    """List batches, newest first, with their members' counts."""
+    found = _queue(database_url).list_batches(limit=limit, unfinished=unfinished, owner=owner)
+    if _wants_json(as_json, as_table, table_by_default=True):
+        _echo_json([b.to_dict() for b in found])
+        return
+    if not found:
+        click.echo("no batches")
+        return
+    _table(["batch", "state", "progress", "total", "pending", "running", "completed", "failed", "cancelled",
+            "created", "description"],
+           [[b.id, _batch_state(b), f"{b.progress:.0%}", b.total, b.pending, b.running, b.completed, b.failed,
+             b.cancelled, _when(b.created_at), b.description or ""] for b in found])
+
+
+def _batch_state(batch: Any) -> str:
+    if batch.finished:
+        return "cancelled" if batch.cancelled_at else "failed" if batch.failed else "completed"
+    return "open" if not batch.sealed else "failing" if batch.failed else "running"
+
+
+@main.command()
+@_url
+@click.argument("batch_id", type=int)
+@_json_option(table_by_default=True)
+@click.option("--follow", "-f", is_flag=True,
+              help="Print the batch's events as they come until it finishes; exit 0 if every member "
+                   "completed, 1 if not.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
+              help="Seconds between looks for new events, with --follow.")
+def batch(database_url: str | None, batch_id: int, as_json: bool, as_table: bool, follow: bool,
+          interval: float) -> None:
+    """One batch: its counts, its members and its events (its own and its members')."""
+    in_json = _wants_json(as_json, as_table, table_by_default=True)
+    queue = _queue(database_url)
+    info = queue.get_batch(batch_id)
+    if info is None:
+        raise click.ClickException(f"no batch with id {batch_id}")
+    if follow:
+        _follow_batch(queue, batch_id, in_json, interval)
+    members = queue.batch_members(batch_id)
+    events = queue.events(batch_id=batch_id, limit=1000)
+    if in_json:
+        _echo_json({**info.to_dict(), "members": [m.to_dict() for m in members],
+                    "callbacks": [c.to_dict() for c in queue.batch_callbacks(batch_id)],
+                    "events": [e.to_dict() for e in events]})
+        return
+    click.echo(f"batch {info.id}  {_batch_state(info)}  {info.progress:.0%}"
+               + (f"  {info.description}" if info.description else ""))
+    click.echo(f"total={info.total} pending={info.pending} running={info.running} completed={info.completed} "
+               f"failed={info.failed} cancelled={info.cancelled}")
+    click.echo()
+    _job_rows(members)
+    click.echo()
+    _batch_event_rows(events, header=True)
+
+
+def _batch_event_rows(events: Sequence[Any], *, header: bool) -> None:
+    rows = [[e.id, _when(e.created_at), "batch" if e.job_id is None else e.job_id, e.type, e.status,
+             _event_data(e.data)] for e in events]
+    if header:
+        _table(["event", "at", "job", "type", "status", "data"], rows)
+    else:
+        for row in rows:
+            click.echo("  ".join(str(c) for c in row).rstrip())
+
+
+def _follow_batch(queue: Any, batch_id: int, in_json: bool, interval: float) -> None:
+    """Print the batch's events, old then new, until it finishes; exit 0 if every member
+    completed, 1 if not, 130 on Ctrl-C."""
+    seen = 0
+    try:
+        while True:
+            info = queue.get_batch(batch_id)  # before the events: none before it finished is missed
+            while events := queue.events(batch_id=batch_id, after=seen, limit=1000):
+                seen = events[-1].id
+                for event in events:
+                    _echo_line(event.to_dict()) if in_json else _batch_event_rows([event], header=False)
+            if info is None:
+                raise click.ClickException(f"batch {batch_id} is gone")
+            if info.finished:
+                if in_json:
+                    _echo_line(info.to_dict())
+                else:
+                    click.echo(f"batch {batch_id} {_batch_state(info)}: {info.completed} completed, "
+                               f"{info.failed} failed, {info.cancelled} cancelled")
+                sys.exit(0 if info.completed == info.total else 1)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@main.command("cancel-batch")
+@_url
+@click.argument("batch_id", type=int)
+def cancel_batch(database_url: str | None, batch_id: int) -> None:
+    """Cancel a batch's members not yet finished (running ones as soon as their workers hear)."""
+    with _refusals():
+        info = _queue(database_url).cancel_batch(batch_id)
+    click.echo(f"batch {batch_id} cancelled: {info.cancelled} member(s) cancelled, "
+               f"{info.running} still stopping")
 
 
 @main.command()
@@ -626,9 +811,33 @@ def types(imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
     if not described:
         click.echo("no job types registered: pass --import MODULE")
         return
-    _table(["name", "queue", "priority", "max_retries", "timeout", "concurrency_limit", "label"],
-           [[d["name"], d["queue"], d["priority"], d["max_retries"], d["timeout"], d["concurrency_limit"], d["label"]]
+    _table(["name", "queue", "priority", "max_retries", "timeout", "concurrency_limit", "rate_limit", "label"],
+           [[d["name"], d["queue"], d["priority"], d["max_retries"], d["timeout"], d["concurrency_limit"],
+             d["rate_limit"] and d["rate_limit"] + (" per key" if d["rate_limit_per_key"] else ""), d["label"]]
             for d in described])
+
+
+@main.command()
+@_url
+@_imports
+@_json_option(table_by_default=True)
+def cron(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
+    """Cron schedules (in code and in settings), their next run and last slot enqueued."""
+    _import(imports)
+    found = _queue(database_url).recurring()
+    if _wants_json(as_json, as_table, table_by_default=True):
+        _echo_json(found)
+    elif not found:
+        click.echo("no cron schedules: pass --import MODULE (the module that registers them)")
+    else:
+        _table(["key", "job", "cron", "timezone", "catch_up", "next run (UTC)", "last enqueued (UTC)", "last status"],
+               [[s["key"], s["job"], s["cron"], s["timezone"], s["catch_up"], _when(s["next_run"]),
+                 _when(s["last_enqueued"]), s["last_status"]] for s in found])
+    problems = [s["error"] for s in found if s["error"]]
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
 
 
 def _loopback(host: str) -> bool:

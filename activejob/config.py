@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    InstanceOf,
     ModelWrapValidatorHandler,
     PrivateAttr,
     Strict,
@@ -22,8 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from . import middleware, rate_limits
+from .definition import registry
 from .errors import ConfigurationError
 from .options import Says, problems, refuse, unknown_names
+from .recurring import Declared, declare
 
 DEFAULT_RETENTION = timedelta(days=7)
 ENV_URL = "ACTIVEJOB_DATABASE_URL"
@@ -97,6 +101,34 @@ def _as_dict(value: Any) -> Any:
         return value  # refused by the dict check, in the field's words
 
 
+def _schedules(value: Any) -> tuple[Declared, ...]:
+    try:
+        return declare(value or (), registry)
+    except ConfigurationError as error:
+        refuse(str(error))
+
+
+def _rate_limits(value: Any) -> Any:
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        return value  # refused by the dict check, in the field's words
+    limits = {}
+    for queue, limit in value.items():
+        try:
+            limits[queue] = rate_limits.parse(limit)
+        except ValueError as error:
+            refuse(f"queue_rate_limits: the limit of {queue!r}: {error}")
+    return limits
+
+
+def _middleware(value: Any) -> tuple[Any, ...]:
+    try:
+        return middleware.check(value)
+    except ConfigurationError as error:
+        refuse(str(error))
+
+
 def _every_status(value: dict[str, timedelta]) -> dict[str, timedelta]:
     return {**dict.fromkeys(FINISHED, DEFAULT_RETENTION), **value}
 
@@ -150,6 +182,18 @@ class Settings(BaseModel):
                          Says("must be a non-empty string (or None)")] = None
     sqlite_synchronous: Annotated[Literal["NORMAL", "FULL"], BeforeValidator(_upper),
                                   Says("must be 'NORMAL' or 'FULL'")] = "NORMAL"
+    recurring: Annotated[tuple[InstanceOf[Declared], ...], BeforeValidator(_schedules),
+                         Says("must be a list of schedules such as [{'job': 'cleanup', 'cron': '0 3 * * *'}]")] = ()
+    # At most so many starts of each queue's jobs in any window, over every worker that has it
+    # in its settings (docs/howto/rate-limits.md): {"mail": "100/m"}.
+    queue_rate_limits: Annotated[dict[str, tuple[int, timedelta]], BeforeValidator(_rate_limits),
+                                 Says("maps queue names to rate limits such as '100/m' or (10, timedelta(seconds=1))")
+                                 ] = Field(default_factory=dict)
+    # Process-wide hooks around every enqueue and perform (docs/howto/callbacks.md), and
+    # OpenTelemetry spans (docs/howto/tracing.md); `configure()` installs them.
+    middleware: Annotated[tuple[Any, ...], BeforeValidator(_middleware),
+                          Says("must be a list of middleware objects (with enqueue/perform hooks)")] = ()
+    tracing: Flag = False
     _queue_limits: dict[str, int] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **options: Any) -> None:

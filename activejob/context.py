@@ -39,6 +39,10 @@ class JobContext:
         self.last_progress: dict[str, Any] | None = None
         # Set by the runner: how this job reads its children (None under perform_now).
         self.children_reader: Callable[[], list[Any]] | None = None
+        # The batch it belongs to (or, for a batch callback, the batch that called it), and
+        # how it reads that batch's state now (None under perform_now).
+        self.batch_id: int | None = None
+        self.batch_reader: Callable[[], Any] | None = None
 
     # -- reporting --------------------------------------------------------------------
 

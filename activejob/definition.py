@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from . import job_options
+from . import callbacks, job_options, rate_limits
 from .context import JobContext
 from .enqueuing import ConfiguredJob, is_async
 from .errors import ConfigurationError, UnknownJobError, WaitForChildren
@@ -79,6 +79,8 @@ class JobOptions:
             "queue": self.queue, "priority": self.priority, "max_retries": self.max_retries,
             "timeout": self.timeout, "phases": list(self.phases), "concurrency_limit": self.concurrency_limit,
             "concurrency_per_key": self.concurrency_key is not None,
+            "rate_limit": rate_limits.text(self.rate_limit) if self.rate_limit else None,
+            "rate_limit_per_key": self.rate_limit_key is not None,
             "schema": self.schema.model_json_schema(),
         }
 
@@ -198,6 +200,14 @@ class BaseJob(Generic[S]):
         """The jobs enqueued with `set(parent=self)`, as `JobInfo`, oldest first."""
         reader = self.context.children_reader
         return reader() if reader is not None else []
+
+    @property
+    def batch(self) -> Any:
+        """The batch this job belongs to, or that called it back (a `BatchInfo`, read now), or
+        None: `Summarize`'s perform reads `self.batch.completed`; a member adds a sibling with
+        `Job.set(batch=self.batch).perform_later(...)`."""
+        reader = self.context.batch_reader
+        return reader() if reader is not None else None
 
     def wait_for_children(self) -> NoReturn:
         """End this attempt and wait: the job is `waiting` until every child has finished,
@@ -347,6 +357,7 @@ def job(
             raise ConfigurationError(f"{name}: @job decorates BaseJob subclasses, not {cls!r}")
         if cls.perform is BaseJob.perform:
             raise ConfigurationError(f"{name}: {cls.__qualname__} must define perform(self, args)")
+        callbacks.register(cls, name)
         cls.options = options
         if not options.description and cls.__doc__:
             object.__setattr__(options, "description", cls.__doc__.strip().splitlines()[0])
@@ -361,4 +372,5 @@ def job(
 
 
 def job_is_async(cls: type[BaseJob[Any]]) -> bool:
-    return is_async(cls.perform)
+    """Whether the job's attempts run on the event loop: an async perform, or an async callback."""
+    return is_async(cls.perform) or callbacks.of(cls).async_perform

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("activejob.worker")
 
 MAX_CLAIM_BACKOFF = 10.0
+MIN_RATE_WAIT = 0.01
+"""The shortest wait for a rate limit's window: a start stamped ahead of this worker's clock
+(clocks differ a little) never makes it look again in a tight loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,26 +43,34 @@ class Dispatcher:
         self.runner = runner
         self.settings = runner.settings
         self._failures = 0
+        self.held_until: datetime | None = None  # due jobs wait for a rate limit until then
+        self._looked_at: datetime | None = None
 
     async def tick(self, now: datetime | None = None) -> Look:
         """Claim into the free slots once. Look again at once when a claim took all it
-        asked for (more may be due), after the poll interval when slots stay free, and
-        otherwise once a slot frees up."""
+        asked for (more may be due), after the poll interval when slots stay free (sooner
+        when a rate limit's window frees for due jobs it holds back), and otherwise once a
+        slot frees up."""
         runner = self.runner
         free = self.settings.concurrency - len(runner.running)
         if free <= 0:
             return Look(0, None)
         claimed = 0
         more = False
+        at = now or clock.now()
+        frees_at: datetime | None = None
         try:
             for queues, room in self.rooms(free):
-                got, started = await runner.store.claim(room, queues, now or clock.now())
+                got, started = await runner.store.claim(room, queues, at)
                 for job in got:
                     runner.start(job)
                 if started:
                     await aemit(started)
                 claimed += len(got)
                 more = more or len(got) == room
+                held = runner.store.frees_at
+                if held is not None and (frees_at is None or held < frees_at):
+                    frees_at = held
         except Exception as error:
             runner.noted(error)
             self._failures += 1
@@ -67,7 +78,16 @@ class Dispatcher:
             log.warning("claiming failed (%s); retrying in %.1fs", error, delay)
             return Look(claimed, delay)
         self._failures = 0
-        return Look(claimed, 0.0 if more else self.settings.poll_interval)
+        # A clock that stood still since the last look (frozen in a test) never frees a window.
+        self.held_until = None if more or at == self._looked_at else frees_at
+        self._looked_at = at
+        if more:
+            return Look(claimed, 0.0)
+        delay = self.settings.poll_interval
+        if frees_at is not None:
+            # Due jobs wait for a rate limit's window: look again as it frees, not sooner.
+            delay = min(delay, max((frees_at - at).total_seconds(), min(delay, MIN_RATE_WAIT)))
+        return Look(claimed, delay)
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Look, wait, look again, while the worker claims. With `until_idle`, return
@@ -80,7 +100,7 @@ class Dispatcher:
             if self._failures:
                 await anyio.sleep(look.delay or 0)  # the database is away: back off, whatever wakes us
                 continue
-            if until_idle and look.claimed == 0 and not runner.running:
+            if until_idle and look.claimed == 0 and not runner.running and self.held_until is None:
                 if idle:
                     return  # every slot was offered and nothing was due
                 continue  # jobs finished meanwhile: offer their slots (and any retries) first

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from . import arguments, clock
+from . import arguments, callbacks, clock, middleware
 from .errors import ConfigurationError, JobArgumentsError, JobOptionsError
 from .options import show
 from .request import MAX_LENGTH
@@ -36,6 +36,8 @@ class Backend(Protocol):
 
     def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]: ...
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]: ...
+    def create_batch(self, *, description: str | None, owner: str | None, callbacks: str | None) -> int: ...
+    def seal_batch(self, batch_id: int) -> None: ...
 
 
 _backend: Callable[[], Backend] | None = None
@@ -56,13 +58,52 @@ def backend() -> Backend:
     return _backend()
 
 
+class Deferral(Protocol):
+    def __call__(self, job: str, enqueue: Callable[[], list[JobHandle]], count: int, *,
+                 requested: bool | None) -> list[JobHandle] | None: ...
+
+
+# A framework's transactions are joined from above, as the backend is: its integration (the
+# Django app) registers a hook that holds an enqueue back until the caller's transaction commits.
+_deferral: Deferral | None = None
+
+
+def set_deferral(hook: Deferral | None) -> Deferral | None:
+    """Let a framework hold enqueues back until its transaction commits; returns the hook it replaced.
+
+    The hook is called as `hook(job_name, enqueue, count, requested=on_commit)` for every enqueue
+    without `session=` and without `on_commit=False`. It returns None to enqueue now, or `count`
+    handles after arranging to call `enqueue()` on commit (`activejob.contrib.django` registers
+    one that uses `transaction.on_commit`):
+
+        previous = enqueuing.set_deferral(my_hook)
+    """
+    global _deferral
+    previous, _deferral = _deferral, hook
+    return previous
+
+
+def after_commit(what: str, write: Callable[[], None]) -> bool:
+    """Run `write` once the caller's transaction commits, through the framework's hook; False
+    when nothing holds enqueues back now (no hook, or no transaction open), and `write` is not run."""
+    if _deferral is None:
+        return False
+
+    def written() -> list[JobHandle]:
+        write()
+        return []
+
+    return _deferral(what, written, 0, requested=None) is not None
+
+
 class RunNow(Protocol):
-    def __call__(self, job: type[BaseJob[Any]], args: BaseModel, /, *, owner: str | None = None) -> Any: ...
+    def __call__(self, job: type[BaseJob[Any]], args: BaseModel, /, *, owner: str | None = None,
+                 timeout: float | None = None) -> Any: ...
 
 
 class ArunNow(Protocol):
     def __call__(self, job: type[BaseJob[Any]], args: BaseModel, /, *,
-                 owner: str | None = None) -> Awaitable[Any]: ...
+                 owner: str | None = None, timeout: float | None = None) -> Awaitable[Any]: ...
 
 
 # perform_now runs a job in the caller and fires its signals: the work of `now.py`, in the
@@ -149,6 +190,7 @@ class ConfiguredJob(Generic[S]):
         SendEmail.set(owner="user-42").perform_later(...)     # the job's owner, for per-user views
         SendEmail.set(session=db_session).perform_later(...)  # commits with the caller's transaction
         SendEmail.set(unique_key="welcome-42").perform_later(...)  # at most one job per key
+        SendEmail.set(on_commit=True).perform_later(...)  # once the Django transaction commits
 
     Options are checked when set, before anything is written, and refused with `JobOptionsError`
     (a `ConfigurationError` and a `ValueError`) naming the job and the option: `priority`
@@ -172,6 +214,7 @@ class ConfiguredJob(Generic[S]):
     run_on_failure: bool = False  # with depends_on: run even if one of them failed or was cancelled
     max_retries: int | None = None  # this job's own retry budget (default: the type's)
     timeout: timedelta | float | None = None  # this job's own timeout in seconds (default: the type's)
+    on_commit: bool | None = None  # wait for the caller's transaction (default: when one is open; see set_deferral)
 
     def __post_init__(self) -> None:
         # Checked once per set(...), not once per job: a bulk enqueue shares these options.
@@ -219,6 +262,11 @@ class ConfiguredJob(Generic[S]):
             if (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds)
                     or seconds <= 0):
                 raise JobOptionsError(name, "timeout", f"must be a number of seconds > 0, got {show(self.timeout)}")
+        if self.on_commit is not None and not isinstance(self.on_commit, bool):
+            raise JobOptionsError(name, "on_commit", f"must be True, False or None, got {show(self.on_commit)}")
+        if self.on_commit and self.session is not None:
+            raise JobOptionsError(name, "on_commit", "cannot be combined with session=, which already joins "
+                                                   "that session's transaction: pass one of them")
         if self.depends_on is not None:
             object.__setattr__(self, "depends_on", _job_ids(name, "depends_on", self.depends_on))
         if self.batch is not None:
@@ -298,15 +346,54 @@ class ConfiguredJob(Generic[S]):
 
     # -- enqueue verbs ----------------------------------------------------------------
 
+    def _held(self, b: Backend, requests: list[EnqueueRequest]) -> list[JobHandle] | None:
+        """Handles of jobs held back until the caller's transaction commits, or None to write them now."""
+        if self.session is not None or self.on_commit is False:
+            return None
+        if _deferral is None:
+            if self.on_commit:
+                raise ConfigurationError(
+                    f"{self.job.options.name}: on_commit=True needs a transaction to wait for, and no framework "
+                    "hooks one in: add 'activejob.contrib.django' to INSTALLED_APPS, or pass session=")
+            return None
+        return _deferral(self.job.options.name, lambda: b.enqueue(requests, None), len(requests),
+                         requested=self.on_commit)
+
+    def _send(self, b: Backend, requests: list[EnqueueRequest]) -> list[JobHandle]:
+        """Write the jobs (or hold them for the caller's commit), through the middleware and
+        the job's enqueue callbacks when there are any."""
+        def write() -> list[JobHandle]:
+            held = self._held(b, requests)
+            return held if held is not None else b.enqueue(requests, self.session)
+
+        if not (middleware.wraps_enqueue() or callbacks.of(self.job).on_enqueue):
+            return write()
+        enqueue = middleware.Enqueue(self.job, requests)
+        return middleware.run_enqueue(enqueue, lambda: callbacks.run_enqueue(self.job, enqueue, write))
+
+    async def _asend(self, b: Backend, requests: list[EnqueueRequest]) -> list[JobHandle]:
+        async def write() -> list[JobHandle]:
+            held = self._held(b, requests)
+            return held if held is not None else await b.aenqueue(requests, self.session)
+
+        if not (middleware.wraps_aenqueue() or callbacks.of(self.job).on_enqueue):
+            return await write()
+        enqueue = middleware.Enqueue(self.job, requests)
+
+        async def hooked() -> list[JobHandle]:
+            return await callbacks.arun_enqueue(self.job, enqueue, write)
+
+        return await middleware.arun_enqueue(enqueue, hooked)
+
     def perform_later(self, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Validate and store the job; a worker runs it as soon as it can."""
         b = backend()
-        return b.enqueue([self.request(args, max_args_bytes=b.max_args_bytes, **kwargs)], self.session)[0]
+        return self._send(b, [self.request(args, max_args_bytes=b.max_args_bytes, **kwargs)])[0]
 
     async def aperform_later(self, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """`perform_later` for async callers: the write runs off the event loop."""
         b = backend()
-        return (await b.aenqueue([self.request(args, max_args_bytes=b.max_args_bytes, **kwargs)], self.session))[0]
+        return (await self._asend(b, [self.request(args, max_args_bytes=b.max_args_bytes, **kwargs)]))[0]
 
     def perform_at(self, when: datetime, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Run at `when` (a naive datetime is taken as UTC)."""
@@ -337,21 +424,27 @@ class ConfiguredJob(Generic[S]):
         """Enqueue many jobs in one transaction; all are validated before any is written."""
         b = backend()
         requests = self._bulk(items, b.max_args_bytes)
-        return b.enqueue(requests, self.session) if requests else []
+        if not requests:
+            return []
+        return self._send(b, requests)
 
     async def aperform_all_later(self, items: Iterable[S | dict[str, Any]]) -> list[JobHandle]:
         b = backend()
         requests = self._bulk(items, b.max_args_bytes)
-        return await b.aenqueue(requests, self.session) if requests else []
+        if not requests:
+            return []
+        return await self._asend(b, requests)
 
     def perform_now(self, args: S | None = None, /, **kwargs: Any) -> Any:
         """Run the job here and now, with no database; returns its result, raises its error."""
         run, _ = _now_runners()
-        return run(self.job, self._now_args(args, kwargs), owner=self.owner)
+        timeout = None if self.timeout is None else _seconds(self.timeout)  # this call's own, else the type's
+        return run(self.job, self._now_args(args, kwargs), owner=self.owner, timeout=timeout)
 
     async def aperform_now(self, args: S | None = None, /, **kwargs: Any) -> Any:
         _, arun = _now_runners()
-        return await arun(self.job, self._now_args(args, kwargs), owner=self.owner)
+        timeout = None if self.timeout is None else _seconds(self.timeout)
+        return await arun(self.job, self._now_args(args, kwargs), owner=self.owner, timeout=timeout)
 
     def _now_args(self, args: S | dict[str, Any] | None, kwargs: dict[str, Any]) -> BaseModel:
         opts = self.job.options

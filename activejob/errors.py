@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a type only: handles belong to a later layer
+    from .handle import JobHandle
 
 
 class ActiveJobError(Exception):
@@ -37,6 +41,53 @@ class JobOptionsError(ConfigurationError, ValueError):
         self.job = job
         self.option = option
         super().__init__(f"{job}: {option} {message}")
+
+
+class DuplicateJobError(ActiveJobError):
+    """A job enqueued with `unique_mode="raise"` found its unique key held by another job.
+
+    Nothing of the call was written (a `perform_all_later` is refused whole). `existing` is
+    the `JobHandle` of the job holding the key, `job` the refused job's name, `unique_key` the key:
+
+        try:
+            SyncAccount.set(unique_key="sync:7", unique_mode="raise").perform_later(account_id=7)
+        except DuplicateJobError as error:
+            print("already queued as job", error.existing.id, error.existing.status)
+    """
+
+    def __init__(self, job: str, unique_key: str, existing: JobHandle) -> None:
+        self.job = job
+        self.unique_key = unique_key
+        self.existing = existing
+        super().__init__(f"{job}: unique key {unique_key!r} is held by job {existing.id} ({existing.name}); "
+                         "unique_mode='raise' refuses a second one")
+
+
+class EnqueueRefused(ActiveJobError):
+    """A middleware or an enqueue callback refused an enqueue: nothing was written.
+
+    Raise it from a middleware's `enqueue` hook or a `before_enqueue`/`around_enqueue`
+    callback with the reason; activejob adds the job and who refused (`job`, `by`):
+
+        class Maintenance:
+            def enqueue(self, enqueue, proceed):
+                raise EnqueueRefused("the shop is in maintenance until 22:00")
+
+    `SendEmail.perform_later(...)` then raises `EnqueueRefused: send_email: enqueue refused by
+    Maintenance: the shop is in maintenance until 22:00; nothing was written`.
+    """
+
+    def __init__(self, reason: str, *, job: str | None = None, by: str | None = None) -> None:
+        self.reason = reason
+        self.job = job
+        self.by = by
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        if self.job is None:
+            return self.reason
+        by = f" by {self.by}" if self.by else ""
+        return f"{self.job}: enqueue refused{by}: {self.reason}; nothing was written"
 
 
 class UnknownJobError(ActiveJobError, LookupError):

@@ -18,10 +18,11 @@ import anyio
 from anyio import CancelScope
 from pydantic import BaseModel
 
-from . import arguments, clock
+from . import arguments, callbacks, clock, middleware, upcasting
 from .context import JobContext
 from .definition import BaseJob, registry
 from .errors import JobCancelled, JobTimeout, WaitForChildren
+from .logs import job_fields, running_job
 from .records import Claimed
 from .retry import RetryDecision, decide
 from .store import Outcome, Store
@@ -50,6 +51,12 @@ def job_class(job: Claimed) -> type[BaseJob[Any]] | None:
     return cls
 
 
+def _about(job: Claimed) -> dict[str, Any]:
+    # These lines are also logged from the worker's loop (timeouts, cancel graces), outside
+    # the job's attempt: they name the job themselves.
+    return job_fields(job.id, job.name, job.attempts)
+
+
 def _error_text(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -71,10 +78,10 @@ def _failure(job: Claimed, error: BaseException, tb: str | None, cls: type[BaseJ
         decision, run_at = RetryDecision(False, reason="backoff failed"), None
     if run_at is not None:
         log.warning("%s #%s attempt %s failed (%s); retrying at %s", job.name, job.id, job.attempts,
-                    message, run_at.isoformat(timespec="seconds"))
+                    message, run_at.isoformat(timespec="seconds"), extra=_about(job))
         return Outcome(job.id, job.lease_token, "pending", "retrying", error=message, traceback=tb,
                        run_at=run_at, data={"traceback": tb, "reason": decision.reason})
-    log.error("%s #%s failed after %s attempt(s): %s", job.name, job.id, job.attempts, message)
+    log.error("%s #%s failed after %s attempt(s): %s", job.name, job.id, job.attempts, message, extra=_about(job))
     return Outcome(job.id, job.lease_token, "failed", "failed", error=message, traceback=tb,
                    data={"traceback": tb, "reason": decision.reason})
 
@@ -89,6 +96,16 @@ class Attempt:
     waiting: bool = False
 
 
+def timeout_of(job: Claimed, cls: type[BaseJob[Any]]) -> float | None:
+    """The attempt's timeout in seconds: the job's own (`Job.set(timeout=...)`, kept in its
+    meta), else its type's."""
+    if job.meta and '"timeout"' in job.meta:
+        own = middleware.loads_meta(job.meta).get("timeout")
+        if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+            return float(own)
+    return cls.options.timeout
+
+
 def _prepare(entry: Running) -> tuple[type[BaseJob[Any]], BaseModel] | Outcome:
     """The job's class and its arguments, or the failure that says why there are none."""
     job = entry.job
@@ -96,7 +113,12 @@ def _prepare(entry: Running) -> tuple[type[BaseJob[Any]], BaseModel] | Outcome:
     try:
         if cls is None:
             cls = registry[job.name]  # raises the readable "unknown job" error
-        return cls, arguments.decode(job.name, cls.options.schema, job.args)
+        opts = cls.options
+        text = job.args
+        if (job.args_version or 1) != opts.version:  # stored by older code: bring them up to date
+            text = json.dumps(upcasting.upcast(job.name, json.loads(text), stored=job.args_version,
+                                               version=opts.version, upcasters=opts.upcasters))
+        return cls, arguments.decode(job.name, opts.schema, text)
     except Exception as invalid:  # unknown type, corrupt row, args that no longer validate
         return _failure(job, invalid, None, cls)
 
@@ -133,12 +155,18 @@ def crashed(entry: Running, error: BaseException) -> Outcome:
 def timed_out(entry: Running, cls: type[BaseJob[Any]]) -> Outcome:
     job = entry.job
     entry.context.request_cancel("timeout")  # a sync job's thread can still stop itself
-    return _failure(job, JobTimeout(f"{job.name} #{job.id} timed out after {cls.options.timeout or 0:g}s"), None, cls)
+    return _failure(job, JobTimeout(f"{job.name} #{job.id} timed out after {timeout_of(job, cls) or 0:g}s"), None,
+                    cls)
 
 
 async def perform(entry: Running) -> Outcome | None:
     """Run one attempt of an async job on the worker's loop, under the job's cancel scope
     and timeout, and say how it ended; None when the lease was lost (nothing to write)."""
+    with running_job(entry.job.id, entry.job.name, entry.job.attempts):  # its task's logs name it
+        return await _perform(entry)
+
+
+async def _perform(entry: Running) -> Outcome | None:
     prepared = _prepare(entry)
     if isinstance(prepared, Outcome):
         return prepared
@@ -148,8 +176,11 @@ async def perform(entry: Running) -> Outcome | None:
     with entry.scope:
         deadline: CancelScope | None = None
         try:
-            with anyio.fail_after(cls.options.timeout) as deadline:
-                attempt.result = await instance.perform(args)
+            with anyio.fail_after(timeout_of(entry.job, cls)) as deadline:
+                if callbacks.of(cls).on_perform or middleware.wraps_aperform():
+                    attempt.result = await _hooked(entry, instance, args)
+                else:
+                    attempt.result = await instance.perform(args)
         except TimeoutError as raised:
             # Our deadline, as opposed to a TimeoutError raised by the job's own code.
             if deadline is not None and deadline.cancelled_caught:
@@ -170,11 +201,22 @@ async def perform(entry: Running) -> Outcome | None:
     return _judge(entry, cls, attempt, entry.scope.cancelled_caught)
 
 
+async def _hooked(entry: Running, instance: BaseJob[Any], args: BaseModel) -> Any:
+    """The attempt through the middleware and the job's callbacks."""
+    return await middleware.arun_perform(middleware.Perform(instance, args, entry.job.meta),
+                                         callbacks.aperform_call(instance, args))
+
+
 def perform_in_thread(entry: Running) -> Outcome | None:
     """Run one attempt of a sync job in the calling thread (one of the worker's sync-job
     threads) and say how it ended. Timeouts and cancel graces are the worker's to keep:
     a thread cannot be interrupted, so the worker stops waiting and settles the outcome
     itself; what this returns then is dropped."""
+    with running_job(entry.job.id, entry.job.name, entry.job.attempts):  # this thread's logs name it
+        return _perform_in_thread(entry)
+
+
+def _perform_in_thread(entry: Running) -> Outcome | None:
     prepared = _prepare(entry)
     if isinstance(prepared, Outcome):
         return prepared
@@ -183,7 +225,13 @@ def perform_in_thread(entry: Running) -> Outcome | None:
     try:
         # A context of its own per attempt: context variables a job sets do not leak into
         # the next job this thread runs (as with a task per async job).
-        attempt.result = contextvars.copy_context().run(cls(entry.context).perform, args)
+        instance = cls(entry.context)
+        if callbacks.of(cls).on_perform or middleware.wraps_perform():
+            perform = middleware.Perform(instance, args, entry.job.meta)
+            attempt.result = contextvars.copy_context().run(
+                middleware.run_perform, perform, callbacks.perform_call(instance, args))
+        else:
+            attempt.result = contextvars.copy_context().run(instance.perform, args)
     except JobCancelled:
         entry.stop_reason = entry.stop_reason or "cancel"
     except WaitForChildren:
@@ -197,13 +245,14 @@ def stopped(entry: Running) -> Outcome | None:
     job = entry.job
     reason = entry.stop_reason or "cancel"
     if reason == "lease_lost":
-        log.warning("%s #%s: this worker lost the job's lease; it stopped and wrote nothing", job.name, job.id)
+        log.warning("%s #%s: this worker lost the job's lease; it stopped and wrote nothing", job.name, job.id,
+                    extra=_about(job))
         return None
     if reason == "shutdown":
-        log.info("%s #%s interrupted by shutdown; back to pending", job.name, job.id)
+        log.info("%s #%s interrupted by shutdown; back to pending", job.name, job.id, extra=_about(job))
         return Outcome(job.id, job.lease_token, "pending", "requeued", run_at=clock.now(),
                        refund_attempt=True, data={"reason": "shutdown"})
-    log.info("%s #%s cancelled", job.name, job.id)
+    log.info("%s #%s cancelled", job.name, job.id, extra=_about(job))
     return Outcome(job.id, job.lease_token, "cancelled", "cancelled", data={"reason": "requested"})
 
 
@@ -216,6 +265,21 @@ def context_for(job: Claimed, store: Store | None = None) -> JobContext:
             checkpoint = None
     context = JobContext(job_id=job.id, name=job.name, attempt=job.attempts, checkpoint=checkpoint,
                          queue=job.queue, owner=job.owner, parent_id=job.parent_id)
+    context.batch_id = job.batch_id if job.batch_id is not None else _called_back_by(job)
     if store is not None:
         context.children_reader = lambda: store.list_jobs(parent_id=job.id, order="oldest", limit=10_000)
+        batch_id = context.batch_id
+        if batch_id is not None:
+            context.batch_reader = lambda: store.get_batch(batch_id)
     return context
+
+
+def _called_back_by(job: Claimed) -> int | None:
+    """The batch a batch callback was enqueued by (kept in its meta), or None."""
+    if not job.meta or '"batch"' not in job.meta:
+        return None
+    try:
+        batch = json.loads(job.meta).get("batch")
+    except (ValueError, AttributeError):
+        return None
+    return batch if isinstance(batch, int) else None

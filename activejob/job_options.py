@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from . import backoff as backoffs
-from . import rate_limits
+from . import rate_limits, upcasting
 from .enqueuing import INTEGER_MAX, PRIORITY_MAX, PRIORITY_MIN, PRIORITY_RANGE, text_problem, whole_number
 from .errors import ConfigurationError
 from .options import Says, problems, refuse, show, unknown_names
@@ -124,7 +124,7 @@ class Definition(BaseModel):
     rate_limit_key: Annotated[Callable[[Any], Any] | None,
                               Says("takes a function of the arguments, and needs rate_limit")]
     version: Annotated[int, Strict(), Ge(1), Le(INTEGER_MAX), Says("must be a whole number >= 1")]
-    upcasters: Annotated[dict[int, Callable[[dict[str, Any]], dict[str, Any]]] | None,
+    upcasters: Annotated[dict[Annotated[int, Strict()], Callable[[dict[str, Any]], dict[str, Any]]] | None,
                          Says("must map an older version (int) to a function of the arguments dict (or None)")]
 
     @model_validator(mode="after")
@@ -134,6 +134,9 @@ class Definition(BaseModel):
             refuse("concurrency_key takes a function of the arguments, and needs concurrency_limit")
         if self.rate_limit_key is not None and self.rate_limit is None:
             refuse("rate_limit_key takes a function of the arguments, and needs rate_limit")
+        upcasting_problem = upcasting.problem(self.version, self.upcasters)
+        if upcasting_problem:
+            refuse(upcasting_problem)
         try:
             self.backoff = backoffs.resolve(self.backoff, base=self.backoff_base, cap=self.backoff_cap,
                                             jitter=self.backoff_jitter)

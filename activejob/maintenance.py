@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import clock
+from .definition import registry
 from .dispatch import aemit
+from .errors import ActiveJobError
 from .liveness import live_since
-from .recurring import schedules
+from .recurring import CATCH_UP_LIMIT, Recurring, effective, slot_of
 
 if TYPE_CHECKING:
+    from .records import JobInfo
     from .runner import Runner
 
 log = logging.getLogger("activejob.worker")
@@ -40,7 +43,9 @@ class Maintenance:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         s = self.settings = runner.settings
-        self._scheduled: dict[str, datetime] = {}
+        self._scheduled: dict[str, datetime] = {}  # by schedule key: the latest slot known enqueued
+        for _entry, problem in effective(s.recurring, registry)[1].values():
+            log.error("%s: this worker does not enqueue it", problem)
         self.chores = [
             Chore("recover", s.poll_interval, self.recover),
             Chore("recurring", s.poll_interval, self.schedule_recurring),
@@ -87,17 +92,52 @@ class Maintenance:
 
     async def schedule_recurring(self, now: datetime) -> None:
         """Keep the next slot of every cron schedule enqueued (the unique key makes the
-        workers that race to do it agree on one job)."""
-        due = []
-        for key, schedule in list(schedules.items()):
-            slot = schedule.next_after(now)
-            if self._scheduled.get(key) != slot:
-                due.append((key, slot, schedule.request(slot, self.settings.max_args_bytes)))
-        if not due:
+        workers that race to do it agree on one job), and settle the slots that passed while
+        no worker ran, as each schedule's `catch_up` says."""
+        found, _problems = effective(self.settings.recurring, registry)
+        upcoming = {s.key: s.next_after(now) for s in found}
+        due = [s for s in found if self._scheduled.get(s.key) != upcoming[s.key]]
+        # Only a first look at a schedule, or a slot that came and went unseen by us (the
+        # database, or this worker, was away), needs the database to say what was enqueued.
+        unsure = [s for s in due if s.key not in self._scheduled
+                  or s.next_after(self._scheduled[s.key]) < upcoming[s.key]]
+        last = await anyio.to_thread.run_sync(self.runner.db.last_stamped_jobs, [s.key_prefix for s in unsure]) \
+            if unsure else {}
+        slots: list[tuple[Recurring, datetime]] = []
+        skipped: list[tuple[Recurring, JobInfo]] = []
+        for schedule in due:
+            previous = last.get(schedule.key_prefix)
+            at = slot_of(schedule.key, previous.unique_key or "") if previous is not None else None
+            limit = CATCH_UP_LIMIT if schedule.catch_up == "all" else 1  # else only the latest counts
+            missed, more = schedule.missed(at, now, limit) if at is not None else ([], False)
+            if missed and previous is not None and schedule.catch_up != "all" and previous.status == "pending":
+                skipped.append((schedule, previous))  # superseded by a newer slot that has come too
+            if more and schedule.catch_up == "all":
+                log.warning("schedule %r missed more than %d slots while no worker ran: enqueued the latest %d",
+                            schedule.key, limit, limit)
+            caught = {"none": [], "latest": missed[-1:], "all": missed}[schedule.catch_up]
+            slots += [(schedule, slot) for slot in [*caught, upcoming[schedule.key]]]
+        for schedule, job in skipped:
+            await self._skip(schedule, job, now)
+        requests = [s.request(slot, self.settings.max_args_bytes) for s, slot in slots]
+        if requests:
+            _ids, records = await self.runner.store.enqueue(requests, now)
+            await aemit(records)
+            if any(slot <= now for _, slot in slots):
+                self.runner.wake()
+        for schedule in due:
+            self._scheduled[schedule.key] = upcoming[schedule.key]
+
+    async def _skip(self, schedule: Recurring, job: JobInfo, now: datetime) -> None:
+        """Cancel a missed slot's job that is still pending (catch_up "none" or "latest")."""
+        try:
+            _status, records = await anyio.to_thread.run_sync(
+                lambda: self.runner.db.request_cancel(job.id, now, expect=("pending",)))
+        except ActiveJobError:  # another worker took it, or skipped it, first
             return
-        await self.runner.store.enqueue([r for _, _, r in due], now)
-        for key, slot, _ in due:
-            self._scheduled[key] = slot
+        log.info("schedule %r: skipped the slot of job #%s, missed while no worker ran (catch_up=%r)",
+                 schedule.key, job.id, schedule.catch_up)
+        await aemit(records)
 
     async def refresh_planner_stats(self, _now: datetime) -> None:
         if await self.runner.store.refresh_planner_stats():
@@ -120,6 +160,8 @@ class Maintenance:
                                                now - s.event_retention)
         if pruned:
             log.info("pruned %d finished job(s)", pruned)
+        # Starts that left their rate limit's window (claims drop only the keys they touch).
+        await self.runner.store.prune_rate_starts(now)
 
     async def warn_unknown(self, now: datetime) -> None:
         unknown = await self.runner.store.unclaimable(now, live_since(now, self.settings.lease))

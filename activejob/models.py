@@ -153,7 +153,8 @@ class Job(SQLModel, table=True):
 
 
 class JobEvent(SQLModel, table=True):
-    """One entry of the durable event log: a transition, progress, a log line.
+    """One entry of the durable event log: a transition, progress, a log line, or something
+    that happened to a batch (`batch_id` set, `job_id` NULL).
 
     Ids only grow, so a reader that remembers the last id it saw can ask for the rest.
     """
@@ -162,11 +163,15 @@ class JobEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_activejob_events_job", "job_id", "id"),
         _partial("ix_activejob_events_owner", "owner", "id", where="owner IS NOT NULL"),
+        _partial("ix_activejob_events_batch", "batch_id", "id", where="batch_id IS NOT NULL"),
         {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, sa_column=_id())
-    job_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    job_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Only a batch's own events carry it: a member's events name their batch through the
+    # job (readers join it), which keeps the hot paths' inserts as they are.
+    batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     type: str = Field(max_length=40)
     name: str = Field(max_length=MAX_LENGTH["name"])
     queue: str = Field(default="default", max_length=MAX_LENGTH["queue"])

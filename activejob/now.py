@@ -12,10 +12,10 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-from . import clock
+from . import callbacks, clock, middleware
 from .context import JobContext
+from .definition import job_is_async
 from .dispatch import emit_local
-from .enqueuing import is_async
 from .records import signal_payload
 
 
@@ -61,18 +61,27 @@ def _end(cls: Any, owner: str | None, error: BaseException | None, result: Any =
 
 async def _call_async(instance: Any, args: BaseModel, timeout: float | None) -> Any:
     with anyio.fail_after(timeout):
+        if callbacks.of(type(instance)).on_perform or middleware.wraps_aperform():
+            return await middleware.arun_perform(middleware.Perform(instance, args),
+                                                 callbacks.aperform_call(instance, args))
         return await instance.perform(args)
 
 
-def run_now(cls: Any, args: BaseModel, *, owner: str | None = None) -> Any:
+def _call(instance: Any, args: BaseModel) -> Any:
+    if callbacks.of(type(instance)).on_perform or middleware.wraps_perform():
+        return middleware.run_perform(middleware.Perform(instance, args), callbacks.perform_call(instance, args))
+    return instance.perform(args)
+
+
+def run_now(cls: Any, args: BaseModel, *, owner: str | None = None, timeout: float | None = None) -> Any:
     instance = _start(cls, owner)
     try:
-        if is_async(cls.perform):
-            call = partial(anyio.run, _call_async, instance, args, cls.options.timeout,
+        if job_is_async(cls):
+            call = partial(anyio.run, _call_async, instance, args, timeout or cls.options.timeout,
                            backend_options=clock.backend_options())
             result = _in_fresh_thread(call) if _loop_running() else call()
         else:
-            result = instance.perform(args)
+            result = _call(instance, args)
     except BaseException as error:
         _end(cls, owner, error)
         raise
@@ -80,13 +89,13 @@ def run_now(cls: Any, args: BaseModel, *, owner: str | None = None) -> Any:
     return result
 
 
-async def arun_now(cls: Any, args: BaseModel, *, owner: str | None = None) -> Any:
+async def arun_now(cls: Any, args: BaseModel, *, owner: str | None = None, timeout: float | None = None) -> Any:
     instance = _start(cls, owner)
     try:
-        if is_async(cls.perform):
-            result = await _call_async(instance, args, cls.options.timeout)
+        if job_is_async(cls):
+            result = await _call_async(instance, args, timeout or cls.options.timeout)
         else:
-            result = await anyio.to_thread.run_sync(instance.perform, args)
+            result = await anyio.to_thread.run_sync(_call, instance, args)
     except BaseException as error:
         _end(cls, owner, error)
         raise

@@ -19,17 +19,19 @@ from typing import Any, ClassVar
 import anyio
 from sqlalchemy import event
 
-from . import clock, enqueuing
+from . import clock, enqueuing, middleware
 from .config import Settings
 from .definition import registry
 from .dispatch import aemit, emit
 from .enqueuing import EnqueueRequest
-from .errors import ConfigurationError
+from .errors import ConfigurationError, DuplicateJobError
+from .explain import Explanation, explain_job
 from .handle import JobHandle
 from .liveness import live_since
-from .records import EventRecord, JobInfo, WorkerInfo
+from .records import BatchInfo, EventRecord, JobInfo, WorkerInfo
 from .runner import Runner
 from .store import Store
+from .store.enqueue import UniqueKeyHeld
 from .worker import Worker
 
 log = logging.getLogger("activejob")
@@ -69,6 +71,11 @@ class JobQueue:
     def configure(cls, database_url: str | None = None, **options: Any) -> JobQueue:
         """Make a new process-wide queue from these settings and return it."""
         queue = cls(database_url, **options)
+        middleware.install(queue.settings.middleware)  # process-wide, like the queue itself
+        if queue.settings.tracing:
+            from . import tracing
+
+            tracing.instrument()
         with cls._current_lock:
             previous, cls._current = cls._current, queue
         if previous is not None and previous is not queue:
@@ -76,6 +83,11 @@ class JobQueue:
         if queue.settings.auto_migrate:
             _ = queue.store  # create the schema now, so errors show at configure time
         return queue
+
+    @classmethod
+    def configured(cls) -> JobQueue | None:
+        """The process-wide queue if one was made already (by `configure` or `get`), else None."""
+        return cls._current
 
     @classmethod
     def reset(cls) -> None:
@@ -124,7 +136,7 @@ class JobQueue:
         """Write validated jobs; with `session`, inside that session's transaction."""
         if session is not None:
             return self._enqueue_in(session, requests)
-        ids, records = self.store.enqueue(requests, clock.now())
+        ids, records = self._write(requests)
         self._wake()
         emit(records)
         return self._handles(ids, requests)
@@ -135,10 +147,57 @@ class JobQueue:
                 handles: list[JobHandle] = await session.run_sync(lambda s: self._enqueue_in(s, requests))
                 return handles
             return self._enqueue_in(session, requests)
-        ids, records = await anyio.to_thread.run_sync(self.store.enqueue, requests, clock.now())
+        ids, records = await anyio.to_thread.run_sync(self._write, requests)
         self._wake()
         await aemit(records)
         return self._handles(ids, requests)
+
+    # -- batches --------------------------------------------------------------------
+
+    def create_batch(self, *, description: str | None, owner: str | None, callbacks: str | None) -> int:
+        """A new batch's id (what `with Batch(...)` calls; its callbacks already encoded)."""
+        return self.store.create_batch(description=description, owner=owner, callbacks=callbacks, now=clock.now())
+
+    def seal_batch(self, batch_id: int) -> None:
+        """The batch's block has ended: it completes once its members have all finished."""
+        records = self.store.seal_batch(int(batch_id), clock.now())
+        if records:
+            self._wake()
+        emit(records)
+
+    def get_batch(self, batch_id: int) -> BatchInfo | None:
+        """The batch with this id and how far its members are, or None.
+
+            info = queue.get_batch(batch.id)
+            print(f"{info.completed}/{info.total} done, {info.failed} failed, {info.progress:.0%}")
+        """
+        return self.store.get_batch(int(batch_id))
+
+    def batch_members(self, batch_id: int, *, limit: int = 500) -> list[JobInfo]:
+        """The jobs of a batch, oldest first."""
+        return self.store.batch_members(int(batch_id), limit=limit)
+
+    def batch_callbacks(self, batch_id: int) -> list[JobInfo]:
+        """The callback jobs a batch has enqueued so far."""
+        return self.store.batch_callbacks(int(batch_id))
+
+    def list_batches(self, *, limit: int = 50, unfinished: bool | None = None,
+                     owner: str | None = None) -> list[BatchInfo]:
+        """The newest batches first (`unfinished=True`: only those still running)."""
+        return self.store.list_batches(limit=limit, unfinished=unfinished, owner=owner)
+
+    def cancel_batch(self, batch_id: int) -> BatchInfo:
+        """Cancel every member not yet finished (running ones as soon as their workers hear);
+        the batch then finishes, and its on_complete callback runs. Returns the batch now."""
+        running, records = self.store.cancel_batch(int(batch_id), clock.now())
+        emit(records)
+        for job_id in running:
+            if self._runner is not None:
+                self._runner.cancel_local(job_id)
+        info = self.store.get_batch(int(batch_id))
+        assert info is not None  # cancel_batch raised JobNotFound otherwise
+        self._wake()
+        return info
 
     def _enqueue_in(self, session: Any, requests: list[EnqueueRequest]) -> list[JobHandle]:
         if hasattr(session, "run_sync"):
@@ -146,7 +205,13 @@ class JobQueue:
                 "an AsyncSession needs the awaitable call: await Job.set(session=session).aperform_later(...)")
         # The jobs commit or roll back with the caller's data; workers hear of them,
         # and signals fire, only once the session commits.
-        ids, records = self.store.enqueue(requests, clock.now(), conn=session.connection())
+        if len(requests) > 1 and any(r.unique_mode == "raise" for r in requests):
+            # A refused duplicate takes back the jobs of the call written before it, and only
+            # those: the caller's transaction goes on.
+            with session.begin_nested():
+                ids, records = self._write(requests, session.connection())
+        else:
+            ids, records = self._write(requests, session.connection())
 
         def committed(_session: Any) -> None:
             self._wake()
@@ -154,6 +219,14 @@ class JobQueue:
 
         event.listen(session, "after_commit", committed, once=True)
         return self._handles(ids, requests)
+
+    def _write(self, requests: list[EnqueueRequest], conn: Any = None) -> tuple[list[int], list[EventRecord]]:
+        """The store's enqueue; a unique key held against unique_mode='raise' as DuplicateJobError."""
+        try:
+            return self.store.enqueue(requests, clock.now(), conn=conn)
+        except UniqueKeyHeld as held:
+            holder = JobHandle(held.holder_id, held.holder_name, self)
+            raise DuplicateJobError(held.job, held.unique_key, holder) from None
 
     def _wake(self) -> None:
         if self._runner is not None:
@@ -193,24 +266,46 @@ class JobQueue:
         out["paused_queues"] = list(self.store.paused_queues())
         return out
 
+    def oldest_pending_age(self) -> dict[str, float]:
+        """Seconds the longest-waiting due job of each queue has waited since its run time
+        (queues with nothing due are left out): the queue's latency.
+
+            queue.oldest_pending_age()      # {"mail": 12.5}: mail is 12.5 s behind
+        """
+        now = clock.now()
+        return {name: max((now - at).total_seconds(), 0.0) for name, at in self.store.oldest_due(now).items()}
+
     def available_job_types(self) -> list[str]:
         """Names of the job types registered in this process."""
         return list(registry)
 
     def recurring(self) -> list[dict[str, Any]]:
-        """The cron schedules registered in this process, with their next run."""
-        from .recurring import schedules
+        """The cron schedules this queue keeps (registered in code, or declared in its
+        `recurring` setting), sorted by key, each with its `next_run`, `last_enqueued` (the
+        latest slot enqueued, from the database) and `error` (why a declared one cannot run):
 
-        return [s.describe() for s in schedules.values()]
+            for s in queue.recurring():
+                print(s["key"], s["job"], s["cron"], s["next_run"], s["last_enqueued"])
+        """
+        from .recurring import describe_all
+
+        return describe_all(self.settings.recurring, registry, self.store.last_stamped_jobs, clock.now())
 
     def job_types(self) -> list[dict[str, Any]]:
         """Each registered job type's options (label, phases, queue, schema, ...)."""
         return [registry[name].options.describe() for name in registry]
 
     def events(self, job_id: int | None = None, *, after: int = 0, owner: str | None = None,
-               limit: int = 500) -> list[EventRecord]:
-        """The durable event log, oldest first; `after` is the last event id already seen."""
-        return self.store.events(after=after, job_id=job_id, owner=owner, limit=limit)
+               limit: int = 500, batch_id: int | None = None) -> list[EventRecord]:
+        """The durable event log, oldest first; `after` is the last event id already seen.
+
+        `batch_id`: a batch's own events (`batch_failed`, `batch_finished`, `batch_cancelled`)
+        and its members' events:
+
+            for event in queue.events(batch_id=batch.id):
+                print(event.type, event.job_id, event.status)
+        """
+        return self.store.events(after=after, job_id=job_id, owner=owner, batch_id=batch_id, limit=limit)
 
     def _live_since(self) -> datetime:
         return live_since(clock.now(), self.settings.lease)
@@ -218,6 +313,16 @@ class JobQueue:
     def workers(self) -> list[WorkerInfo]:
         """Workers with a recent heartbeat, in any process or machine."""
         return self.store.workers(since=self._live_since())
+
+    def explain(self, job_id: int) -> Explanation:
+        """Why the job is, or is not, running now: a `reason` code, a `message` for people,
+        and the facts in `details` (docs/howto/why-not-running.md). JobNotFound for an unknown id.
+
+            why = queue.explain(handle.id)
+            why.reason      # "queue_paused"
+            why.message     # "Job #12 (send_email) is due, but its queue mail has been paused since ..."
+        """
+        return explain_job(self.store, self.settings, int(job_id), clock.now())
 
     # -- changing jobs ----------------------------------------------------------------
 
@@ -244,6 +349,54 @@ class JobQueue:
         """Delete a job that is not running, with its events. `expect` narrows the states it
         may be in (what a person saw on a page): a job that moved on is left alone."""
         emit(self.store.delete(int(job_id), clock.now(), expect=expect))
+
+    def retry_failed(self, name: str | None = None, *, queue: str | None = None, owner: str | None = None,
+                     search: str | None = None) -> int:
+        """Run every failed job again (of one job type, queue or owner, or matching a text
+        search, as `list_jobs` filters), with fresh attempts; returns how many.
+
+            queue.retry_failed()                       # all of them
+            queue.retry_failed("send_email", search="timeout")
+        """
+        records = self.store.retry_failed(clock.now(), name=name, queue=queue, owner=owner, search=search)
+        if records:
+            self._wake()
+        emit(records)
+        return len(records)
+
+    def cancel_many(self, job_ids: Sequence[int]) -> int:
+        """Cancel these jobs: pending and waiting ones at once, running ones as soon as their
+        workers hear. Finished or missing ones are left alone. Returns how many it cancelled
+        or asked to stop.
+
+            queue.cancel_many([12, 13, 14])
+        """
+        statuses, records = self.store.cancel_many(_job_ids(job_ids), clock.now())
+        emit(records)
+        if self._runner is not None:
+            for job_id, status in statuses.items():
+                if status == "running":
+                    self._runner.cancel_local(job_id)
+        return len(statuses)
+
+    def delete_many(self, job_ids: Sequence[int]) -> int:
+        """Delete these jobs, with their events, where they are finished (completed, failed or
+        cancelled); others are left alone. Returns how many it deleted.
+
+            queue.delete_many([12, 13])
+        """
+        records = self.store.delete_many(_job_ids(job_ids), clock.now())
+        emit(records)
+        return len(records)
+
+    def activity(self, minutes: int = 60) -> dict[str, Any]:
+        """Per-minute series of the last `minutes` minutes, from the event log: jobs finished
+        by status, and each queue's depth and oldest pending age (`Store.activity` says how).
+
+            queue.activity()["finished"]["failed"]          # failures in each minute
+            queue.activity()["queues"]["mail"]["depth"]     # pending mail jobs at each minute's end
+        """
+        return self.store.activity(clock.now(), minutes)
 
     # -- queues -----------------------------------------------------------------------
 
@@ -365,6 +518,12 @@ def configure(database_url: str | None = None, **options: Any) -> JobQueue:
 
 
 enqueuing.set_backend(JobQueue.get)
+
+
+def _job_ids(job_ids: Sequence[int]) -> list[int]:
+    if isinstance(job_ids, str | bytes) or any(isinstance(i, bool) or not isinstance(i, int) for i in job_ids):
+        raise ValueError(f"job ids are whole numbers, got {job_ids!r}")
+    return list(job_ids)
 
 
 def _queue_name(queue: Any) -> str:

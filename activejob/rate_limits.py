@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from datetime import timedelta
@@ -52,3 +53,46 @@ def _checked(count: int, window: timedelta, given: Any) -> tuple[int, timedelta]
 def parse_option(value: Any) -> Any:
     """`parse` for pydantic: None stays None; a wrong value's ValueError words the refusal."""
     return None if value is None else parse(value)
+
+
+def text(limit: tuple[int, timedelta]) -> str:
+    """A limit as users write it, for listings.
+
+        >>> text((10, timedelta(seconds=1))), text((600, timedelta(minutes=1))), text((5, timedelta(seconds=2.5)))
+        ('10/s', '600/m', '5/2.5s')
+    """
+    count, window = limit
+    seconds = window.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            times = int(seconds // size)
+            return f"{count}/{unit}" if times == 1 else f"{count}/{times}{unit}"
+    return f"{count}/s" if seconds == 1 else f"{count}/{seconds:g}s"
+
+
+MAX_KEY = 255
+"""The longest key `activejob_rate_starts` holds; longer per-key keys are shortened to a digest."""
+
+
+def type_key(name: str, rate_key: str | None = None) -> str:
+    """The key a job type's starts are counted under: `type:<name>`, or, for a type limited per
+    key, `type:<name>:<rate_key>` (its digest when that is too long for the column).
+
+        >>> type_key("send_email"), type_key("sync_customer", "42")
+        ('type:send_email', 'type:sync_customer:42')
+    """
+    if rate_key is None:
+        return f"type:{name}"
+    key = f"type:{name}:{rate_key}"
+    if len(key) <= MAX_KEY:
+        return key
+    return f"type:{name}:#{hashlib.sha256(rate_key.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}"
+
+
+def queue_key(queue: str) -> str:
+    """The key a queue's starts are counted under.
+
+        >>> queue_key("mail")
+        'queue:mail'
+    """
+    return f"queue:{queue}"

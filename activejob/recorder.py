@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("activejob.worker")
 
+ENDED = ("completed", "failed", "cancelled")
+"""Outcomes that end a job: its batch may be due a callback, its dependents may go on."""
+
 GATHER = 0.001
 """Seconds an outcome write waits for sync jobs that started within as long (see _gather)."""
 
@@ -96,6 +99,10 @@ class Recorder:
             # the same job, retried at once). The waiting jobs are released whatever happens.
             try:
                 await aemit(records)
+                # Before the slots are freed, so a worker running until idle still counts
+                # these jobs while what they release (callbacks, dependents) is written.
+                await self._settle([(entry, outcome) for entry, outcome, _ in batch
+                                    if outcome.job_id in written])
             finally:
                 for entry, outcome, done in batch:
                     if done is None:
@@ -104,6 +111,26 @@ class Recorder:
                         done.set()
             if started:
                 await aemit(started)
+
+    async def _settle(self, written: list[tuple[Running, Outcome]]) -> None:
+        """After the commit: enqueue the callbacks of batches these outcomes finished or
+        failed, and settle the jobs waiting for the jobs that ended. A separate transaction
+        that reads what is committed, so of members (or dependencies) ending at once in
+        several workers, the last to commit sees them all; if this worker dies first, the
+        waiting-jobs chore of any worker does it."""
+        ended = [(entry.job, outcome) for entry, outcome in written if outcome.status in ENDED]
+        if not ended:
+            return
+        batch_ids = {job.batch_id for job, _ in ended if job.batch_id is not None}
+        try:
+            records = await self.runner.store.settle(batch_ids, [job.id for job, _ in ended], clock.now())
+        except Exception as error:
+            self.runner.noted(error)
+            log.warning("settling batches and dependents failed (%s); the waiting-jobs chore will", error)
+            return
+        if records:
+            self.runner.wake()
+        await aemit(records)
 
     async def _gather(self) -> None:
         """Let sync jobs that started a moment ago join this write (a commit delay, as

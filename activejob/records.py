@@ -115,7 +115,8 @@ class EventRecord:
     """One row of the event log, as signals and consumers see it."""
 
     id: int
-    job_id: int
+    job_id: int | None
+    """None for a batch's own events (`batch_finished`, ...)."""
     type: str
     name: str
     queue: str
@@ -124,6 +125,9 @@ class EventRecord:
     attempt: int
     created_at: datetime
     data: dict[str, Any] = field(default_factory=dict)
+    batch_id: int | None = None
+    """The batch the event is about: its own events, and its members' events as read back
+    from the log (events returned by the verbs that wrote them do not fill it in)."""
 
     @classmethod
     def from_row(cls, row: Any) -> EventRecord:
@@ -133,6 +137,7 @@ class EventRecord:
             queue=row["queue"], owner=row["owner"], status=row["status"],
             attempt=row["attempt"], created_at=row["created_at"],
             data=data if isinstance(data, dict) else {"value": data},
+            batch_id=row.get("batch_id"),
         )
 
     def payload(self) -> dict[str, Any]:
@@ -162,6 +167,58 @@ class WorkerInfo:
         out = asdict(self)
         out["started_at"] = self.started_at.isoformat()
         out["heartbeat_at"] = self.heartbeat_at.isoformat()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """A batch and how far its members are, as `queue.get_batch(id)` returns it and a batch
+    callback reads it as `self.batch`.
+
+        info = queue.get_batch(batch.id)
+        info.total, info.completed, info.failed, info.finished, f"{info.progress:.0%}"
+    """
+
+    id: int
+    description: str | None
+    owner: str | None
+    total: int
+    pending: int  # includes members waiting for their dependencies or children
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    finished: bool  # every member has finished, and the callbacks are enqueued
+    progress: float  # 0..1: finished members count 1, running ones their reported progress
+    created_at: datetime
+    finished_at: datetime | None = None
+    failed_at: datetime | None = None  # when a member first failed for good
+    cancelled_at: datetime | None = None
+    sealed: bool = True  # its `with Batch()` block has ended
+
+    @classmethod
+    def from_row(cls, row: Any, members: dict[str, tuple[int, float]]) -> BatchInfo:
+        """From a batch row and its members' (count, summed progress) by status."""
+        count = {status: n for status, (n, _) in members.items()}
+        total = sum(count.values())
+        done = sum(count.get(s, 0) for s in ("completed", "failed", "cancelled"))
+        running_progress = members.get("running", (0, 0.0))[1]
+        return cls(
+            id=row["id"], description=row["description"], owner=row["owner"], total=total,
+            pending=count.get("pending", 0) + count.get("waiting", 0), running=count.get("running", 0),
+            completed=count.get("completed", 0), failed=count.get("failed", 0),
+            cancelled=count.get("cancelled", 0), finished=row["finished_at"] is not None,
+            progress=1.0 if row["finished_at"] is not None else min(1.0, (done + running_progress) / total)
+            if total else 0.0,
+            created_at=row["created_at"], finished_at=row["finished_at"], failed_at=row["failed_at"],
+            cancelled_at=row["cancelled_at"], sealed=row["sealed_at"] is not None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat()
         return out
 
 

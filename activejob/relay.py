@@ -151,19 +151,19 @@ class EventRelay:
         return resume_cursor(self.store.last_event_id(), after=0, settled=settled)
 
     def events(self, *, after: int = 0, job_id: int | None = None, owner: str | None = None,
-               limit: int = 500) -> list[EventRecord]:
+               limit: int = 500, batch_id: int | None = None) -> list[EventRecord]:
         """Stored events after `after`, oldest first, internal ones left out (sync)."""
-        return self.store.events(after=after, job_id=job_id, owner=owner, exclude=tuple(INTERNAL_EVENTS),
-                                 limit=limit)
+        return self.store.events(after=after, job_id=job_id, owner=owner, batch_id=batch_id,
+                                 exclude=tuple(INTERNAL_EVENTS), limit=limit)
 
     # -- subscribers -----------------------------------------------------------------
 
     def subscribe(self, *, job_id: int | None = None, owner: str | None = None, since: int | None = None,
-                  buffer: int = 1000) -> Subscription:
-        """Events of one job, of one owner, or all of them (neither given), from now on,
-        or from after event id `since` (a replay from the log first). Close it when done
-        (`async with relay.subscribe(...) as events:` does)."""
-        sub = Subscription(self, job_id=job_id, owner=owner, since=since, buffer=buffer)
+                  buffer: int = 1000, batch_id: int | None = None) -> Subscription:
+        """Events of one job, of one batch (its own and its members'), of one owner, or all
+        of them (none given), from now on, or from after event id `since` (a replay from
+        the log first). Close it when done (`async with relay.subscribe(...) as events:` does)."""
+        sub = Subscription(self, job_id=job_id, owner=owner, since=since, buffer=buffer, batch_id=batch_id)
         with self._subs_lock:
             self._subs.setdefault(sub.key, set()).add(sub)
         return sub
@@ -183,7 +183,11 @@ class EventRelay:
 
     def _publish(self, item: RelayedEvent) -> None:
         r = item.record
-        keys = [subscription_key(None, None), subscription_key(r.job_id, None)]
+        keys = [subscription_key(None, None)]
+        if r.job_id is not None:
+            keys.append(subscription_key(r.job_id, None))
+        if r.batch_id is not None:
+            keys.append(subscription_key(None, None, r.batch_id))
         if r.owner is not None:
             keys.append(subscription_key(None, r.owner))
         with self._subs_lock:

@@ -28,7 +28,17 @@ from .config import Settings
 from .definition import BaseJob, job_is_async, registry
 from .dispatch import emit
 from .dispatcher import Dispatcher
-from .execution import Running, context_for, crashed, job_class, perform, perform_in_thread, stopped, timed_out
+from .execution import (
+    Running,
+    context_for,
+    crashed,
+    job_class,
+    perform,
+    perform_in_thread,
+    stopped,
+    timed_out,
+    timeout_of,
+)
 from .lane import Lane
 from .lease_keeper import LeaseKeeper
 from .maintenance import Maintenance
@@ -36,6 +46,7 @@ from .recorder import Recorder
 from .records import Claimed, WorkerInfo
 from .store import Outcome, Store, hostname, unreachable
 from .store.facade import WorkerStore
+from .store.rates import RateLimits
 
 log = logging.getLogger("activejob.worker")
 
@@ -81,9 +92,14 @@ class Runner:
         s = self.settings
         self.limits = {name: cls.options.concurrency_limit for name, cls in registry.items()
                        if cls.options.concurrency_limit}
+        rates = RateLimits(
+            types={name: cls.options.rate_limit for name, cls in registry.items() if cls.options.rate_limit},
+            per_key=frozenset(name for name, cls in registry.items() if cls.options.rate_limit_key is not None),
+            queues=dict(s.queue_rate_limits))
         return WorkerStore(self.db, worker_id=self.worker_id, names=list(registry), queues=s.queues, lease=s.lease,
                            limits=self.limits,
-                           per_key={name for name, cls in registry.items() if cls.options.concurrency_key is not None})
+                           per_key={name for name, cls in registry.items() if cls.options.concurrency_key is not None},
+                           rates=rates)
 
     # -- from any thread --------------------------------------------------------------
 
@@ -157,9 +173,10 @@ class Runner:
                 tg.start_soon(self.recorder.outcome_loop)
                 tg.start_soon(self.recorder.progress_loop)
                 tg.start_soon(keeper.run)
-                if until_idle:
-                    await maintenance.tick()
-                else:
+                # One round of chores before the first claim: a cron slot missed while no
+                # worker ran is settled by its catch_up rule before anything could claim it.
+                await maintenance.tick()
+                if not until_idle:
                     tg.start_soon(maintenance.run)
                 await dispatcher.run(until_idle=until_idle)
                 while self.running:
@@ -253,8 +270,9 @@ class Runner:
             self._tg.start_soon(self._run_async, entry)
             return
         entry.sync = True
-        if cls.options.timeout:
-            entry.timer = self._loop.call_later(cls.options.timeout, self._time_out, entry, cls)
+        timeout = timeout_of(job, cls)  # the job's own (Job.set(timeout=...)), else its type's
+        if timeout:
+            entry.timer = self._loop.call_later(timeout, self._time_out, entry, cls)
         self.lane.submit(entry)
 
     async def _run_async(self, entry: Running) -> None:

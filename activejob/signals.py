@@ -25,8 +25,22 @@ and, per signal:
 | `job_failed` | `error`, `traceback` (in-process) |
 | `job_cancelled` | `reason` |
 | `job_deleted` | |
+| `job_replaced` | `mode` (`replace`, `debounce`), `changed`, `run_at`, `previous_run_at` when it moved |
 | `job_status_changed` | sent with every event that sets a status, beside its own signal |
 | `job_checkpoint` | `checkpoint` (internal: never in the event log or to consumers) |
+
+A batch's own events go out as their own signals, with `sender` = `"batch"`, `job_id` None,
+`name` `"batch"`, `queue` `""`, the batch's `owner`, and `batch_id`, `description`,
+`total` and the members' `completed`, `failed`, `cancelled` counts at that moment:
+
+| signal | when | `status` |
+| --- | --- | --- |
+| `batch_failed` | the first member failed for good (when `on_failure` is enqueued) | `failed` |
+| `batch_finished` | every member has finished (when `on_complete` is enqueued) | the outcome (below) |
+| `batch_cancelled` | `queue.cancel_batch(id)` | `cancelled` |
+
+A finished batch's outcome is `completed` if every member completed, else `failed` if one
+failed, else `cancelled`.
 
 Receivers may be plain functions or `async def`; async receivers are awaited. A receiver
 that raises is logged and never breaks the job, the worker or the caller.
@@ -54,6 +68,11 @@ job_failed: NamedSignal = _ns.signal("job_failed", doc="The job failed for good.
 job_cancelled: NamedSignal = _ns.signal("job_cancelled", doc="The job was cancelled.")
 job_deleted: NamedSignal = _ns.signal("job_deleted", doc="The job was deleted.")
 job_status_changed: NamedSignal = _ns.signal("job_status_changed", doc="Any change of a job's status.")
+job_replaced: NamedSignal = _ns.signal(
+    "job_replaced", doc="A pending job took a duplicate's args and run time (unique_mode replace or debounce).")
+batch_failed: NamedSignal = _ns.signal("batch_failed", doc="A batch's first member failed for good.")
+batch_finished: NamedSignal = _ns.signal("batch_finished", doc="Every member of a batch has finished.")
+batch_cancelled: NamedSignal = _ns.signal("batch_cancelled", doc="A batch was cancelled.")
 job_checkpoint: NamedSignal = _ns.signal("job_checkpoint", doc="Internal: a job saved a checkpoint.")
 
 ALL_SIGNALS: tuple[NamedSignal, ...] = tuple(_ns.values())
@@ -70,11 +89,18 @@ BY_EVENT: dict[str, NamedSignal] = {
     "failed": job_failed,
     "cancelled": job_cancelled,
     "deleted": job_deleted,
+    "replaced": job_replaced,
     "checkpoint": job_checkpoint,
     "requeued": job_status_changed,
     "waiting": job_status_changed,
+    "batch_failed": batch_failed,
+    "batch_finished": batch_finished,
+    "batch_cancelled": batch_cancelled,
 }
 """The signal each event type is sent as."""
+
+BATCH_EVENTS = frozenset({"batch_failed", "batch_finished", "batch_cancelled"})
+"""Event types about a batch itself: `job_id` is None, `batch_id` names the batch."""
 
 STATUS_EVENTS = frozenset({"enqueued", "started", "retrying", "completed", "failed", "cancelled", "waiting"})
 """Event types that set a status, and so also go out as `job_status_changed`."""
@@ -83,7 +109,8 @@ INTERNAL_EVENTS = frozenset({"checkpoint"})
 """Event types never forwarded to consumers."""
 
 __all__ = [
-    "ALL_SIGNALS", "BY_EVENT", "INTERNAL_EVENTS", "STATUS_EVENTS", "job_cancelled", "job_checkpoint",
+    "ALL_SIGNALS", "BATCH_EVENTS", "BY_EVENT", "INTERNAL_EVENTS", "STATUS_EVENTS", "batch_cancelled",
+    "batch_failed", "batch_finished", "job_cancelled", "job_checkpoint",
     "job_completed", "job_deleted", "job_enqueued", "job_failed", "job_log", "job_progress",
-    "job_retrying", "job_started", "job_status_changed",
+    "job_replaced", "job_retrying", "job_started", "job_status_changed",
 ]

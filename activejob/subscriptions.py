@@ -66,17 +66,21 @@ class RelayedEvent:
         """The JSON shape of an event on the API (REST and WebSocket)."""
         r = self.record
         return {
-            "id": r.id, "cursor": self.cursor, "event": r.type, "job_id": r.job_id, "name": r.name,
+            "id": r.id, "cursor": self.cursor, "event": r.type, "job_id": r.job_id, "batch_id": r.batch_id,
+            "name": r.name,
             "queue": r.queue, "owner": r.owner, "status": r.status, "attempt": r.attempt,
             "created_at": r.created_at.isoformat(), "data": r.data,
         }
 
 
-def subscription_key(job_id: int | None, owner: str | None) -> str:
-    """`job:42`, `owner:alice`, or `all`: the name of a subscription on the wire, and its
-    index in the relay. A job id wins over an owner (the owner then only filters)."""
+def subscription_key(job_id: int | None, owner: str | None, batch_id: int | None = None) -> str:
+    """`job:42`, `batch:7`, `owner:alice`, or `all`: the name of a subscription on the wire,
+    and its index in the relay. A job id wins over a batch id, and either over an owner (the
+    owner then only filters)."""
     if job_id is not None:
         return f"job:{job_id}"
+    if batch_id is not None:
+        return f"batch:{batch_id}"
     if owner is not None:
         return f"owner:{owner}"
     return "all"
@@ -91,10 +95,11 @@ class Subscription:
     """
 
     def __init__(self, relay: EventRelay, *, job_id: int | None, owner: str | None, since: int | None,
-                 buffer: int) -> None:
+                 buffer: int, batch_id: int | None = None) -> None:
         self.relay = relay
         self.job_id = job_id
         self.owner = owner
+        self.batch_id = batch_id
         self.since = since
         self.buffer = buffer
         self.cursor = since if since is not None else relay.cursor
@@ -111,13 +116,15 @@ class Subscription:
 
     @property
     def key(self) -> str:
-        """`job:42`, `owner:alice`, or `all`: the name of this subscription on the wire."""
-        return subscription_key(self.job_id, self.owner)
+        """`job:42`, `batch:7`, `owner:alice`, or `all`: the name of this subscription on the wire."""
+        return subscription_key(self.job_id, self.owner, self.batch_id)
 
     def matches(self, record: EventRecord) -> bool:
         if record.type in INTERNAL_EVENTS:
             return False
         if self.job_id is not None and record.job_id != self.job_id:
+            return False
+        if self.batch_id is not None and record.batch_id != self.batch_id:
             return False
         return self.owner is None or record.owner == self.owner
 
@@ -215,6 +222,7 @@ class Subscription:
         page = self.relay.batch
         settled = self.relay.settled  # before the read (see resume_cursor)
         rows = await anyio.to_thread.run_sync(
-            lambda: self.relay.events(after=after, job_id=self.job_id, owner=self.owner, limit=page))
+            lambda: self.relay.events(after=after, job_id=self.job_id, owner=self.owner, batch_id=self.batch_id,
+                                      limit=page))
         self._replay_from = rows[-1].id if len(rows) == page else None
         self._pending.extend(RelayedEvent(r, resume_cursor(r.id, after=after, settled=settled)) for r in rows)

@@ -15,9 +15,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
 import activejob
-from activejob import EventRelay, JobArgumentsError, JobNotFound, JobQueue
+from activejob import Batch, EventRelay, JobArgumentsError, JobNotFound, JobQueue
 
-from .jobs import KINDS
+from .jobs import KINDS, AlbumReady, MakeThumbnail
 
 log = logging.getLogger("example_app")
 
@@ -40,10 +40,13 @@ def dashboard(queue: JobQueue, relay: EventRelay) -> Any | None:
     return create_dashboard(queue, relay=relay, title="activejob example")
 
 
-def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True, **queue_options: Any) -> Starlette:
+def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True, run_worker: bool = True,
+               **queue_options: Any) -> Starlette:
     """The app, with the process-wide queue configured on `database_url_` (default: `database_url()`).
 
-    `queue_options` go to `activejob.configure` (concurrency, poll_interval, ...).
+    `queue_options` go to `activejob.configure` (concurrency, poll_interval, ...). With
+    `run_worker=False` the app only enqueues and reads, and `activejob worker` processes run
+    the jobs (`make example-pg`).
     """
     options: dict[str, Any] = {"concurrency": 8, "shutdown_grace": 3.0, **queue_options}
     queue = activejob.configure(database_url_ or database_url(), **options)
@@ -54,6 +57,10 @@ def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if not run_worker:
+            async with relay:
+                yield
+            return
         async with queue, relay:  # the worker runs in this event loop while the app serves
             yield
 
@@ -67,6 +74,7 @@ def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True
             "jobs": [j.to_dict() for j in jobs],
             "counts": {s: stats[s] for s in ("pending", "running", "completed", "failed", "cancelled")},
             "worker": {k: queue.status()[k] for k in ("state", "in_flight", "concurrency", "completed", "failed")},
+            "workers": len(queue.workers()),  # live worker processes anywhere, this one's included
         })
 
     async def start_job(request: Request) -> Response:
@@ -79,6 +87,26 @@ def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True
         except JobArgumentsError as error:
             return JSONResponse({"error": str(error), "fields": error.fields}, status_code=422)
         return JSONResponse({"id": handle.id, "name": handle.name}, status_code=201)
+
+    async def start_batch(request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        images = body.get("images", 5)
+        if not isinstance(images, int) or isinstance(images, bool) or not 1 <= images <= 100:
+            return JSONResponse({"error": f"images must be a whole number from 1 to 100, got {images!r}"},
+                                status_code=400)
+        # Every job enqueued inside the block joins the batch; AlbumReady runs once all have finished.
+        async with Batch(on_complete=AlbumReady, description=f"album of {images} images", owner="demo") as batch:
+            handles = await MakeThumbnail.set(owner="demo").aperform_all_later(
+                [{"image": n} for n in range(1, images + 1)])
+        return JSONResponse({"batch_id": batch.id, "jobs": [h.id for h in handles]}, status_code=201)
+
+    def get_batch(request: Request) -> Response:
+        info = queue.get_batch(int(request.path_params["batch_id"]))
+        if info is None:
+            return JSONResponse({"error": "no such batch"}, status_code=404)
+        return JSONResponse({"id": info.id, "description": info.description, "total": info.total,
+                             "completed": info.completed, "failed": info.failed, "finished": info.finished,
+                             "progress": info.progress})
 
     def cancel_job(request: Request) -> Response:
         try:
@@ -100,6 +128,8 @@ def create_app(database_url_: str | None = None, *, mount_dashboard: bool = True
         Route("/api/jobs", start_job, methods=["POST"]),
         Route("/api/jobs/{job_id:int}", get_job, methods=["GET"]),
         Route("/api/jobs/{job_id:int}/cancel", cancel_job, methods=["POST"]),
+        Route("/api/batches", start_batch, methods=["POST"]),
+        Route("/api/batches/{batch_id:int}", get_batch, methods=["GET"]),
     ]
     if board is not None:
         routes.append(Mount(DASHBOARD_PATH, app=board))

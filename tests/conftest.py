@@ -52,8 +52,8 @@ def pg_server_url() -> Iterator[str]:
 def _truncate(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE activejob_jobs, activejob_events, activejob_workers, activejob_paused_queues "
-                          "RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE activejob_jobs, activejob_events, activejob_workers, activejob_paused_queues, "
+                          "activejob_batches, activejob_dependencies, activejob_rate_starts RESTART IDENTITY"))
     engine.dispose()
 
 

@@ -88,8 +88,9 @@ def test_every_refused_setting_is_named_in_one_error() -> None:
         Settings.build(database_url="sqlite:///jobs.db", concurrency=0, lease=-1, watch="yes", concurency=3)
     assert str(refused.value) == (
         "unknown setting(s) ['concurency']; known: auto_migrate, cancel_grace, concurrency, database_url, "
-        "event_retention, heartbeat_interval, lease, max_args_bytes, poll_interval, pool_size, progress_interval, "
-        "prune_interval, queues, retention, shutdown_grace, sqlite_synchronous, watch, worker_id; "
+        "event_retention, heartbeat_interval, lease, max_args_bytes, middleware, poll_interval, pool_size, "
+        "progress_interval, prune_interval, queue_rate_limits, queues, recurring, retention, shutdown_grace, "
+        "sqlite_synchronous, tracing, watch, worker_id; "
         "concurrency must be a whole number >= 1, got 0; lease must be a positive number of seconds, got -1; "
         "watch must be True or False, got 'yes'")
 

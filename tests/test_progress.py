@@ -102,6 +102,25 @@ def test_checkpoint_resumes_after_a_retry(queue: JobQueue) -> None:
     assert info is not None and info.checkpoint == {"offset": 9}
 
 
+def test_a_retried_attempt_starts_without_the_last_attempts_progress(queue: JobQueue) -> None:
+    seen: list[Any] = []
+
+    @job("rt_progress_retry", schema=N, max_retries=1, backoff=0)
+    class Flaky(BaseJob[N]):
+        def perform(self, args: N) -> None:
+            info = JobQueue.get().get_job(self.job_id)
+            seen.append(None if info is None else (info.progress, info.progress_message, info.progress_total))
+            if self.attempt == 1:
+                self.progress_count(60, 100, message="halfway")
+                time.sleep(0.3)  # long enough for the progress to be written
+                raise ConnectionError("dropped")
+
+    handle = Flaky.perform_later()
+    queue.run_until_idle()
+    assert handle.status == "completed"
+    assert seen == [(None, None, None), (None, None, None)]
+
+
 def test_checkpoint_is_never_in_the_event_log_only_a_local_signal(queue: JobQueue) -> None:
     received: list[dict[str, Any]] = []
 

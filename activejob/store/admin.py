@@ -1,4 +1,4 @@
-"""The operator's verbs: cancel, retry and delete one job."""
+"""The operator's verbs: cancel, retry and delete one job, or many at once."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..models import FINISHED, JobStatus
 from ..records import EventRecord
 from .base import EVENT_COLUMNS, PENDING, RUNNING, events, jobs
 from .parents import Parents
+from .reads import _filtered as job_filters
 
 CANCELLED_AT_ONCE = (PENDING, JobStatus.WAITING.value)
 """States a cancel ends on the spot; a running job is only marked, and its worker ends it."""
@@ -23,7 +24,7 @@ CANCELLABLE = (*CANCELLED_AT_ONCE, RUNNING)
 
 
 class Admin(Parents):
-    """request_cancel, retry_job and delete."""
+    """request_cancel, retry_job and delete; retry_failed, cancel_many and delete_many."""
 
     def request_cancel(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None
                        ) -> tuple[str, list[EventRecord]]:
@@ -55,6 +56,8 @@ class Admin(Parents):
                     self._cancel_one(c, child_id, now, rows, parents, "parent cancelled")
                 frontier = list(children)
             rows.extend(self._wake_parents(c, parents - {job_id}, now))
+            ended = [r["job_id"] for r in rows if r["type"] == "cancelled"]
+            rows.extend(self._settle_dependents(c, self._dependents_of(c, ended), now))
             return status, self._append(c, rows)
 
     def _cancel_one(self, c: Connection, job_id: int, now: datetime, rows: list[dict[str, Any]],
@@ -117,4 +120,95 @@ class Admin(Parents):
             woken = self._wake_parents(c, [row["parent_id"]] if row["parent_id"] is not None else [], now)
             recorded = self._append(c, [self._event(row, "deleted", now), *woken])
             c.execute(delete(events).where(events.c.job_id == job_id, events.c.id < recorded[0].id))
+            return recorded
+
+    # -- many at once: one guarded statement each, the guard in its WHERE --------------------
+
+    def retry_failed(self, now: datetime, *, name: str | None = None, queue: str | None = None,
+                     owner: str | None = None, search: str | None = None) -> list[EventRecord]:
+        """Run every failed job again (of one type, queue, owner, or matching a text search,
+        as the job list filters), with fresh attempts; returns their `enqueued` events.
+
+            events = store.retry_failed(now, name="send_email")
+            print(len(events), "jobs will run again")
+
+        One UPDATE, guarded by `status = 'failed'` in its own WHERE: a job that is not
+        failed by the time it runs (retried by someone else meanwhile) is left alone."""
+        stmt = job_filters(update(jobs).where(jobs.c.status == JobStatus.FAILED.value),
+                           name=name, queue=queue, owner=owner, parent_id=None, search=search)
+        with self.write() as c:
+            rows = c.execute(
+                stmt.values(status=PENDING, run_at=now, attempts=0, finished_at=None, error=None, traceback=None,
+                            cancel_requested=False, result=None)
+                .returning(*EVENT_COLUMNS)
+            ).mappings().all()
+            recorded = self._append(c, [self._event(r, "enqueued", now, {"reason": "retried by request"})
+                                        for r in sorted(rows, key=lambda r: r["id"])])
+            if rows:
+                dialects.notify(c)
+        return recorded
+
+    def cancel_many(self, job_ids: Sequence[int], now: datetime) -> tuple[dict[int, str], list[EventRecord]]:
+        """Cancel these jobs where they are pending or waiting, and mark the running ones for
+        their workers; finished or missing ones are left alone. Returns the status of each
+        job it changed (`cancelled`, or `running` for a marked one) and the events written.
+
+            statuses, events = store.cancel_many([4, 5, 6], now)   # {4: "cancelled", 6: "running"}
+
+        One UPDATE, guarded by the cancellable states in its own WHERE; then, as for one job,
+        the unfinished descendants of those cancelled go with them."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}, []
+        at_once = jobs.c.status.in_(CANCELLED_AT_ONCE)
+        rows: list[dict[str, Any]] = []
+        parents: set[int] = set()
+        with self.write() as c:
+            changed = c.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(ids), jobs.c.status.in_(CANCELLABLE))
+                .values(status=case((at_once, JobStatus.CANCELLED.value), else_=jobs.c.status),
+                        finished_at=case((at_once, literal(now, jobs.c.finished_at.type)), else_=jobs.c.finished_at),
+                        cancel_requested=True)
+                .returning(*EVENT_COLUMNS)
+            ).mappings().all()
+            statuses = {int(r["id"]): str(r["status"]) for r in changed}
+            for row in sorted(changed, key=lambda r: r["id"]):
+                if row["status"] == JobStatus.CANCELLED.value:
+                    rows.append(self._event(row, "cancelled", now, {"reason": "requested"}))
+                    if row["parent_id"] is not None:
+                        parents.add(row["parent_id"])
+            frontier = [i for i, s in statuses.items() if s == JobStatus.CANCELLED.value]
+            while frontier:
+                children = c.execute(
+                    select(jobs.c.id).where(jobs.c.parent_id.in_(frontier), jobs.c.status.not_in(list(FINISHED)))
+                ).scalars().all()
+                for child_id in children:
+                    self._cancel_one(c, child_id, now, rows, parents, "parent cancelled")
+                frontier = list(children)
+            rows.extend(self._wake_parents(c, parents - set(statuses), now))
+            return statuses, self._append(c, rows)
+
+    def delete_many(self, job_ids: Sequence[int], now: datetime) -> list[EventRecord]:
+        """Delete these jobs where they are finished (completed, failed or cancelled), with
+        their events; others are left alone. Returns the `deleted` events, one per job gone.
+
+            gone = store.delete_many([7, 8], now)
+
+        One DELETE, guarded by the finished states in its own WHERE: a job retried meanwhile
+        is pending again and stays."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return []
+        with self.write() as c:
+            gone = c.execute(
+                delete(jobs).where(jobs.c.id.in_(ids), jobs.c.status.in_([s.value for s in FINISHED]))
+                .returning(*EVENT_COLUMNS)
+            ).mappings().all()
+            if not gone:
+                return []
+            # As for one job: append first, then drop the older events (see `delete`).
+            recorded = self._append(c, [self._event(r, "deleted", now) for r in sorted(gone, key=lambda r: r["id"])])
+            c.execute(delete(events).where(events.c.job_id.in_([r["id"] for r in gone]),
+                                           events.c.id < recorded[0].id))
             return recorded

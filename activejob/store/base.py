@@ -25,9 +25,14 @@ paused: Table = PausedQueue.__table__  # type: ignore[attr-defined]
 
 EVENTS_CHANNEL = "activejob_events"
 """PostgreSQL channel NOTIFYed by every transaction that appends events (EventRelay listens)."""
+BATCH_EVENT_NAME = "batch"
+"""The `name` of a batch's own events (they have no job type), and so their signals' sender."""
 
 RUNNING = JobStatus.RUNNING.value
 PENDING = JobStatus.PENDING.value
+# What a claim writes over: each attempt reports its own progress from nothing.
+NO_PROGRESS: dict[str, None] = dict.fromkeys(
+    ("progress", "progress_message", "progress_phase", "progress_current", "progress_total"))
 
 EVENT_COLUMNS = (
     jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.status, jobs.c.attempts, jobs.c.parent_id,

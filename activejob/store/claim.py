@@ -6,17 +6,27 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 
 from ..records import Claimed, EventRecord
-from .base import PENDING, RUNNING, dump, jobs, paused
+from .base import NO_PROGRESS, PENDING, RUNNING, dump, jobs, paused
 from .dbapi import PgCall, RawAccess
+from .rates import RateBook, RateLimits, prune_rate_starts
 from .sql import EVENT_INSERT, PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
 
 LIMITS_LOCK = 0x61636A6C
 """The PostgreSQL advisory lock that claims of job types with a concurrency limit take turns on."""
+
+
+class GeneralClaim(NamedTuple):
+    """Jobs claimed, their `started` events, and when a rate limit holding back due jobs
+    next has room (None: none does)."""
+
+    claimed: list[Claimed]
+    started: list[EventRecord]
+    frees_at: datetime | None
 
 
 class Claiming(RawAccess):
@@ -31,10 +41,12 @@ class Claiming(RawAccess):
         return self._claim_fast(worker_id, names, queues, limit, now, lease, nowait=nowait)
 
     def claim_limited(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                      now: datetime, lease: float, limits: Mapping[str, int], per_key: Collection[str] = ()
+                      now: datetime, lease: float, limits: Mapping[str, int] | None = None,
+                      per_key: Collection[str] = (), rates: RateLimits | None = None
                       ) -> tuple[list[Claimed], list[EventRecord]]:
-        """`claim`, keeping job types under their `concurrency_limit` across all workers; for
-        the types in `per_key`, each concurrency key of the type under it.
+        """`claim`, keeping job types under their `concurrency_limit` across all workers (for
+        the types in `per_key`, each concurrency key of the type under it), and every type
+        and queue of `rates` under its rate limit (`claim_general`).
 
         One transaction: on PostgreSQL an advisory lock first makes claims that involve
         limited types take turns, so each counts the running jobs the previous one
@@ -42,8 +54,23 @@ class Claiming(RawAccess):
         asked for no more than its room, and keys that are full are not asked for at all,
         so a backlog of one type or key never hides the others.
         """
+        claimed, started, _frees_at = self.claim_general(
+            worker_id=worker_id, names=names, queues=queues, limit=limit, now=now, lease=lease, limits=limits,
+            per_key=per_key, rates=rates)
+        return claimed, started
+
+    def claim_general(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
+                      now: datetime, lease: float, limits: Mapping[str, int] | None = None,
+                      per_key: Collection[str] = (), rates: RateLimits | None = None) -> GeneralClaim:
+        """`claim_limited`, also saying when a rate limit that holds back due jobs next has
+        room (None when none does), for the worker to look again then.
+
+            store.claim_general(worker_id="w1", names=["send_email"], queues=None, limit=5, now=now,
+                                lease=30, rates=RateLimits(types={"send_email": (10, timedelta(seconds=1))}))
+        """
         if limit <= 0 or not names:
-            return [], []
+            return GeneralClaim([], [], None)
+        limits = dict(limits or {})
         token = uuid.uuid4().hex
         expires = now + timedelta(seconds=lease)
         with self.write() as c:
@@ -53,34 +80,58 @@ class Claiming(RawAccess):
                 (name, key): n for name, key, n in c.execute(
                     select(jobs.c.name, jobs.c.concurrency_key, func.count())
                     .where(jobs.c.status == RUNNING, jobs.c.name.in_(list(limits)))
-                    .group_by(jobs.c.name, jobs.c.concurrency_key))}
-            due = (select(jobs.c.id, jobs.c.name, jobs.c.concurrency_key, jobs.c.priority, jobs.c.run_at)
+                    .group_by(jobs.c.name, jobs.c.concurrency_key))} if limits else {}
+            book = RateBook(rates or RateLimits(), names, queues, now)
+            book.count(c)
+            due = (select(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.concurrency_key, jobs.c.rate_key,
+                          jobs.c.priority, jobs.c.run_at)
                    .where(jobs.c.status == PENDING, jobs.c.run_at <= now,
                           func.coalesce(jobs.c.queue.not_in(select(paused.c.queue)), True)))  # see sql.py
             if queues:
                 due = due.where(jobs.c.queue.in_(list(queues)))
+            held = due
+            full_queues = [q for q, room in book.queue_rooms().items() if room <= 0]
+            if full_queues:
+                due = due.where(jobs.c.queue.not_in(full_queues))
             candidates: list[Any] = []
-            for where, most in _limited_picks(names, limit, limits, per_key, running):
+            for where, most in _limited_picks(names, limit, limits, per_key, running, book):
                 pick = due.where(where).order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
                 if self._skip_locked:
                     pick = pick.with_for_update(skip_locked=True)
                 candidates += c.execute(pick).all()
-            chosen = _within_limits(candidates, limit, limits, per_key, running)
+            chosen = _within_limits(candidates, limit, limits, per_key, running, book)
+            frees_at = book.frees_at()
+            if frees_at is not None and len(chosen) == limit:
+                frees_at = None  # a full claim looks again at once anyway
+            if frees_at is not None:
+                left = held.where(jobs.c.name.in_(list(names)), jobs.c.id.not_in([r.id for r in chosen]))
+                if c.execute(left.limit(1)).first() is None:
+                    frees_at = None  # nothing due is held back
             if not chosen:
-                return [], []
+                return GeneralClaim([], [], frees_at)
             rows = sorted(c.execute(
                 update(jobs).where(jobs.c.id.in_([r.id for r in chosen]), jobs.c.status == PENDING)
                 .values(status=RUNNING, attempts=jobs.c.attempts + 1, worker_id=worker_id, lease_token=token,
-                        lease_expires_at=expires, started_at=now, cancel_requested=False)
+                        lease_expires_at=expires, started_at=now, cancel_requested=False, **NO_PROGRESS)
                 .returning(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.owner, jobs.c.args, jobs.c.attempts,
                            jobs.c.max_retries, jobs.c.checkpoint, jobs.c.parent_id, jobs.c.batch_id,
                            jobs.c.args_version, jobs.c.meta)).all(), key=lambda r: r.id)
+            by_id = {r.id: r for r in chosen}
+            book.record(c, [(r.name, by_id[r.id].rate_key, r.queue) for r in rows])
             data = {"worker_id": worker_id}
             recorded = self._append(c, [
                 {"job_id": r.id, "type": "started", "name": r.name, "queue": r.queue, "owner": r.owner,
                  "status": RUNNING, "attempt": r.attempts, "data": dump(data), "created_at": now} for r in rows])
-        return self._claimed([(*r[:9], e.id, *r[9:]) for r, e in zip(rows, recorded, strict=True)],
-                             token, worker_id, now)
+        claimed, started = self._claimed([(*r[:9], e.id, *r[9:]) for r, e in zip(rows, recorded, strict=True)],
+                                         token, worker_id, now)
+        return GeneralClaim(claimed, started, frees_at)
+
+    def prune_rate_starts(self, rates: RateLimits, now: datetime) -> int:
+        """Delete the rate-limit starts of `rates` that left their window; how many."""
+        if not rates:
+            return 0
+        with self.write() as c:
+            return prune_rate_starts(c, rates, now)
 
     def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                     now: datetime, lease: float, *, nowait: bool = False, cur: Any = None
@@ -144,45 +195,75 @@ class Claiming(RawAccess):
 
 
 def _limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], per_key: Collection[str],
-                   running: Mapping[tuple[str, str | None], int]) -> list[tuple[Any, int]]:
-    """What claim_limited asks for: (which jobs, how many at most), one per limited type
-    with room, and one for all the other types."""
+                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> list[tuple[Any, int]]:
+    """What claim_general asks for: (which jobs, how many at most), one per limited type
+    with room, and for all the other types one per rate-limited queue with room and one for
+    the rest (each rate-limited queue asked for no more than its room)."""
     picks: list[tuple[Any, int]] = []
+    queue_rooms = {q: room for q, room in book.queue_rooms().items() if room > 0}
     for name in names:
-        if name not in limits:
+        if name not in limits and name not in book.types:
             continue
-        if name in per_key:
+        where = jobs.c.name == name
+        most = limit
+        if name in limits and name in per_key:
             full = {key for (n, key), count in running.items() if n == name and count >= limits[name]}
-            where = jobs.c.name == name
             named = [key for key in full if key is not None]
             if named:  # a job without a key is not in the list: coalesce keeps it
                 where = where & func.coalesce(jobs.c.concurrency_key.not_in(named), True)
             if None in full:
                 where = where & jobs.c.concurrency_key.is_not(None)
             # A few per free slot: several may share a key that has room for only one.
-            picks.append((where, limit * 4))
-        else:
+            most = limit * 4
+        elif name in limits:
             room = limits[name] - sum(count for (n, _key), count in running.items() if n == name)
-            if room > 0:
-                picks.append((jobs.c.name == name, min(limit, room)))
-    free = [n for n in names if n not in limits]
+            if room <= 0:
+                continue
+            most = min(most, room)
+        rate_room = book.type_room(name)
+        if rate_room is not None:
+            if rate_room <= 0:
+                continue
+            most = min(most, rate_room)
+        full_keys = book.full_rate_keys(name)
+        if full_keys:
+            where = where & func.coalesce(jobs.c.rate_key.not_in(full_keys), True)
+        if name in book.types and name in book.limits.per_key:
+            most = max(most, limit * 4)
+        if queue_rooms:
+            most = max(most, limit * 4)  # a rate-limited queue may take fewer than asked for
+        picks.append((where, most))
+    free = [n for n in names if n not in limits and n not in book.types]
     if free:
-        picks.append((jobs.c.name.in_(free), limit))
+        if queue_rooms:
+            for queue, room in queue_rooms.items():
+                picks.append((jobs.c.name.in_(free) & (jobs.c.queue == queue), min(limit, room)))
+            picks.append((jobs.c.name.in_(free) & jobs.c.queue.not_in(list(book.queues)), limit))
+        else:
+            picks.append((jobs.c.name.in_(free), limit))
     return picks
 
 
 def _within_limits(candidates: list[Any], limit: int, limits: Mapping[str, int], per_key: Collection[str],
-                   running: Mapping[tuple[str, str | None], int]) -> list[Any]:
-    """The best `limit` candidates by priority and age, each key within its room."""
+                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> list[Any]:
+    """The best `limit` candidates by priority and age, each type, key and queue within its room."""
     chosen: list[Any] = []
     taken: dict[tuple[str, str | None], int] = {}
-    for r in sorted(candidates, key=lambda r: (-r.priority, r.run_at, r.id)):
+    for r in sorted({r.id: r for r in candidates}.values(), key=lambda r: (-r.priority, r.run_at, r.id)):
         if len(chosen) == limit:
             break
-        if r.name in per_key:
-            key = (r.name, r.concurrency_key)
-            if running.get(key, 0) + taken.get(key, 0) >= limits[r.name]:
+        key: tuple[str, str | None] | None = None
+        if r.name in limits:
+            key = (r.name, r.concurrency_key if r.name in per_key else None)
+            if r.name in per_key:
+                used = running.get(key, 0) + taken.get(key, 0)
+            else:
+                used = sum(n for (name, _k), n in running.items() if name == r.name) + taken.get(key, 0)
+            if used >= limits[r.name]:
                 continue
+        if not book.take(r.name, r.rate_key, r.queue):
+            continue
+        if key is not None:
             taken[key] = taken.get(key, 0) + 1
         chosen.append(r)
     return chosen

@@ -2,22 +2,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.engine import Connection, RowMapping
 
 from .. import dialects
+from ..errors import ActiveJobError, JobOptionsError
 from ..models import UNIQUE_HELD
 from ..records import EventRecord
 from ..request import EnqueueRequest
-from .base import PENDING, dump, jobs
+from .base import EVENT_COLUMNS, PENDING, dump, jobs
 from .dbapi import RawAccess
+from .dependencies import WAITING, Dependencies
 from .sql import EVENT_INSERT, PG_ENQUEUE, PG_ENQUEUE_ONE, SQLITE_JOB_INSERT, sqlite_ts
 
 
-class Enqueuing(RawAccess):
+def _enqueued_data(job: EnqueueRequest, now: datetime) -> dict[str, Any] | None:
+    data: dict[str, Any] = {}
+    if job.run_at > now:
+        data["run_at"] = job.run_at.isoformat()
+    if job.depends_on:
+        data["waiting_for"] = list(job.depends_on)
+    return data or None
+
+
+class UniqueKeyHeld(Exception):
+    """An enqueue with `unique_mode="raise"` found its unique key held by another job; the
+    transaction is rolled back, so nothing of the call was written. The queue turns it into
+    `activejob.DuplicateJobError`, with a handle on the holder (the store knows no handles)."""
+
+    def __init__(self, job: str, unique_key: str, holder_id: int, holder_name: str) -> None:
+        self.job = job
+        self.unique_key = unique_key
+        self.holder_id = holder_id
+        self.holder_name = holder_name
+        super().__init__(f"{job}: unique key {unique_key!r} is held by job {holder_id} ({holder_name})")
+
+
+_HOLDER = (*EVENT_COLUMNS, jobs.c.args, jobs.c.args_version, jobs.c.run_at, jobs.c.unique_until,
+           jobs.c.unique_expires_at)
+"""What a duplicate needs of the job holding its key: who it is (and its event's columns), and
+what replace and debounce may change."""
+
+_HOLD_ATTEMPTS = 20
+"""Times a duplicate looks again after its key changed hands under it (a holder that
+finished, started or expired between two statements) before giving up: each look follows
+another process's commit, so twenty mean a key taken and freed in a tight loop elsewhere."""
+
+
+class Enqueuing(RawAccess, Dependencies):
     """enqueue, and its fast path for jobs without a unique key."""
 
     def enqueue(self, new: Sequence[EnqueueRequest], now: datetime, *, conn: Connection | None = None
@@ -30,7 +66,8 @@ class Enqueuing(RawAccess):
             return self._enqueue_fast(new, now)
         params = [
             {
-                "name": j.name, "queue": j.queue, "priority": j.priority, "status": PENDING,
+                "name": j.name, "queue": j.queue, "priority": j.priority,
+                "status": WAITING if j.depends_on else PENDING,
                 "args": j.args, "attempts": 0, "max_retries": j.max_retries, "run_at": j.run_at,
                 "created_at": now, "cancel_requested": False, "owner": j.owner,
                 "parent_id": j.parent_id, "unique_key": j.unique_key, "concurrency_key": j.concurrency_key,
@@ -48,27 +85,92 @@ class Enqueuing(RawAccess):
                 for i, row in zip(plain, c.execute(stmt, [params[i] for i in plain]), strict=True):
                     ids[i] = row[0]
                 fresh.extend(plain)
+            changes: list[dict[str, Any]] = []  # `replaced` events of holders given the new args
             for i, j in enumerate(new):
                 if j.unique_key is None:
                     continue
-                stmt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect, where=UNIQUE_HELD)
-                got = c.execute(stmt.values(**params[i]).returning(jobs.c.id)).scalar()
-                if got is None:  # the key is taken: hand back the job that holds it
-                    ids[i] = c.execute(select(jobs.c.id).where(jobs.c.unique_key == j.unique_key,
-                                                               text(UNIQUE_HELD))).scalar_one()
-                else:
-                    ids[i] = got
+                ids[i], inserted, change = self._hold_key(c, j, params[i], now,
+                                                          lambda: {ids[k] for k in fresh})
+                if inserted:
                     fresh.append(i)
+                if change is not None:
+                    changes.append(change)
             fresh.sort()
             rows = [
-                self._event({**params[i], "id": ids[i]}, "enqueued", now,
-                            {"run_at": new[i].run_at.isoformat()} if new[i].run_at > now else None)
+                self._event({**params[i], "id": ids[i]}, "enqueued", now, _enqueued_data(new[i], now))
                 for i in fresh
             ]
+            rows.extend(changes)
+            # After every job of the call is written, so a job may depend on one enqueued
+            # before it in the same call (`chain`).
+            for i in fresh:
+                if new[i].depends_on:
+                    rows.extend(self._add_dependencies(c, ids[i], new[i].depends_on, new[i].run_on_failure, now))
             recorded = self._append(c, rows)
             if rows:
                 dialects.notify(c)
         return ids, recorded
+
+    def _hold_key(self, c: Connection, j: EnqueueRequest, row: dict[str, Any], now: datetime,
+                  written: Callable[[], set[int]]) -> tuple[int, bool, dict[str, Any] | None]:
+        """Insert the job `j` (its column values `row`) unless its unique key is held; else do
+        with the holder what `j.unique_mode` says. Returns the job id the caller gets, whether
+        that job is the new one, and the `replaced` event row when the holder took new args.
+
+        Exactly one job holds a key: the insert and the unique index decide it (on PostgreSQL
+        the insert waits for a concurrent holder's transaction to end). Between the insert and
+        the lookup of the holder, the holder may let go (it finished, started or expired) in
+        another transaction: then the insert is tried again. `written()`: the ids this call
+        has inserted so far."""
+        attempt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect, where=UNIQUE_HELD)
+        attempt = attempt.values(**row).returning(jobs.c.id)
+        find = select(*_HOLDER).where(jobs.c.unique_key == j.unique_key, text(UNIQUE_HELD))
+        for _ in range(_HOLD_ATTEMPTS):
+            got = c.execute(attempt).scalar()
+            if got is not None:
+                return got, True, None
+            holder = c.execute(find).mappings().first()
+            if holder is None:  # let go since the insert: the key may be free now
+                continue
+            if holder["unique_until"] == "time" and holder["unique_expires_at"] <= now:
+                # Held for a time that is over: it lets go here, in the same transaction as
+                # the insert that takes its place (the guard makes one enqueuer do it).
+                c.execute(update(jobs).where(jobs.c.id == holder["id"], jobs.c.unique_until == "time")
+                          .values(unique_until="expired"))
+                continue
+            if j.unique_mode == "raise":
+                if holder["id"] in written():
+                    raise JobOptionsError(j.name, "unique_key", (
+                        f"{j.unique_key!r} is given to two jobs of one call, and unique_mode='raise' refuses "
+                        "the second: give each its own key, or enqueue them in separate calls"))
+                raise UniqueKeyHeld(j.name, j.unique_key or "", holder["id"], holder["name"])
+            if j.unique_mode in ("replace", "debounce") and holder["status"] == PENDING and holder["name"] == j.name:
+                replaced, change = self._replace(c, j, holder, now)
+                if not replaced:  # it was claimed meanwhile: look again
+                    continue
+                return holder["id"], False, change
+            # 'skip'; or a holder replace and debounce leave alone: one already running (or
+            # waiting), whose args are in use, or a job of another type, whose args differ.
+            return holder["id"], False, None
+        raise ActiveJobError(f"{j.name}: unique key {j.unique_key!r} changed hands {_HOLD_ATTEMPTS} times "
+                             "while this job was enqueued; enqueue it again")
+
+    def _replace(self, c: Connection, j: EnqueueRequest, holder: RowMapping, now: datetime
+                 ) -> tuple[bool, dict[str, Any] | None]:
+        """Give the pending holder `j`'s args and run time (replace; debounce, whose run time is
+        now + the call's wait). Returns whether it was still pending, and the `replaced`
+        event row (None when nothing changed)."""
+        values = {"args": j.args, "args_version": j.args_version, "run_at": j.run_at}
+        guard = (jobs.c.id == holder["id"]) & (jobs.c.status == PENDING)
+        if not c.execute(update(jobs).where(guard).values(**values)).rowcount:
+            return False, None
+        changed = [field for field in ("args", "args_version", "run_at") if holder[field] != values[field]]
+        if not changed:
+            return True, None
+        data: dict[str, Any] = {"mode": j.unique_mode, "changed": changed, "run_at": j.run_at.isoformat()}
+        if "run_at" in changed:
+            data["previous_run_at"] = holder["run_at"].isoformat()
+        return True, self._event(holder, "replaced", now, data)
 
     def _enqueue_fast(self, new: Sequence[EnqueueRequest], now: datetime) -> tuple[list[int], list[EventRecord]]:
         datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]

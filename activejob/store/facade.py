@@ -6,7 +6,9 @@ cheapest way its database allows, so the worker only says what it wants.
   thread.
 - SQLite: those two statements run right on the loop when nobody holds the write lock
   (about 100 µs of C, less than a hop to a thread and back), else in a thread.
-- Job types with a concurrency limit are claimed by the general path, in a thread.
+- Job types with a concurrency limit, and rate-limited types and queues, are claimed by the
+  general path, in a thread (`claim_general`); it says when a rate limit that holds back due
+  jobs next has room (`frees_at`), for the dispatcher to look again then.
 
 Each verb makes one attempt and raises what the database said: what to do about a
 failure (try again, write apart, give up) is the caller's.
@@ -23,7 +25,9 @@ import anyio
 
 from ..records import Claimed, EventRecord, WorkerInfo
 from .aio import LoopConnection
+from .claim import GeneralClaim
 from .dbapi import WouldBlock
+from .rates import RateLimits
 from .values import Heartbeat, NewJob, Outcome, ProgressUpdate
 
 if TYPE_CHECKING:
@@ -43,7 +47,8 @@ class WorkerStore:
     """One worker's view of the store: who it is, which job types and queues it takes."""
 
     def __init__(self, store: Store, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None,
-                 lease: float, limits: Mapping[str, int] | None = None, per_key: Collection[str] = ()) -> None:
+                 lease: float, limits: Mapping[str, int] | None = None, per_key: Collection[str] = (),
+                 rates: RateLimits | None = None) -> None:
         self.store = store
         self.worker_id = worker_id
         self.names = list(names)
@@ -51,7 +56,14 @@ class WorkerStore:
         self.lease = lease
         self.limits = dict(limits or {})
         self.per_key = set(per_key)
+        self.rates = rates or RateLimits()
+        # Only the general claim counts what runs and starts everywhere.
+        self.general = bool(self.limits) or bool(self.rates)
+        self.frees_at: datetime | None = None  # what the last claim said (claim_general)
         self._aio = LoopConnection(store) if store.dialect == "postgresql" else None
+        # Whether any job waits for another (refreshed by the waiting-jobs chore): until the
+        # first look, assume so.
+        self.dependencies_in_use = True
 
     async def aclose(self) -> None:
         if self._aio is not None:
@@ -64,8 +76,9 @@ class WorkerStore:
         """Take up to `limit` due jobs of `queues` (None: the worker's)."""
         if limit <= 0 or not self.names:
             return [], []
-        if self.limits:
-            return await self._thread(self._claim, limit, queues, now)
+        if self.general:
+            got, started, self.frees_at = await self._thread(self._claim_general, limit, queues, now)
+            return got, started
         if self._aio is not None:
             return await self._aio.claim(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
                                          now=now, lease=self.lease)
@@ -74,10 +87,15 @@ class WorkerStore:
                 return self._claim(limit, queues, now, nowait=True)
         return await self._thread(self._claim, limit, queues, now)
 
+    def _claim_general(self, limit: int, queues: Sequence[str] | None, now: datetime) -> GeneralClaim:
+        return self.store.claim_general(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
+                                        now=now, lease=self.lease, limits=self.limits, per_key=self.per_key,
+                                        rates=self.rates)
+
     def _claim(self, limit: int, queues: Sequence[str] | None, now: datetime, nowait: bool = False) -> Claim:
-        if self.limits:
-            return self.store.claim_limited(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
-                                            now=now, lease=self.lease, limits=self.limits, per_key=self.per_key)
+        if self.general:
+            got = self._claim_general(limit, queues, now)
+            return got.claimed, got.started
         return self.store.claim(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit, now=now,
                                 lease=self.lease, nowait=nowait)
 
@@ -85,7 +103,7 @@ class WorkerStore:
                      *, refill: int = 0) -> Written:
         """Write progress (first) and outcomes, and claim up to `refill` jobs for the
         slots they free, in as few round trips as the case allows (one, usually)."""
-        if self.limits:
+        if self.general:
             refill = 0  # only the claim that counts what runs everywhere may take limited types
         written: set[int] = set()
         records: list[EventRecord] = []
@@ -158,7 +176,23 @@ class WorkerStore:
         return await self._thread(self.store.recover_expired, now)
 
     async def wake_waiting(self, now: datetime) -> list[EventRecord]:
-        return await self._thread(self.store.wake_waiting, now)
+        """The safety net for waiting jobs and unsettled batches; also notes whether any job
+        waits for another, so `settle` knows whether to look for dependents."""
+        self.dependencies_in_use = await self._thread(self.store.dependencies_in_use)
+        woken = await self._thread(self.store.wake_waiting, now)
+        return woken + await self._thread(self.store.settle_open_batches, now)
+
+    async def settle(self, batch_ids: set[int], ended: list[int], now: datetime) -> list[EventRecord]:
+        """After outcomes that ended jobs are committed: the callbacks their batches are due,
+        and the jobs waiting for them. Nothing to do (no call) for jobs with neither."""
+        if not self.dependencies_in_use:
+            ended = []
+        if not batch_ids and not ended:
+            return []
+        return await self._thread(self._settle, batch_ids, ended, now)
+
+    def _settle(self, batch_ids: set[int], ended: list[int], now: datetime) -> list[EventRecord]:
+        return self.store.release_dependents(ended, now) + self.store.settle_batches(batch_ids, now)
 
     async def enqueue(self, requests: Sequence[NewJob], now: datetime) -> tuple[list[int], list[EventRecord]]:
         return await self._thread(self.store.enqueue, requests, now)
@@ -173,6 +207,9 @@ class WorkerStore:
         pruned = await self._thread(self.store.prune, cutoffs)
         await self._thread(self.store.prune_events, event_cutoff)
         return pruned
+
+    async def prune_rate_starts(self, now: datetime) -> int:
+        return await self._thread(self.store.prune_rate_starts, self.rates, now) if self.rates else 0
 
     async def unclaimable(self, now: datetime, live_since: datetime) -> dict[str, int]:
         return await self._thread(self.store.unclaimable, now, live_since)

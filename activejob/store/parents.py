@@ -11,10 +11,11 @@ from sqlalchemy.engine import Connection
 
 from ..models import FINISHED, JobStatus
 from ..records import EventRecord
-from .base import EVENT_COLUMNS, PENDING, StoreBase, jobs
+from .base import EVENT_COLUMNS, PENDING, jobs
+from .dependencies import Dependencies
 
 
-class Parents(StoreBase):
+class Parents(Dependencies):
     """Waking waiting parents, within a verb's transaction or as a safety net."""
 
     def _wake_parents(self, c: Connection, parent_ids: Iterable[int], now: datetime) -> list[dict[str, Any]]:
@@ -33,7 +34,9 @@ class Parents(StoreBase):
             )
             row = c.execute(
                 update(jobs)
-                .where(jobs.c.id == parent_id, jobs.c.status == JobStatus.WAITING.value, open_children == 0)
+                # started_at: a parent has run; a job waiting for dependencies never has.
+                .where(jobs.c.id == parent_id, jobs.c.status == JobStatus.WAITING.value, open_children == 0,
+                       jobs.c.started_at.isnot(None))
                 .values(status=PENDING, run_at=now)
                 .returning(*EVENT_COLUMNS)
             ).mappings().first()
@@ -42,11 +45,15 @@ class Parents(StoreBase):
         return rows
 
     def wake_waiting(self, now: datetime) -> list[EventRecord]:
-        """Safety net: any waiting parent with no unfinished children runs again."""
+        """Safety net: any waiting parent with no unfinished children runs again, and any job
+        waiting for dependencies that have all ended is settled (whatever a dead worker left)."""
         with self.read() as c:
-            waiting = select(jobs.c.id).where(jobs.c.status == JobStatus.WAITING.value).limit(500)
-            ids = c.execute(waiting).scalars().all()
-        if not ids:
+            waiting = c.execute(select(jobs.c.id, jobs.c.started_at.is_(None))
+                                .where(jobs.c.status == JobStatus.WAITING.value).limit(500)).all()
+        if not waiting:
             return []
+        dependents = [job_id for job_id, never_ran in waiting if never_ran]
+        parents = [job_id for job_id, never_ran in waiting if not never_ran]
         with self.write() as c:
-            return self._append(c, self._wake_parents(c, ids, now))
+            return self._append(c, [*self._wake_parents(c, parents, now),
+                                    *self._settle_dependents(c, dependents, now)])

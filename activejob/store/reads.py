@@ -62,6 +62,15 @@ class Reads(WorkerRegistry):
         with self.read() as c:
             return {str(status): int(n) for status, n in c.execute(stmt).all()}
 
+    def oldest_due(self, now: datetime) -> dict[str, datetime]:
+        """Per queue, the run time of its longest-waiting due pending job (queues with none
+        due are left out): how far behind the workers are."""
+        with self.read() as c:
+            rows = c.execute(select(jobs.c.queue, func.min(jobs.c.run_at))
+                             .where(jobs.c.status == PENDING, jobs.c.run_at <= now)
+                             .group_by(jobs.c.queue)).all()
+        return {str(queue): run_at for queue, run_at in rows}
+
     def count(self, **filters: Any) -> int:
         stmt = select(func.count()).select_from(jobs)
         for key, value in filters.items():
@@ -95,14 +104,18 @@ class Reads(WorkerRegistry):
         return out
 
     def events(self, *, after: int = 0, job_id: int | None = None, owner: str | None = None,
-               types: Sequence[str] | None = None, exclude: Sequence[str] = (), limit: int = 500
-               ) -> list[EventRecord]:
-        """Events with id > `after`, oldest first."""
-        stmt = select(events).where(events.c.id > after)
+               types: Sequence[str] | None = None, exclude: Sequence[str] = (), limit: int = 500,
+               batch_id: int | None = None) -> list[EventRecord]:
+        """Events with id > `after`, oldest first. `batch_id`: a batch's own events and its
+        members' events."""
+        stmt = self._events_query().where(events.c.id > after)
         if job_id is not None:
             stmt = stmt.where(events.c.job_id == job_id)
         if owner is not None:
             stmt = stmt.where(events.c.owner == owner)
+        if batch_id is not None:
+            members = select(jobs.c.id).where(jobs.c.batch_id == batch_id)
+            stmt = stmt.where(or_(events.c.batch_id == batch_id, events.c.job_id.in_(members)))
         if types:
             stmt = stmt.where(events.c.type.in_(list(types)))
         if exclude:
@@ -115,8 +128,33 @@ class Reads(WorkerRegistry):
         if not ids:
             return []
         with self.read() as c:
-            rows = c.execute(select(events).where(events.c.id.in_(list(ids))).order_by(events.c.id)).mappings()
+            rows = c.execute(self._events_query().where(events.c.id.in_(list(ids))).order_by(events.c.id)).mappings()
             return [EventRecord.from_row(r) for r in rows]
+
+    @staticmethod
+    def _events_query() -> Any:
+        """Events with the batch each is about: a batch's own events name it, a member's
+        events name it through their job (one primary-key lookup each)."""
+        own = [c for c in events.c if c.name != "batch_id"]
+        batch = func.coalesce(events.c.batch_id, jobs.c.batch_id).label("batch_id")
+        return select(*own, batch).select_from(events.outerjoin(jobs, jobs.c.id == events.c.job_id))
+
+    def last_stamped_jobs(self, prefixes: Sequence[str]) -> dict[str, JobInfo]:
+        """For each prefix, the job (still stored) with the greatest unique key that is the
+        prefix followed by an ISO date-time (`cron:nightly:2030-01-01T03:00:00+00:00`): how
+        the cron chore learns the last slot enqueued for each schedule. Same-offset ISO times
+        sort as they are ordered in time, so the greatest key is the latest slot."""
+        found: dict[str, JobInfo] = {}
+        with self.read() as c:
+            for prefix in prefixes:
+                escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                latest = select(func.max(jobs.c.unique_key)).where(
+                    jobs.c.unique_key.like(f"{escaped}____-__-__T%", escape="\\")).scalar_subquery()
+                row = c.execute(select(jobs).where(jobs.c.unique_key == latest)
+                                .order_by(jobs.c.id.desc()).limit(1)).mappings().first()
+                if row is not None:
+                    found[prefix] = JobInfo.from_row(row)
+        return found
 
     def last_event_id(self) -> int:
         with self.read() as c:

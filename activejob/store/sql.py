@@ -49,7 +49,10 @@ def sqlite_claim(names: int, queues: int) -> str:
     queue_filter = f"AND queue IN ({', '.join('?' * queues)})" if queues else ""
     return (
         "UPDATE activejob_jobs SET status = 'running', attempts = attempts + 1, worker_id = ?, "
-        "lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0 "
+        "lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0, "
+        # A new attempt starts with no progress: the last attempt's bar is not this one's.
+        "progress = NULL, progress_message = NULL, progress_phase = NULL, progress_current = NULL, "
+        "progress_total = NULL "
         "WHERE id IN (SELECT id FROM activejob_jobs INDEXED BY ix_activejob_jobs_due "
         f"WHERE status = 'pending' AND run_at <= ? AND name IN ({', '.join('?' * names)}) "
         f"{queue_filter} AND queue NOT IN (SELECT queue FROM activejob_paused_queues) "
@@ -116,7 +119,9 @@ picked AS MATERIALIZED (
 ), c AS (
     UPDATE activejob_jobs AS j
        SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(claim_token)s,
-           lease_expires_at = %(expires)s, started_at = %(now)s, cancel_requested = false
+           lease_expires_at = %(expires)s, started_at = %(now)s, cancel_requested = false,
+           progress = NULL, progress_message = NULL, progress_phase = NULL, progress_current = NULL,
+           progress_total = NULL
      WHERE j.id = ANY(ARRAY(SELECT id FROM picked)) AND j.status = 'pending'
     RETURNING j.id, j.name, j.queue, j.owner, j.args, j.attempts, j.max_retries, j.checkpoint, j.parent_id,
               j.batch_id, j.args_version, j.meta

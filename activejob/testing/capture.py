@@ -44,6 +44,7 @@ class EnqueuedJob:
     parent_id: int | None = None
     unique_key: str | None = None
     created_at: datetime = field(default_factory=clock.now)
+    batch_id: int | None = None
     status: str = "pending"
     result: Any = None
     error: str | None = None
@@ -130,6 +131,7 @@ class CapturedJobs(Sequence[EnqueuedJob]):
     def __init__(self, *, max_args_bytes: int = 1_000_000) -> None:
         self._max_args_bytes = max_args_bytes
         self.jobs: list[EnqueuedJob] = []
+        self.batches: list[dict[str, Any]] = []  # by id - 1: what `with Batch(...)` created
         self._lock = threading.Lock()
 
     # -- Sequence ---------------------------------------------------------------------
@@ -187,7 +189,7 @@ class CapturedJobs(Sequence[EnqueuedJob]):
                 job = EnqueuedJob(
                     id=len(self.jobs) + 1, name=r.name, args=json.loads(r.args), queue=r.queue,
                     priority=r.priority, run_at=r.run_at, max_retries=r.max_retries, owner=r.owner,
-                    parent_id=r.parent_id, unique_key=key, created_at=now,
+                    parent_id=r.parent_id, unique_key=key, created_at=now, batch_id=r.batch_id,
                 )
                 self.jobs.append(job)
                 handed.append(job)
@@ -201,6 +203,16 @@ class CapturedJobs(Sequence[EnqueuedJob]):
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         return self.enqueue(requests, session)
+
+    def create_batch(self, *, description: str | None, owner: str | None, callbacks: str | None) -> int:
+        """A batch kept in memory: its members are the captured jobs enqueued in its block."""
+        with self._lock:
+            self.batches.append({"description": description, "owner": owner, "callbacks": callbacks,
+                                 "sealed": False})
+            return len(self.batches)
+
+    def seal_batch(self, batch_id: int) -> None:
+        self.batches[batch_id - 1]["sealed"] = True
 
     # -- what handles ask ---------------------------------------------------------------
 

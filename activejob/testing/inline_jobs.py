@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 from pydantic import BaseModel
 
-from .. import clock, enqueuing
+from .. import callbacks, clock, enqueuing, middleware
 from ..context import JobContext
+from ..definition import job_is_async
 from ..dispatch import emit_local, sender
-from ..enqueuing import EnqueueRequest, is_async
+from ..enqueuing import EnqueueRequest
 from ..errors import JobCancelled, JobNotFound, JobTimeout, WaitForChildren
 from ..execution import Attempt
 from ..handle import JobHandle
@@ -66,10 +67,20 @@ class _InlineContext(JobContext):
             _emit_for(self._job, "checkpoint", "running", {"checkpoint": self.checkpoint_data})
 
 
-async def _perform_async(instance: Any, args: BaseModel, timeout: float | None, name: str) -> Any:
+def _timeout(cls: Any, meta: str | None) -> float | None:
+    """The job's own timeout (`Job.set(timeout=...)`), else its type's."""
+    own = middleware.loads_meta(meta).get("timeout")
+    return float(own) if isinstance(own, int | float) and not isinstance(own, bool) and own > 0 else cls.options.timeout
+
+
+async def _perform_async(instance: Any, args: BaseModel, timeout: float | None, name: str,
+                         meta: str | None = None) -> Any:
     deadline = None
     try:
         with anyio.fail_after(timeout) as deadline:
+            if callbacks.of(type(instance)).on_perform or middleware.wraps_aperform():
+                return await middleware.arun_perform(middleware.Perform(instance, args, meta),
+                                                     callbacks.aperform_call(instance, args))
             return await instance.perform(args)
     except TimeoutError:
         if deadline is not None and deadline.cancelled_caught:  # ours, not the job's own TimeoutError
@@ -91,6 +102,7 @@ class InlineJobs(CapturedJobs):
         self.scheduled = scheduled
         self.raise_errors = raise_errors
         self._contexts: dict[int, JobContext] = {}
+        self._meta: dict[int, str | None] = {}  # each job's meta (its own timeout, a trace context)
         self._waits: dict[int, int] = {}
 
     def __repr__(self) -> str:
@@ -104,6 +116,7 @@ class InlineJobs(CapturedJobs):
     def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         """Keep the jobs and run each at once (a scheduled one too, unless `scheduled=False`)."""
         handed, _ = self._keep(requests)
+        self._remember(handed, requests)
         for job in handed:
             if self._runs_now(job):
                 self._run(job)
@@ -111,10 +124,15 @@ class InlineJobs(CapturedJobs):
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         handed, _ = self._keep(requests)
+        self._remember(handed, requests)
         for job in handed:
             if self._runs_now(job):
                 await self._arun(job)
         return [MemoryJobHandle(job.id, job.name, self) for job in handed]
+
+    def _remember(self, handed: list[EnqueuedJob], requests: list[EnqueueRequest]) -> None:
+        for job, request in zip(handed, requests, strict=True):
+            self._meta.setdefault(job.id, request.meta)
 
     def cancel(self, job_id: int) -> str:
         """Cancel a job: a pending or waiting one at once, a running one (a job that cancels
@@ -225,7 +243,8 @@ class InlineJobs(CapturedJobs):
     def _run(self, job: EnqueuedJob) -> None:
         while True:
             cls, instance, args = self._begin(job)
-            attempt = Attempt(error=args) if isinstance(args, BaseException) else self._call(cls, instance, args)
+            attempt = (Attempt(error=args) if isinstance(args, BaseException)
+                       else self._call(cls, instance, args, self._meta.get(job.id)))
             if not self._settle(job, cls, attempt):
                 break
         parent = self._parent_to_resume(job)
@@ -238,7 +257,7 @@ class InlineJobs(CapturedJobs):
             if isinstance(args, BaseException):
                 attempt = Attempt(error=args)
             else:
-                attempt = await self._acall(cls, instance, args)
+                attempt = await self._acall(cls, instance, args, self._meta.get(job.id))
             if not self._settle(job, cls, attempt):
                 break
         parent = self._parent_to_resume(job)
@@ -246,7 +265,7 @@ class InlineJobs(CapturedJobs):
             await self._arun(parent)
 
     @staticmethod
-    def _call(cls: Any, instance: Any, args: BaseModel) -> Attempt:
+    def _call(cls: Any, instance: Any, args: BaseModel, meta: str | None = None) -> Attempt:
         """One attempt from sync code: an async job on an event loop of its own (on another
         thread when this one runs a loop already), a sync one here."""
         import contextvars
@@ -255,10 +274,14 @@ class InlineJobs(CapturedJobs):
         from ..now import _in_fresh_thread, _loop_running
 
         try:
-            if is_async(cls.perform):
-                call = partial(anyio.run, _perform_async, instance, args, cls.options.timeout, cls.options.name,
-                               backend_options=clock.backend_options())
+            if job_is_async(cls):
+                call = partial(anyio.run, _perform_async, instance, args, _timeout(cls, meta), cls.options.name,
+                               meta, backend_options=clock.backend_options())
                 result = _in_fresh_thread(call) if _loop_running() else call()
+            elif callbacks.of(cls).on_perform or middleware.wraps_perform():
+                result = contextvars.copy_context().run(
+                    middleware.run_perform, middleware.Perform(instance, args, meta),
+                    callbacks.perform_call(instance, args))
             else:
                 result = contextvars.copy_context().run(instance.perform, args)
         except WaitForChildren:
@@ -270,13 +293,17 @@ class InlineJobs(CapturedJobs):
         return Attempt(result=result)
 
     @staticmethod
-    async def _acall(cls: Any, instance: Any, args: BaseModel) -> Attempt:
+    async def _acall(cls: Any, instance: Any, args: BaseModel, meta: str | None = None) -> Attempt:
         """One attempt from async code: an async job on the caller's loop, a sync one on a thread."""
         import contextvars
 
         try:
-            if is_async(cls.perform):
-                result = await _perform_async(instance, args, cls.options.timeout, cls.options.name)
+            if job_is_async(cls):
+                result = await _perform_async(instance, args, _timeout(cls, meta), cls.options.name, meta)
+            elif callbacks.of(cls).on_perform or middleware.wraps_perform():
+                result = await anyio.to_thread.run_sync(
+                    contextvars.copy_context().run, middleware.run_perform, middleware.Perform(instance, args, meta),
+                    callbacks.perform_call(instance, args))
             else:
                 result = await anyio.to_thread.run_sync(contextvars.copy_context().run, instance.perform, args)
         except WaitForChildren:

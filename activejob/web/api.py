@@ -3,15 +3,21 @@
     GET  /api/jobs                   ?status=&name=&queue=&owner=&parent_id=&q=&order=&limit=&offset=
     GET  /api/jobs/{id}              the job, its events and its children
     GET  /api/jobs/{id}/events       ?after=
+    GET  /api/jobs/{id}/explain      why it is, or is not, running: a reason code and a message
     POST /api/jobs/{id}/cancel       {"expected_status": "running"}
     POST /api/jobs/{id}/retry        {"expected_status": "failed"}
     POST /api/jobs/{id}/delete       {"expected_status": "completed"}
     POST /api/queues/{name}/pause    workers start none of the queue's jobs until it is resumed
     POST /api/queues/{name}/resume
+    POST /api/jobs/retry-failed      {"name": ..., "queue": ..., "q": ...}: every failed job that matches
+    POST /api/jobs/cancel            {"ids": [...]}: those pending, waiting or running
+    POST /api/jobs/delete            {"ids": [...]}: those finished
+    GET  /api/activity               the last hour per minute: finished by status, depth and oldest age per queue
     GET  /api/events                 ?after=&job_id=&owner=&limit=   (the polling fallback)
     GET  /api/stats                  counts per status, per job type and per queue; paused queues
     GET  /api/workers                live workers and their last heartbeat
     GET  /api/job-types              registered job types (label, phases, schema, ...)
+    GET  /api/schedules              cron schedules: next run, last slot enqueued, catch-up
     GET  /api/openapi.json           this, as OpenAPI 3.1
 """
 
@@ -33,7 +39,18 @@ from ..relay import RelayedEvent, resume_cursor
 from . import core
 from .core import BadRequest, Conflict, JobFilters, dashboard
 from .jsonio import JSONResponse, loads
-from .openapi import CSRF_BODY, EXPECTED_BODY, JOB_ID, QUEUE_NAME, STATUS_ENUM, Handler, doc, param
+from .openapi import (
+    CSRF_BODY,
+    EXPECTED_BODY,
+    FAILED_BODY,
+    IDS_BODY,
+    JOB_ID,
+    QUEUE_NAME,
+    STATUS_ENUM,
+    Handler,
+    doc,
+    param,
+)
 from .openapi import openapi_schema as openapi_schema
 from .security import CSRF_FIELD, CSRFError, Scope, base_path, check_csrf, viewer
 
@@ -190,9 +207,26 @@ async def job_events(request: Request) -> Response:
     return await _events(request, after=after, job_id=job_id, owner=None, limit=1000)
 
 
+@doc("Why a job is, or is not, running", response="Explanation", parameters=[JOB_ID], errors=(404,))
+@api
+async def explain(request: Request) -> Response:
+    """A `reason` code (finished, running, scheduled, retry_backoff, queue_paused,
+    concurrency_limit, rate_limited, waiting_for_children, waiting_for_dependencies, no_worker,
+    ready), a `message` for people that says what to do, and the facts in `details`."""
+    dash = dashboard(request)
+    job_id = _job_id(request)
+
+    def read() -> dict[str, Any]:
+        _visible(request, core.require_job(dash.queue, job_id))
+        return dict(dash.queue.explain(job_id).to_dict())
+
+    return JSONResponse(await anyio.to_thread.run_sync(read))
+
+
 @doc("The event log (polling fallback of the WebSocket)", response="EventList", parameters=[
     param("after", {"type": "integer", "minimum": 0}, "Only events after this id (the last `cursor` you got)."),
     param("job_id", {"type": "integer"}, "Only this job's events."),
+    param("batch_id", {"type": "integer"}, "Only this batch's own events and its members' events."),
     param("owner", {"type": "string"}, "Only events of this owner's jobs."),
     param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most this many (default 500)."),
 ])
@@ -207,10 +241,12 @@ async def events(request: Request) -> Response:
         job_id=core.int_param(params.get("job_id"), "job_id", lo=1),
         owner=core.text_param(params.get("owner"), "owner"),
         limit=core.int_param(params.get("limit"), "limit", default=500, lo=1, hi=1000) or 500,
+        batch_id=core.int_param(params.get("batch_id"), "batch_id", lo=1),
     )
 
 
-async def _events(request: Request, *, after: int, job_id: int | None, owner: str | None, limit: int) -> Response:
+async def _events(request: Request, *, after: int, job_id: int | None, owner: str | None, limit: int,
+                  batch_id: int | None = None) -> Response:
     dash = dashboard(request)
     relay = dash.relay
     settled = relay.settled  # before the read (see resume_cursor)
@@ -218,12 +254,16 @@ async def _events(request: Request, *, after: int, job_id: int | None, owner: st
     if scope is not None and job_id is not None and job_id not in scope.job_ids:
         job = await anyio.to_thread.run_sync(core.require_job, dash.queue, job_id)
         _visible(request, job)
-    if scope is not None and job_id is None:
+    if scope is not None and job_id is None and batch_id is not None:
+        batch = await anyio.to_thread.run_sync(dash.queue.get_batch, batch_id)
+        if batch is None or scope.owner is None or batch.owner != scope.owner:
+            raise JobNotFound(f"no batch with id {batch_id}")
+    if scope is not None and job_id is None and batch_id is None:
         found = await anyio.to_thread.run_sync(
             lambda: _scoped_events(relay, scope, after=after, owner=owner, limit=limit))
     else:
         found = await anyio.to_thread.run_sync(
-            lambda: relay.events(after=after, job_id=job_id, owner=owner, limit=limit))
+            lambda: relay.events(after=after, job_id=job_id, owner=owner, batch_id=batch_id, limit=limit))
     out = [RelayedEvent(e, resume_cursor(e.id, after=after, settled=settled)).to_dict() for e in found]
     return JSONResponse({"events": out, "cursor": out[-1]["cursor"] if out else after,
                          "has_more": len(found) == limit})
@@ -256,6 +296,16 @@ async def workers(request: Request) -> Response:
     dash = dashboard(request)
     found = await anyio.to_thread.run_sync(dash.queue.workers)
     return JSONResponse({"workers": [w.to_dict() for w in found]})
+
+
+@doc("Cron schedules", response="ScheduleList")
+@api
+async def schedules(request: Request) -> Response:
+    """The cron schedules the dashboard's queue keeps: registered in code in its process
+    (`activejob dashboard --import ...`) or declared in its `recurring` setting, each with its
+    next run, the last slot enqueued and that slot's job; `error` says why one cannot run."""
+    dash = dashboard(request)
+    return JSONResponse({"schedules": await anyio.to_thread.run_sync(dash.queue.recurring)})
 
 
 @doc("Registered job types", response="JobTypeList")
@@ -384,11 +434,79 @@ async def resume_queue(request: Request) -> Response:
     return await _queue_change(request, pause=False)
 
 
+# -- charts and bulk actions ------------------------------------------------------------
+
+@doc("The last hour, minute by minute", response="Activity")
+@api
+async def activity(request: Request) -> Response:
+    """From the event log: jobs finished per minute by status, and each queue's depth and
+    oldest pending age at the end of each minute (the dashboard's charts; `JobQueue.activity`)."""
+    return JSONResponse(await dashboard(request).activity())
+
+
+def _operator(request: Request) -> None:
+    if viewer(request) is not None:  # the Guard already refuses these paths to a viewer
+        raise Forbidden("forbidden: a viewer token may not change many jobs at once")
+
+
+@doc("Retry every failed job (of a type, queue or search)", response="BulkResult", body=FAILED_BODY)
+@api
+async def retry_failed(request: Request) -> Response:
+    """Every job that is failed when the UPDATE runs, and matches `name`, `queue`, `owner`
+    and `q` as the job list does, runs again with fresh attempts. `retried`: how many."""
+    _operator(request)
+    body, _ = await _proven(request)
+    dash = dashboard(request)
+    name = core.text_param(_text(body, "name"), "name")
+    queue = core.text_param(_text(body, "queue"), "queue")
+    owner = core.text_param(_text(body, "owner"), "owner")
+    search = core.text_param(_text(body, "q") or _text(body, "search"), "q")
+    count = await anyio.to_thread.run_sync(
+        lambda: dash.queue.retry_failed(name, queue=queue, owner=owner, search=search))
+    return JSONResponse({"retried": count})
+
+
+@doc("Cancel the jobs of a list", response="BulkResult", body=IDS_BODY)
+@api
+async def cancel_many(request: Request) -> Response:
+    """Pending and waiting jobs of `ids` are cancelled at once, running ones as soon as their
+    workers hear; finished or missing ones are `skipped`."""
+    _operator(request)
+    body, _ = await _proven(request)
+    ids = core.bulk_ids(body)
+    count = await anyio.to_thread.run_sync(dashboard(request).queue.cancel_many, ids)
+    return JSONResponse({"cancelled": count, "skipped": len(ids) - count})
+
+
+@doc("Delete the finished jobs of a list", response="BulkResult", body=IDS_BODY)
+@api
+async def delete_many(request: Request) -> Response:
+    """Completed, failed and cancelled jobs of `ids` are deleted with their events; others
+    (pending, running, waiting, missing) are `skipped`."""
+    _operator(request)
+    body, _ = await _proven(request)
+    ids = core.bulk_ids(body)
+    count = await anyio.to_thread.run_sync(dashboard(request).queue.delete_many, ids)
+    return JSONResponse({"deleted": count, "skipped": len(ids) - count})
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string")
+    return value
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/jobs", list_jobs, methods=["GET"]),
+        Route("/jobs/retry-failed", retry_failed, methods=["POST"]),
+        Route("/jobs/cancel", cancel_many, methods=["POST"]),
+        Route("/jobs/delete", delete_many, methods=["POST"]),
+        Route("/activity", activity, methods=["GET"]),
         Route("/jobs/{job_id:int}", get_job, methods=["GET"]),
         Route("/jobs/{job_id:int}/events", job_events, methods=["GET"]),
+        Route("/jobs/{job_id:int}/explain", explain, methods=["GET"]),
         Route("/jobs/{job_id:int}/cancel", cancel, methods=["POST"]),
         Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
         Route("/jobs/{job_id:int}/delete", delete, methods=["POST"]),
@@ -399,4 +517,5 @@ def routes() -> list[BaseRoute]:
         Route("/stats", stats, methods=["GET"]),
         Route("/workers", workers, methods=["GET"]),
         Route("/job-types", job_types, methods=["GET"]),
+        Route("/schedules", schedules, methods=["GET"]),
     ]

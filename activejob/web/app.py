@@ -5,22 +5,26 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..queue import JobQueue
 from ..relay import EventRelay
-from . import api, pages, ws
+from . import api, batches, pages, ws
 from .core import Dashboard
 from .hosts import HostCheck, normalize_patterns
 from .jsonio import JSONResponse
 from .security import Authorize, Guard
+
+if TYPE_CHECKING:
+    from ..metrics import DashboardMetrics
 
 STATIC = Path(__file__).parent / "static"
 
@@ -46,6 +50,8 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     `allowed_hosts`: the host names the dashboard is reached by (`Host` header, any port;
     `"*.example.com"` for subdomains, `["*"]` for any); default localhost, 127.0.0.1, [::1].
     Any other host gets a 400 (DNS rebinding).
+    `/metrics`: Prometheus metrics, behind the same checks (the `metrics` extra; see
+    docs/howto/metrics.md).
     """
     # A bad pattern fails here, at start-up, not as a 400 on every request.
     hosts = None if allowed_hosts is None else normalize_patterns(allowed_hosts)
@@ -56,6 +62,7 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     owns_relay = relay is None
     if relay is None:
         relay = EventRelay(queue)
+    metrics = _metrics(queue, relay)
     dash = Dashboard(queue=queue, relay=relay, token=token, authorize=authorize, title=title,
                      allowed_origins=tuple(allowed_origins), poll_interval=poll_interval)
 
@@ -73,11 +80,14 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     async def openapi(request: Request) -> Response:
         return JSONResponse(api.openapi_schema(api_routes, prefix="/api", title=title, version=__version__))
 
-    api_routes = api.routes()
+    api_routes = [*api.routes(), *batches.api_routes()]
     routes = [
         Route("/", pages.jobs_page, name="jobs"),
         Route("/jobs/{job_id:int}", pages.job_page, name="job"),
         Route("/queues", pages.queues_page, name="queues"),
+        Route("/metrics", metrics.endpoint if metrics is not None else _no_metrics, methods=["GET"], name="metrics"),
+        Route("/schedules", pages.schedules_page, name="schedules"),
+        *batches.page_routes(),
         Mount("/api", routes=[
             *api_routes,
             Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
@@ -87,7 +97,7 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(
-        debug=debug, routes=routes, lifespan=lifespan,
+        debug=debug, routes=routes, lifespan=lifespan if metrics is None else metrics.lifespan(lifespan),
         middleware=[Middleware(HostCheck, allowed_hosts=hosts),
                     Middleware(Guard, token=token, authorize=authorize, allowed_origins=tuple(allowed_origins),
                                secret=secret)],
@@ -95,3 +105,16 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     )
     app.state.activejob = dash
     return app
+
+
+def _metrics(queue: JobQueue, relay: EventRelay) -> DashboardMetrics | None:
+    """The exporter of `/metrics`, or None without the metrics extra (prometheus_client)."""
+    try:
+        from ..metrics import DashboardMetrics
+    except ImportError:
+        return None
+    return DashboardMetrics(queue, relay)
+
+
+async def _no_metrics(request: Request) -> Response:
+    return PlainTextResponse("/metrics needs the metrics extra: pip install 'activejob[metrics]'", status_code=501)

@@ -3,13 +3,15 @@ job is presented (its type's label, phases and resource link, what can be done t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 from starlette.requests import HTTPConnection
 
+from .. import rate_limits, upcasting
 from ..definition import registry
 from ..errors import InvalidTransition, JobNotFound
 from ..models import JobStatus
@@ -24,6 +26,8 @@ MAX_LIMIT = 200
 MAX_TEXT = 200
 ACTIVE = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.WAITING.value)
 RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+ACTIVITY_TTL = 1.0
+MAX_BULK = 1000
 
 
 @dataclass
@@ -37,10 +41,21 @@ class Dashboard:
     title: str = "activejob"
     allowed_origins: tuple[str, ...] = ()
     poll_interval: float = 3.0
+    _activity: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
 
     async def cursor(self) -> int:
         """A safe `since` for a page rendered now: nothing after it is lost."""
         return await anyio.to_thread.run_sync(self.relay.since_now)
+
+    async def activity(self) -> dict[str, Any]:
+        """The charts' series (`JobQueue.activity`), read at most once per ACTIVITY_TTL
+        seconds however many browsers poll: each read scans the last hour of the log."""
+        cached = self._activity
+        if cached is not None and time.monotonic() - cached[0] < ACTIVITY_TTL:
+            return cached[1]
+        series = await anyio.to_thread.run_sync(self.queue.activity)
+        self._activity = (time.monotonic(), series)
+        return series
 
 
 def dashboard(conn: HTTPConnection) -> Dashboard:
@@ -168,10 +183,12 @@ def type_info(name: str) -> dict[str, Any]:
     cls = registry.get(name)
     if cls is None:
         return {"label": name.replace("_", " ").capitalize(), "phases": [], "description": "", "known": False,
-                "limit": None, "per_key": False}
+                "limit": None, "per_key": False, "rate_limit": None, "rate_per_key": False}
     opts = cls.options
     return {"label": opts.label or name, "phases": list(opts.phases), "description": opts.description,
-            "known": True, "limit": opts.concurrency_limit, "per_key": opts.concurrency_key is not None}
+            "known": True, "limit": opts.concurrency_limit, "per_key": opts.concurrency_key is not None,
+            "rate_limit": rate_limits.text(opts.rate_limit) if opts.rate_limit else None,
+            "rate_per_key": opts.rate_limit_key is not None}
 
 
 def resource_link(job: JobInfo) -> str | None:
@@ -185,9 +202,15 @@ def resource_link(job: JobInfo) -> str | None:
         return None
 
 
+def current_args(job: JobInfo) -> Any:
+    """A job's arguments as today's code reads them (upcast from an older version)."""
+    return upcasting.current_args(job, registry)
+
+
 def job_json(job: JobInfo) -> dict[str, Any]:
     """A job on the API: the stored fields plus what its type says and what can be done."""
     out = job.to_dict()
+    out["args"] = current_args(job)  # as today's code reads them (older jobs upcast)
     out.update(type_info(job.name))
     out.pop("known", None)
     out["resource_link"] = resource_link(job)
@@ -263,6 +286,18 @@ def delete_job(queue: JobQueue, job_id: int, expected: str | None) -> None:
         queue.delete(job_id, expect=[expected] if expected else None)
     except InvalidTransition as error:
         raise Conflict(str(error), queue.get_job(job_id)) from None
+
+
+def bulk_ids(body: dict[str, Any]) -> list[int]:
+    """The `ids` of a bulk action's body: a non-empty list of at most MAX_BULK job ids."""
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids:
+        raise BadRequest("ids must be a non-empty list of job ids")
+    if len(ids) > MAX_BULK:
+        raise BadRequest(f"ids holds {len(ids)} job ids; at most {MAX_BULK} at once")
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in ids):
+        raise BadRequest("ids must be whole numbers (job ids)")
+    return list(dict.fromkeys(ids))
 
 
 # -- queues ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..explain import REASONS
 from ..records import STATUSES
 from ..signals import BY_EVENT, INTERNAL_EVENTS
 
@@ -35,6 +36,9 @@ EXPECTED_BODY = {
         "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Expectation"}},
     },
 }
+IDS_BODY = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobIds"}}}}
+FAILED_BODY = {"required": False,
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FailedFilter"}}}}
 CSRF_BODY = {
     "required": False,
     "content": {
@@ -98,6 +102,8 @@ COMPONENTS: dict[str, Any] = {
             "progress_total": {"type": ["integer", "null"]}, "phases": {"type": "array", "items": {"type": "string"}},
             "parent_id": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
             "unique_key": {"type": ["string", "null"]}, "concurrency_key": {"type": ["string", "null"]},
+            "unique_until": {"type": ["string", "null"], "enum": ["started", "time", "expired", None]},
+            "unique_expires_at": {"type": ["string", "null"], "format": "date-time"},
             "resource_link": {"type": ["string", "null"]}, "finished": {"type": "boolean"},
             "actions": {"type": "array", "items": {"type": "string", "enum": ["cancel", "retry", "delete"]}},
         }},
@@ -117,6 +123,10 @@ COMPONENTS: dict[str, Any] = {
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
             "children": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
         "JobResult": {"type": "object", "properties": {"job": {"$ref": "#/components/schemas/Job"}}},
+        "Explanation": {"type": "object", "properties": {
+            "reason": {"type": "string", "enum": list(REASONS)},
+            "message": {"type": "string", "description": "For people: the job, its queue, the times, what to do."},
+            "details": {**_OBJ, "description": "The facts behind the reason (job_id, queue, run_at, ...)."}}},
         "EventList": {"type": "object", "properties": {
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
             "cursor": {"type": "integer"}, "has_more": {"type": "boolean"}}},
@@ -131,6 +141,42 @@ COMPONENTS: dict[str, Any] = {
                 "started_at": {"type": "string", "format": "date-time"},
                 "heartbeat_at": {"type": "string", "format": "date-time"}}}}}},
         "JobTypeList": {"type": "object", "properties": {"job_types": {"type": "array", "items": _OBJ}}},
+        "ScheduleList": {"type": "object", "properties": {"schedules": {"type": "array", "items": {
+            "type": "object", "properties": {
+                "key": {"type": "string"}, "job": {"type": "string"}, "cron": {"type": "string"},
+                "timezone": {"type": "string"}, "args": _OBJ,
+                "catch_up": {"type": "string", "enum": ["none", "latest", "all"]},
+                "queue": {"type": ["string", "null"]}, "priority": {"type": ["integer", "null"]},
+                "source": {"type": "string", "enum": ["code", "settings"]},
+                "next_run": {"type": "string", "format": "date-time"},
+                "last_enqueued": {"type": ["string", "null"], "format": "date-time",
+                                  "description": "The latest slot enqueued (its job may be pruned since)."},
+                "last_job_id": {"type": ["integer", "null"]},
+                "last_status": {"type": ["string", "null"], "enum": [*STATUSES, None]},
+                "error": {"type": ["string", "null"], "description": "Why a declared schedule cannot run here."},
+            }}}}},
+        "Activity": {"type": "object", "description": "The last hour, minute by minute, from the event log.",
+                     "properties": {
+            "now": {"type": "string", "format": "date-time"},
+            "minutes": {"type": "array", "items": {"type": "string", "format": "date-time"},
+                        "description": "The start of each minute; the last is the current one."},
+            "finished": {"type": "object", "description": "completed / failed / cancelled events in each minute.",
+                         "additionalProperties": {"type": "array", "items": {"type": "integer"}}},
+            "queues": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "depth": {"type": "array", "items": {"type": "integer"},
+                          "description": "Pending jobs at the end of each minute."},
+                "oldest_age": {"type": "array", "items": {"type": "number"},
+                               "description": "Seconds the longest-waiting due job had waited then."}}}}}},
+        "JobIds": {"type": "object", "required": ["ids"], "properties": {
+            "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 1000},
+            "csrf_token": {"type": "string"}}},
+        "FailedFilter": {"type": "object", "properties": {
+            "name": {"type": "string"}, "queue": {"type": "string"}, "owner": {"type": "string"},
+            "q": {"type": "string", "maxLength": 200, "description": "Text search, as the job list's."},
+            "csrf_token": {"type": "string"}}},
+        "BulkResult": {"type": "object", "properties": {
+            "retried": {"type": "integer"}, "cancelled": {"type": "integer"}, "deleted": {"type": "integer"},
+            "skipped": {"type": "integer", "description": "Ids left alone: missing, or not in a state for it."}}},
     },
     "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
 }

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from .. import __version__
+from .. import __version__, rate_limits
 from ..definition import registry
 from ..records import STATUSES, EventRecord, JobInfo
 from . import core
@@ -77,7 +77,8 @@ def count_text(job: JobInfo) -> str:
     return ""
 
 
-_env.filters.update(duration=fmt_duration, time=fmt_time, iso=iso, pretty_json=core.pretty_json)
+_env.filters.update(duration=fmt_duration, time=fmt_time, iso=iso, pretty_json=core.pretty_json,
+                    current_args=core.current_args)
 def progress_message(job: JobInfo) -> str:
     return "" if stale(job) else job.progress_message or ""
 
@@ -137,6 +138,10 @@ def describe(event: EventRecord) -> tuple[str, str]:
         return "Cancelled", str(d.get("reason", ""))
     if kind == "requeued":
         return "Put back in the queue", str(d.get("reason", ""))
+    if kind == "replaced":  # unique_mode replace or debounce: a duplicate's args and run time
+        moved = f"; runs at {d['run_at']}" if "run_at" in d.get("changed", ()) else ""
+        changed = ", ".join(d.get("changed", ()))
+        return f"Replaced by a duplicate ({d.get('mode', 'replace')})", f"changed {changed}{moved}"
     if kind == "deleted":
         return "Deleted", ""
     return kind.capitalize(), ""
@@ -225,7 +230,8 @@ async def job_page(request: Request) -> Response:
         events = dash.relay.events(job_id=job_id, limit=2000)
         children = dash.queue.list_jobs(parent_id=job_id, limit=200, order="oldest")
         parent = dash.queue.get_job(job.parent_id) if job.parent_id is not None else None
-        return {"job": job, "events": timeline(events), "children": children, "parent": parent,
+        why = _why(dash.queue, job_id)
+        return {"job": job, "events": timeline(events), "children": children, "parent": parent, "why": why,
                 "info": core.type_info(job.name), "link": core.resource_link(job), "actions": core.actions(job)}
 
     found = await anyio.to_thread.run_sync(read)
@@ -235,16 +241,38 @@ async def job_page(request: Request) -> Response:
     return await _render(request, "_job_body.html" if request.query_params.get("fragment") else "job.html", context)
 
 
+def _why(queue: Any, job_id: int) -> Any:
+    """The job page's "why is it not running" line (None if the job was deleted meanwhile)."""
+    from ..errors import JobNotFound
+
+    try:
+        return queue.explain(job_id)
+    except JobNotFound:
+        return None
+
+
 async def queues_page(request: Request) -> Response:
     dash = dashboard(request)
     cursor = await dash.cursor()
     stats = await anyio.to_thread.run_sync(dash.queue.stats)
     workers = await anyio.to_thread.run_sync(dash.queue.workers)
     types = [core.type_info(n) | {"name": n} for n in sorted(set(stats["by_name"]) | set(registry))]
-    context = {"page": "queues", "stats": stats, "queues": core.queue_rows(stats), "workers": workers,
+    limits = dash.queue.settings.queue_rate_limits
+    rows = [row | {"rate_limit": rate_limits.text(limits[row["name"]]) if row["name"] in limits else None}
+            for row in core.queue_rows(stats)]
+    context = {"page": "queues", "stats": stats, "queues": rows, "workers": workers,
                "types": types, "cursor": cursor}
     return await _render(request, "_queues_live.html" if request.query_params.get("fragment") else "queues.html",
                          context)
+
+
+async def schedules_page(request: Request) -> Response:
+    dash = dashboard(request)
+    found = await anyio.to_thread.run_sync(dash.queue.recurring)
+    shown = [{**s, "next_run": parse_time(s["next_run"]), "last_enqueued": parse_time(s["last_enqueued"])}
+             for s in found]  # datetimes, as the `when` macro shows them
+    return await _render(request, "schedules.html", {"page": "schedules", "schedules": shown,
+                                                     "cursor": await dash.cursor()})
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

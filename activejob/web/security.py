@@ -161,7 +161,7 @@ def as_scope(allowed: object) -> Scope | bool:
 
 # What a viewer may reach: reads of jobs and events, the WebSocket, the API description,
 # and (checked again by the endpoint) cancelling a job. Everything else is a 403.
-_VIEWER_GETS = re.compile(r"^/api/(jobs|jobs/\d+|jobs/\d+/events|events|openapi\.json)/?$")
+_VIEWER_GETS = re.compile(r"^/api/(jobs(/\d+(/events|/explain)?)?|batches(/\d+(/events)?)?|events|openapi\.json)/?$")
 _VIEWER_CANCEL = re.compile(r"^/api/jobs/\d+/cancel/?$")
 _VIEWER_WS = ("/api/ws", "/ws")
 

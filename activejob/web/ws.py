@@ -3,10 +3,11 @@
 Client to server (JSON text frames):
 
     {"action": "subscribe", "job_id": 42}                 one job's events
+    {"action": "subscribe", "batch_id": 7}                a batch's events and its members'
     {"action": "subscribe", "owner": "alice"}             the events of an owner's jobs
     {"action": "subscribe"}                               everything
     {"action": "subscribe", "job_id": 42, "since": 1234}  first replay what came after event 1234
-    {"action": "unsubscribe", "job_id": 42}               (or "owner", or nothing for everything)
+    {"action": "unsubscribe", "job_id": 42}               (or "batch_id", "owner", or nothing for all)
     {"action": "ping"}
 
 Server to client:
@@ -22,8 +23,11 @@ Server to client:
 Resume after a disconnect with `since` = the last `cursor` received: nothing is lost; an
 event may come again (skip it by `id`).
 
+A batch's own events (`batch_failed`, `batch_finished`, `batch_cancelled`) have `job_id`
+null and `batch_id` set; a member's events carry their `batch_id` too.
+
 A viewer (a viewer token, or an authorize hook that returned a scope) may subscribe only to
-its own jobs and its own owner's room; anything else gets an `error` frame. When its token
+its own jobs, its own owner's batches and its own owner's room; anything else gets an `error` frame. When its token
 expires the socket is closed (code 4401, reason "the viewer token has expired").
 
 Every connection has at most MAX_SUBSCRIPTIONS subscriptions and a token bucket of
@@ -135,16 +139,20 @@ class _Connection:
             self.drop(key)
 
 
-def _key(msg: dict[str, Any]) -> tuple[int | None, str | None]:
-    job_id, owner = msg.get("job_id"), msg.get("owner")
-    if job_id is not None and (isinstance(job_id, bool) or not isinstance(job_id, int)):
-        if isinstance(job_id, str) and job_id.isdigit():
-            job_id = int(job_id)
-        else:
-            raise ValueError("job_id must be a number")
+def _number(msg: dict[str, Any], field: str) -> int | None:
+    value = msg.get(field)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ValueError(f"{field} must be a number")
+
+
+def _key(msg: dict[str, Any]) -> tuple[int | None, str | None, int | None]:
+    job_id, batch_id, owner = _number(msg, "job_id"), _number(msg, "batch_id"), msg.get("owner")
     if owner is not None and (not isinstance(owner, str) or len(owner) > 200):
         raise ValueError("owner must be a string")
-    return job_id, owner
+    return job_id, owner, batch_id
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -182,15 +190,22 @@ async def _expire(conn: _Connection, expires_at: float) -> None:
         conn.tg.cancel_scope.cancel()  # stop waiting for the client's next message
 
 
-async def _refusal(conn: _Connection, scope: Scope, job_id: int | None, owner: str | None) -> str | None:
+async def _refusal(conn: _Connection, scope: Scope, job_id: int | None, owner: str | None,
+                   batch_id: int | None) -> str | None:
     """Why a viewer may not subscribe to this room, or None if it may."""
+    queue = dashboard(conn.ws).queue
     if job_id is not None:
         if job_id in scope.job_ids:
             return None
-        job = await anyio.to_thread.run_sync(dashboard(conn.ws).queue.get_job, job_id)
+        job = await anyio.to_thread.run_sync(queue.get_job, job_id)
         if job is not None and scope.allows(job.id, job.owner):
             return None
         return f"forbidden: job {job_id} is not one of yours"
+    if batch_id is not None:
+        batch = await anyio.to_thread.run_sync(queue.get_batch, batch_id)
+        if batch is not None and scope.owner is not None and batch.owner == scope.owner:
+            return None
+        return f"forbidden: batch {batch_id} is not one of yours"
     if owner is not None:
         return None if owner == scope.owner else f"forbidden: you may not follow the jobs of owner {owner!r}"
     return "forbidden: a viewer may not subscribe to every job's events; subscribe to a job_id" + (
@@ -225,20 +240,20 @@ async def _serve(conn: _Connection) -> None:
                 continue
             if action not in ("subscribe", "unsubscribe"):
                 raise ValueError("action must be subscribe, unsubscribe or ping")
-            job_id, owner = _key(msg)
+            job_id, owner, batch_id = _key(msg)
             since = msg.get("since")
             if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
                 raise ValueError("since must be an event id (a whole number >= 0)")
         except ValueError as error:
             await conn.send({"type": "error", "error": str(error)})
             continue
-        key = subscription_key(job_id, owner)
+        key = subscription_key(job_id, owner, batch_id)
         if action == "unsubscribe":
             conn.drop(key)
             await conn.send({"type": "unsubscribed", "subscription": key})
             continue
         if conn.viewer is not None:
-            refused = await _refusal(conn, conn.viewer, job_id, owner)
+            refused = await _refusal(conn, conn.viewer, job_id, owner, batch_id)
             if refused is not None:
                 await conn.send({"type": "error", "error": refused, "subscription": key})
                 continue
@@ -246,7 +261,10 @@ async def _serve(conn: _Connection) -> None:
         if len(conn.subs) >= MAX_SUBSCRIPTIONS:
             await conn.send({"type": "error", "error": f"at most {MAX_SUBSCRIPTIONS} subscriptions"})
             continue
-        sub = relay.subscribe(job_id=job_id, owner=None if job_id is not None else owner, since=since)
+        if job_id is not None:
+            batch_id = None  # the narrower room: a job's events (the key says so too)
+        sub = relay.subscribe(job_id=job_id, batch_id=batch_id,
+                              owner=None if job_id is not None or batch_id is not None else owner, since=since)
         scope = anyio.CancelScope()
         conn.subs[key] = (sub, scope)
         await conn.send({"type": "subscribed", "subscription": key, "cursor": sub.cursor})

@@ -9,7 +9,8 @@
   var CSRF = body.dataset.csrf || '';
   var POLL_MS = Math.max(1000, parseFloat(body.dataset.poll || '3') * 1000);
   var PAGE = body.dataset.page || '';
-  var STATUS_EVENTS = { enqueued: 1, started: 1, waiting: 1, retrying: 1, completed: 1, failed: 1, cancelled: 1, requeued: 1, deleted: 1 };
+  var STATUS_EVENTS = { enqueued: 1, started: 1, waiting: 1, retrying: 1, completed: 1, failed: 1, cancelled: 1, requeued: 1, deleted: 1,
+                        batch_failed: 1, batch_finished: 1, batch_cancelled: 1 };
   var FINAL = { completed: 1, failed: 1, cancelled: 1 };
   var BACK_TO_PENDING = { retrying: 1, requeued: 1 };
   var LABELS = {};
@@ -124,6 +125,7 @@
 
   Live.keyOf = function (spec) {
     if (spec.job_id != null) return 'job:' + spec.job_id;
+    if (spec.batch_id != null) return 'batch:' + spec.batch_id;
     if (spec.owner != null) return 'owner:' + spec.owner;
     return 'all';
   };
@@ -149,6 +151,7 @@
     if (!this.ws || this.ws.readyState !== 1) return;
     var sub = this.subs[key], msg = { action: 'subscribe', since: sub.cursor };
     if (sub.spec.job_id != null) msg.job_id = sub.spec.job_id;
+    else if (sub.spec.batch_id != null) msg.batch_id = sub.spec.batch_id;
     else if (sub.spec.owner != null) msg.owner = sub.spec.owner;
     this.ws.send(JSON.stringify(msg));
   };
@@ -202,6 +205,7 @@
       Object.keys(self.subs).forEach(function (key) {
         var sub = self.subs[key], q = 'after=' + sub.cursor;
         if (sub.spec.job_id != null) q += '&job_id=' + encodeURIComponent(sub.spec.job_id);
+        else if (sub.spec.batch_id != null) q += '&batch_id=' + encodeURIComponent(sub.spec.batch_id);
         else if (sub.spec.owner != null) q += '&owner=' + encodeURIComponent(sub.spec.owner);
         fetch(BASE + '/api/events?' + q, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
           .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
@@ -393,6 +397,198 @@
     syncWatchButtons();
   });
 
+  // -- charts: the last hour from /api/activity, drawn as small SVGs (no library) ----------
+
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var CW = 600, CH = 170, PL = 46, PR = 10, PT = 10, PB = 22;
+  var FINISHED_KINDS = ['completed', 'failed', 'cancelled'];
+
+  function svg(name, attrs, parent) {
+    var el = document.createElementNS(SVGNS, name);
+    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    var p = Math.pow(10, Math.floor(Math.log10(v))), n = v / p;
+    return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * p;
+  }
+
+  function hhmm(iso) { var d = new Date(iso); return pad(d.getHours()) + ':' + pad(d.getMinutes()); }
+
+  function fmtCount(v) { return v % 1 ? v.toFixed(1) : String(v); }
+
+  function fmtAge(s) { return s <= 0 ? '0' : fmtDuration(s); }
+
+  // The axes of one chart: returns where minute i and value v are drawn.
+  function frame(box, label, minutes, top, fmtY) {
+    box.textContent = '';
+    var root = svg('svg', { viewBox: '0 0 ' + CW + ' ' + CH, class: 'chart-svg', role: 'img', 'aria-label': label }, box);
+    var n = minutes.length, w = (CW - PL - PR) / n;
+    var y = function (v) { return PT + (CH - PT - PB) * (1 - v / top); };
+    [0, top / 2, top].forEach(function (v) {
+      svg('line', { x1: PL, x2: CW - PR, y1: y(v), y2: y(v), class: 'grid' }, root);
+      svg('text', { x: PL - 6, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' }, root).textContent = fmtY(v);
+    });
+    [[0, 'start'], [Math.floor(n / 2), 'middle'], [n - 1, 'end']].forEach(function (tick) {
+      var t = svg('text', { x: PL + w * (tick[0] + (tick[1] === 'end' ? 1 : tick[1] === 'middle' ? 0.5 : 0)),
+                            y: CH - 6, class: 'axis', 'text-anchor': tick[1] }, root);
+      t.textContent = tick[0] === n - 1 ? 'now' : hhmm(minutes[tick[0]]);
+    });
+    return { root: root, w: w, x: function (i) { return PL + w * i; }, y: y };
+  }
+
+  function legend(key, items) {
+    var el = document.querySelector('[data-legend="' + key + '"]');
+    if (!el) return;
+    el.textContent = '';
+    items.forEach(function (item) {
+      var s = document.createElement('span'); s.className = 'legend-item';
+      var sw = document.createElement('span'); sw.className = 'swatch ' + item[1]; s.appendChild(sw);
+      s.appendChild(document.createTextNode(item[0]));
+      el.appendChild(s);
+    });
+  }
+
+  function drawFinished(box, data) {
+    var n = data.minutes.length, totals = [];
+    for (var i = 0; i < n; i++) totals.push(FINISHED_KINDS.reduce(function (a, k) { return a + (data.finished[k] || [])[i]; }, 0));
+    var f = frame(box, 'Jobs finished per minute, by status', data.minutes, niceMax(Math.max.apply(null, totals)),
+                  fmtCount);
+    for (i = 0; i < n; i++) {
+      if (!totals[i]) continue;
+      var base = 0, g = svg('g', { 'data-minute': data.minutes[i], 'data-total': totals[i] }, f.root);
+      var parts = [];
+      FINISHED_KINDS.forEach(function (k) {
+        var v = (data.finished[k] || [])[i] || 0;
+        if (!v) return;
+        parts.push(v + ' ' + k);
+        svg('rect', { x: f.x(i) + f.w * 0.12, width: f.w * 0.76, y: f.y(base + v), height: f.y(base) - f.y(base + v),
+                      class: 'fill-' + k }, g);
+        base += v;
+      });
+      svg('title', {}, g).textContent = hhmm(data.minutes[i]) + ': ' + parts.join(', ');
+    }
+    legend('finished', FINISHED_KINDS.map(function (k) { return [k, 'fill-' + k]; }));
+  }
+
+  function drawLines(box, data, key, label, fmtY) {
+    var names = Object.keys(data.queues);
+    if (!names.length) { box.textContent = ''; var p = document.createElement('p'); p.className = 'muted small'; p.textContent = 'No queue had jobs in the last hour.'; box.appendChild(p); legend(key, []); return; }
+    var top = 0;
+    names.forEach(function (q) { top = Math.max(top, Math.max.apply(null, data.queues[q][key])); });
+    var f = frame(box, label, data.minutes, niceMax(top), fmtY);
+    names.forEach(function (q, qi) {
+      var values = data.queues[q][key];
+      var points = values.map(function (v, i) { return (f.x(i) + f.w / 2).toFixed(1) + ',' + f.y(v).toFixed(1); }).join(' ');
+      var line = svg('polyline', { points: points, class: 'line series-' + (qi % 8), 'data-queue': q }, f.root);
+      svg('title', {}, line).textContent = q + ': ' + fmtY(values[values.length - 1]) + ' now';
+    });
+    legend(key, names.map(function (q, qi) { return [q, 'stroke-series-' + (qi % 8)]; }));
+  }
+
+  function startCharts(el) {
+    var load = function () {
+      if (document.hidden) return;
+      fetch(el.dataset.activity, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (data) {
+          drawFinished(el.querySelector('[data-chart=finished]'), data);
+          drawLines(el.querySelector('[data-chart=depth]'), data, 'depth', 'Pending jobs per queue',
+                    fmtCount);
+          drawLines(el.querySelector('[data-chart=oldest_age]'), data, 'oldest_age',
+                    'Oldest pending job per queue, waiting since', fmtAge);
+          el.dataset.loaded = data.now;
+        })
+        .catch(function () { el.dataset.loaded = 'error'; });
+    };
+    load();
+    setInterval(load, 5000);
+    var pending = null;
+    return function soon() {  // a job changed state: draw again shortly (once for a burst)
+      if (pending) return;
+      pending = setTimeout(function () { pending = null; load(); }, 1200);
+    };
+  }
+
+  // -- bulk actions: cancel / delete the selected jobs, retry all failed --------------------
+
+  var selected = new Set();
+
+  function syncSelection() {
+    var boxes = Array.prototype.slice.call(document.querySelectorAll('input[data-select]'));
+    var shown = new Set();
+    boxes.forEach(function (b) { var id = parseInt(b.value, 10); shown.add(id); b.checked = selected.has(id); });
+    selected.forEach(function (id) { if (!shown.has(id)) selected.delete(id); });  // gone from the page
+    var all = document.querySelector('[data-select-all]');
+    if (all) {
+      all.checked = boxes.length > 0 && selected.size === boxes.length;
+      all.indeterminate = selected.size > 0 && selected.size < boxes.length;
+    }
+    var count = document.querySelector('[data-selected-count]');
+    if (count) count.textContent = selected.size ? selected.size + ' selected' : 'None selected';
+    document.querySelectorAll('[data-bulk=cancel], [data-bulk=delete]').forEach(function (b) { b.disabled = !selected.size; });
+  }
+
+  document.addEventListener('change', function (e) {
+    var box = e.target.closest('input[data-select], input[data-select-all]');
+    if (!box) return;
+    if (box.matches('[data-select-all]')) {
+      document.querySelectorAll('input[data-select]').forEach(function (b) {
+        var id = parseInt(b.value, 10);
+        if (box.checked) selected.add(id); else selected.delete(id);
+      });
+    } else if (box.checked) selected.add(parseInt(box.value, 10));
+    else selected.delete(parseInt(box.value, 10));
+    syncSelection();
+  });
+  body.addEventListener('activejob:refreshed', syncSelection);
+
+  function postJSON(url, data) {
+    return postAction({ action: url }, data);
+  }
+
+  function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+
+  document.addEventListener('click', function (e) {
+    var btn = e.target.closest('button[data-bulk]');
+    if (!btn || btn.disabled) return;
+    var action = btn.dataset.bulk, ids = Array.from(selected), question, url, payload;
+    if (action === 'retry-failed') {
+      var n = parseInt(btn.dataset.count || '0', 10);
+      question = 'Run all ' + plural(n, 'failed job') + (btn.dataset.q || btn.dataset.name || btn.dataset.queue || btn.dataset.owner ? ' matching these filters' : '') + ' again?';
+      url = BASE + '/api/jobs/retry-failed';
+      payload = { name: btn.dataset.name || undefined, queue: btn.dataset.queue || undefined,
+                  owner: btn.dataset.owner || undefined, q: btn.dataset.q || undefined };
+    } else {
+      if (!ids.length) return;
+      question = action === 'cancel' ? 'Cancel ' + plural(ids.length, 'selected job') + '? Finished ones are left as they are.'
+        : 'Delete ' + plural(ids.length, 'selected job') + ' and their history? Only finished jobs are deleted.';
+      url = BASE + '/api/jobs/' + action;
+      payload = { ids: ids };
+    }
+    if (!window.confirm(question)) return;
+    btn.disabled = true;
+    postJSON(url, payload).then(function (res) {
+      if (!res.ok) {
+        toast('warn', 'Could not ' + action.replace('-', ' '), res.data.error || ('HTTP ' + res.status));
+        btn.disabled = false;
+        return;
+      }
+      var d = res.data, skipped = d.skipped ? plural(d.skipped, 'job') + ' left alone (not in a state for it).' : '';
+      if (action === 'retry-failed') toast('info', plural(d.retried, 'failed job') + ' will run again', '');
+      else if (action === 'cancel') toast('info', 'Cancelled ' + plural(d.cancelled, 'job'), skipped);
+      else toast('info', 'Deleted ' + plural(d.deleted, 'job'), skipped);
+      if (action !== 'retry-failed') { selected.clear(); syncSelection(); } else btn.hidden = true;
+      if (window.activejobFragment) window.activejobFragment.load();
+    }).catch(function () {
+      btn.disabled = false;
+      toast('warn', 'Could not reach the server', 'Try again in a moment.');
+    });
+  });
+
   // -- pages -------------------------------------------------------------------------
 
   function start() {
@@ -402,6 +598,9 @@
     var liveEl = document.getElementById('live');
     var fragment = liveEl && liveEl.dataset.fragment ? new Fragment(liveEl, PAGE === 'job' ? 400 : 1000) : null;
     window.activejobFragment = fragment;
+    var charts = document.getElementById('charts');
+    var redrawCharts = charts && charts.dataset.activity ? startCharts(charts) : null;
+    syncSelection();
     var live = new Live();
     var jobId = body.dataset.jobId ? parseInt(body.dataset.jobId, 10) : null;
 
@@ -421,8 +620,9 @@
           if (fragment) fragment.schedule();
         }
       });
-    } else if (PAGE === 'jobs' || PAGE === 'queues') {
-      live.subscribe({});
+    } else if (fragment) {  // every list page (jobs, queues, batches, a batch): refresh on status changes
+      var batchId = body.dataset.batchId ? parseInt(body.dataset.batchId, 10) : null;
+      live.subscribe(batchId != null ? { batch_id: batchId } : {});  // a batch's page: only its events
       live.on(function (ev) {
         if (ev.event === 'progress') {
           document.querySelectorAll('[data-progress-for="' + ev.job_id + '"]').forEach(function (cell) { applyProgress(cell, ev); });
@@ -432,6 +632,7 @@
           document.querySelectorAll('[data-progress-for="' + ev.job_id + '"]').forEach(resetProgress);
         }
         if (STATUS_EVENTS[ev.event] && fragment) fragment.schedule();
+        if (STATUS_EVENTS[ev.event] && redrawCharts) redrawCharts();
       });
       var every = liveEl && parseFloat(liveEl.dataset.refresh || '0');
       if (every && fragment) setInterval(function () { fragment.schedule(); }, every * 1000);

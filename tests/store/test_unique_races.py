@@ -1,0 +1,142 @@
+"""Unique keys under concurrency: exactly one holder per key, whoever writes at the same time.
+
+PostgreSQL lets another transaction commit between two statements of an enqueue; those
+moments are made to happen here by committing from another connection just before the
+enqueue's next statement runs. Many threads then enqueue one key at once, on both databases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event, text
+
+from activejob.store import Store
+from activejob.store.enqueue import UniqueKeyHeld
+
+from .contract import NOW, Jobs, at, request
+
+
+@contextmanager
+def before_statement(store: Store, starts: str, action: Callable[[], None]) -> Iterator[list[str]]:
+    """Run `action` (once) just before the store sends its first statement starting with `starts`."""
+    seen: list[str] = []
+
+    def hook(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not seen and statement.lstrip().upper().startswith(starts):
+            seen.append(statement)
+            action()
+
+    event.listen(store.engine, "before_cursor_execute", hook)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", hook)
+
+
+def elsewhere(store: Store, statement: str, **params: Any) -> Callable[[], None]:
+    """A statement committed by another connection, as another process would."""
+    def run() -> None:
+        engine = create_engine(store.engine.url)
+        try:
+            with engine.begin() as c:
+                c.execute(text(statement), params)
+        finally:
+            engine.dispose()
+    return run
+
+
+def only_pg(jobs: Jobs) -> None:
+    if jobs.sqlite:
+        pytest.skip("SQLite has one writer at a time: nothing commits inside an enqueue")
+
+
+def test_a_holder_that_finishes_between_the_insert_and_the_lookup_makes_way_for_the_new_job(jobs: Jobs) -> None:
+    only_pg(jobs)
+    (first,), _ = jobs.store.enqueue([request(unique_key="k")], NOW)
+    finish = elsewhere(jobs.store, "UPDATE activejob_jobs SET status = 'completed' WHERE id = :id", id=first)
+    with before_statement(jobs.store, "SELECT", finish) as seen:
+        (again,), events = jobs.store.enqueue([request(unique_key="k")], NOW)
+    assert seen and again != first and [e.type for e in events] == ["enqueued"]
+
+
+def test_a_holder_claimed_before_replace_updates_it_is_left_as_it_is(jobs: Jobs) -> None:
+    only_pg(jobs)
+    (first,), _ = jobs.store.enqueue([request(unique_key="k")], NOW)
+    claim = elsewhere(jobs.store, "UPDATE activejob_jobs SET status = 'running' WHERE id = :id", id=first)
+    with before_statement(jobs.store, "UPDATE", claim) as seen:
+        ids, events = jobs.store.enqueue([request(unique_key="k", unique_mode="replace", args='{"n": 2}')], NOW)
+    assert seen and ids == [first] and events == []
+    assert jobs.get(first).args == {"n": 1}
+
+
+def test_a_holder_claimed_before_replace_makes_way_when_held_until_started(jobs: Jobs) -> None:
+    only_pg(jobs)
+    (first,), _ = jobs.store.enqueue([request(unique_key="k", unique_until="started")], NOW)
+    claim = elsewhere(jobs.store, "UPDATE activejob_jobs SET status = 'running' WHERE id = :id", id=first)
+    with before_statement(jobs.store, "UPDATE", claim):
+        (again,), events = jobs.store.enqueue(
+            [request(unique_key="k", unique_until="started", unique_mode="replace", args='{"n": 2}')], NOW)
+    assert again != first and [e.type for e in events] == ["enqueued"]
+    assert (jobs.get(first).args, jobs.get(again).args) == ({"n": 1}, {"n": 2})
+
+
+# -- many enqueuers, one key --------------------------------------------------------------
+
+THREADS = 8
+
+
+def hammer(store: Store, make: Callable[[int], Any], rounds: int = 5) -> list[Any]:
+    """THREADS threads enqueue `make(thread)` at the same moment, `rounds` times each; what each call gave."""
+    start = threading.Barrier(THREADS)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def enqueuer(n: int) -> None:
+        start.wait(10)
+        for _ in range(rounds):
+            try:
+                got: Any = store.enqueue([make(n)], NOW)[0][0]
+            except UniqueKeyHeld as held:
+                got = held
+            with lock:
+                results.append(got)
+
+    threads = [threading.Thread(target=enqueuer, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == THREADS * rounds
+    return results
+
+
+def held(jobs: Jobs, key: str = "k") -> list[int]:
+    return [j.id for j in jobs.store.list_jobs(limit=1000) if j.unique_key == key and j.status == "pending"]
+
+
+@pytest.mark.parametrize("mode", ["skip", "replace", "debounce"])
+def test_many_threads_enqueueing_one_key_make_exactly_one_job(jobs: Jobs, mode: str) -> None:
+    results = hammer(jobs.store, lambda n: request(unique_key="k", unique_mode=mode, args=f'{{"n": {n}}}',
+                                                   run_at=at(n)))
+    assert held(jobs) == list(set(results)) and len(jobs.store.list_jobs()) == 1
+
+
+def test_many_threads_in_raise_mode_leave_one_job_and_refuse_every_other_call(jobs: Jobs) -> None:
+    results = hammer(jobs.store, lambda n: request(unique_key="k", unique_mode="raise"))
+    made = [r for r in results if isinstance(r, int)]
+    assert len(made) == 1 and held(jobs) == made
+    assert {r.holder_id for r in results if isinstance(r, UniqueKeyHeld)} == set(made)
+
+
+def test_many_threads_meeting_an_expired_holder_release_it_once_and_make_one_job(jobs: Jobs) -> None:
+    (first,), _ = jobs.store.enqueue([request(unique_key="k", unique_until="time", unique_expires_at=NOW)], NOW)
+    results = hammer(jobs.store, lambda n: request(unique_key="k", unique_until="time",
+                                                   unique_expires_at=at(3600)), rounds=2)
+    fresh = set(results) - {first}
+    assert len(fresh) == 1 and set(results) == fresh
+    assert sorted(held(jobs)) == sorted([first, *fresh]), "the expired holder's job stays, without the key"

@@ -1,0 +1,65 @@
+"""Batches and dependencies with four worker processes on one PostgreSQL database."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import workflow_jobs
+from runner_support import Workers, wait_for
+
+import activejob
+from activejob import Batch, JobQueue, chain
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def pg_queue(pg_url: str) -> JobQueue:
+    queue = activejob.configure(pg_url)
+    yield queue  # type: ignore[misc]
+    JobQueue.reset()
+
+
+def start_four(workers: Workers, url: str) -> None:
+    for _ in range(4):
+        workers.start(url, "--concurrency", "8", imports="tests.workflow_jobs", lease=5.0, poll_interval=0.2)
+
+
+def test_each_batch_callback_runs_once_with_four_workers(pg_queue: JobQueue, workers: Workers,
+                                                         tmp_path: Path) -> None:
+    log = str(tmp_path / "runs.log")
+    ids = []
+    for b in range(15):
+        done = (workflow_jobs.BatchDone, {"tag": f"b{b}", "log": log})
+        with Batch(on_complete=done, description=f"batch {b}") as batch:
+            workflow_jobs.MarkRun.perform_all_later([{"tag": f"{b}.{i}", "log": log} for i in range(12)])
+        ids.append(batch.id)
+    start_four(workers, pg_queue.database_url)
+
+    def callbacks() -> list[list[str]]:
+        return [line for line in workflow_jobs.lines(log) if line[0] == "callback"]
+
+    wait_for(lambda: len(callbacks()) >= 15 and all(pg_queue.get_batch(i).finished for i in ids),  # type: ignore
+             60, what="every batch's callback")
+    wait_for(lambda: not pg_queue.list_jobs(status=["pending", "running"]), 20, what="nothing left to run")
+    ran = Counter(int(line[1]) for line in callbacks())
+    assert ran == Counter({i: 1 for i in ids})
+    assert all(line[2] == line[3] == "12" for line in callbacks())  # every member counted, all completed
+    assert len(pg_queue.list_jobs(name="wf_batch_done", limit=100)) == 15
+    finished = Counter(e.batch_id for e in pg_queue.store.events(types=["batch_finished"], limit=1000))
+    assert finished == Counter({i: 1 for i in ids})  # and each batch's own event, once
+
+
+def test_chains_keep_their_order_with_four_workers(pg_queue: JobQueue, workers: Workers, tmp_path: Path) -> None:
+    log = str(tmp_path / "runs.log")
+    for c in range(20):
+        chain(*[(workflow_jobs.MarkRun, {"tag": f"{c}.{s}", "log": log, "seconds": 0.01}) for s in range(3)])
+    start_four(workers, pg_queue.database_url)
+    wait_for(lambda: sum(1 for line in workflow_jobs.lines(log) if line[0] == "end") == 60, 60,
+             what="every step of every chain")
+    times = {(line[0], line[1]): float(line[2]) for line in workflow_jobs.lines(log)}
+    for c in range(20):
+        for s in (1, 2):
+            assert times[("start", f"{c}.{s}")] >= times[("end", f"{c}.{s - 1}")], f"chain {c} step {s} ran early"
