@@ -117,6 +117,35 @@ def test_capture_honours_unique_keys() -> None:
     assert len(jobs) == 1 and first == again
 
 
+def test_capture_raise_mode_refuses_a_duplicate_and_keeps_nothing_of_the_call() -> None:
+    with capture_enqueued() as jobs:
+        held = SendEmail.set(unique_key="welcome-2").perform_later(to="r@example.com")
+        with pytest.raises(activejob.DuplicateJobError, match="welcome-2") as refused:
+            SendEmail.set(unique_key="welcome-2", unique_mode="raise").perform_all_later(
+                [{"to": "first-of-the-call@example.com"}, {"to": "r@example.com"}])
+    assert refused.value.existing.id == held.id
+    assert [j.args["to"] for j in jobs] == ["r@example.com"]
+
+
+def test_capture_replace_and_debounce_change_the_pending_holder() -> None:
+    with capture_enqueued() as jobs:
+        first = SendEmail.set(unique_key="digest").perform_later(to="a@example.com")
+        second = SendEmail.set(unique_key="digest", unique_mode="replace").perform_later(to="b@example.com")
+        third = SendEmail.set(unique_key="digest", unique_mode="debounce",
+                              wait=timedelta(minutes=5)).perform_later(to="c@example.com")
+    assert first == second == third and len(jobs) == 1
+    assert jobs[0].args["to"] == "c@example.com"
+    assert jobs[0].run_at > jobs[0].created_at + timedelta(minutes=4)
+
+
+def test_capture_frees_a_unique_key_once_its_job_has_finished() -> None:
+    with capture_enqueued() as jobs:
+        SendEmail.set(unique_key="welcome-3").perform_later(to="t@example.com")
+        jobs.perform_all()
+        SendEmail.set(unique_key="welcome-3").perform_later(to="t@example.com")
+    assert [j.status for j in jobs] == ["completed", "pending"]
+
+
 def test_capture_cancel_through_the_handle() -> None:
     with capture_enqueued() as jobs:
         handle = SendEmail.perform_in(timedelta(hours=1), to="c@example.com")

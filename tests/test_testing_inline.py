@@ -226,11 +226,20 @@ def test_assert_performed_sees_jobs_run_inline() -> None:
             assert_performed(Mail, args={"to": "p@example.com"})
 
 
-def test_a_unique_key_runs_the_job_once() -> None:
+def test_a_unique_key_held_for_a_time_runs_the_job_once() -> None:
     with inline() as jobs:
-        first = Mail.set(unique_key="welcome-1").perform_later(to="r@example.com")
-        again = Mail.set(unique_key="welcome-1").perform_later(to="r@example.com")
+        first = Mail.set(unique_key="welcome-1", unique_until=timedelta(hours=1)).perform_later(to="r@example.com")
+        again = Mail.set(unique_key="welcome-1", unique_until=timedelta(hours=1)).perform_later(to="r@example.com")
     assert first == again and len(jobs) == 1 and sent == [("r@example.com", 1)]
+
+
+def test_a_unique_key_is_free_again_once_the_inline_job_has_finished() -> None:
+    # As with a database: unique_until="finished" (the default) lets go when the job ends,
+    # and an inline job has ended by the time perform_later returns.
+    with inline() as jobs:
+        first = Mail.set(unique_key="welcome-2").perform_later(to="s@example.com")
+        again = Mail.set(unique_key="welcome-2").perform_later(to="s@example.com")
+    assert first != again and len(jobs) == 2
 
 
 def test_a_job_can_cancel_a_running_job_and_it_stops_at_its_next_check() -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 from .. import clock, enqueuing
 from ..dispatch import emit_local, sender
 from ..enqueuing import ConfiguredJob, EnqueueRequest
-from ..errors import JobNotFound
+from ..errors import DuplicateJobError, JobNotFound
 from ..handle import JobHandle
 from ..records import JobInfo, signal_payload
 
@@ -46,6 +46,8 @@ class EnqueuedJob:
     created_at: datetime = field(default_factory=clock.now)
     batch_id: int | None = None
     status: str = "pending"
+    unique_until: str | None = None  # as the store keeps it: None (finished), 'started' or 'time'
+    unique_expires_at: datetime | None = None
     result: Any = None
     error: str | None = None
     attempts: int = 0
@@ -167,9 +169,26 @@ class CapturedJobs(Sequence[EnqueuedJob]):
     def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         """Keep the jobs (`session` is accepted and ignored: there is no transaction here).
 
-        A job whose `unique_key` a captured job already holds is not added: its handle is
-        that job's, as with the database."""
+        A job whose `unique_key` a captured job holds does what its `unique_mode` says, as
+        with the database: `skip` hands back the holder, `replace` and `debounce` give a
+        pending holder of the same type the new args and run time, `raise` raises
+        `DuplicateJobError` and keeps nothing of the call."""
         return [MemoryJobHandle(job.id, job.name, self) for job in self._keep(requests)[0]]
+
+    def _holder(self, key: str | None, now: datetime) -> EnqueuedJob | None:
+        """The captured job that holds `key` now (the store's UNIQUE_HELD, in memory)."""
+        if key is None:
+            return None
+        for j in self.jobs:
+            if j.unique_key != key:
+                continue
+            if j.unique_until == "time":
+                if j.unique_expires_at is not None and j.unique_expires_at > now:
+                    return j
+            elif j.status in (("pending", "waiting") if j.unique_until == "started" else
+                              ("pending", "running", "waiting")):
+                return j
+        return None
 
     def _keep(self, requests: list[EnqueueRequest]) -> tuple[list[EnqueuedJob], list[EnqueuedJob]]:
         """Add the jobs; returns the job each request is handed (new, or the unique key's
@@ -179,17 +198,33 @@ class CapturedJobs(Sequence[EnqueuedJob]):
         now = clock.now()
         handed: list[EnqueuedJob] = []
         added: list[EnqueuedJob] = []
+        replaced: list[tuple[EnqueuedJob, dict[str, Any]]] = []
         with self._lock:
             for r in requests:
-                key = r.unique_key
-                holder = next((j for j in self.jobs if key is not None and j.unique_key == key), None)
+                holder = self._holder(r.unique_key, now)
+                if holder is not None and r.unique_mode == "raise":
+                    del self.jobs[len(self.jobs) - len(added):]  # nothing of the call is kept
+                    raise DuplicateJobError(r.name, r.unique_key or "",
+                                            MemoryJobHandle(holder.id, holder.name, self))
                 if holder is not None:  # like the database: the job that holds the key, no new one
+                    if r.unique_mode in ("replace", "debounce") and holder.status == "pending" \
+                            and holder.name == r.name:
+                        args = json.loads(r.args)
+                        changed = [f for f, old, new in (("args", holder.args, args),
+                                                         ("run_at", holder.run_at, r.run_at)) if old != new]
+                        if changed:
+                            data = {"mode": r.unique_mode, "changed": changed, "run_at": r.run_at.isoformat()}
+                            if "run_at" in changed:
+                                data["previous_run_at"] = holder.run_at.isoformat()
+                            holder.args, holder.run_at = args, r.run_at
+                            replaced.append((holder, data))
                     handed.append(holder)
                     continue
                 job = EnqueuedJob(
                     id=len(self.jobs) + 1, name=r.name, args=json.loads(r.args), queue=r.queue,
                     priority=r.priority, run_at=r.run_at, max_retries=r.max_retries, owner=r.owner,
-                    parent_id=r.parent_id, unique_key=key, created_at=now, batch_id=r.batch_id,
+                    parent_id=r.parent_id, unique_key=r.unique_key, created_at=now, batch_id=r.batch_id,
+                    unique_until=r.unique_until, unique_expires_at=r.unique_expires_at,
                 )
                 self.jobs.append(job)
                 handed.append(job)
@@ -199,6 +234,10 @@ class CapturedJobs(Sequence[EnqueuedJob]):
             emit_local("enqueued", sender(job.name), signal_payload(
                 "enqueued", job_id=job.id, name=job.name, queue=job.queue, owner=job.owner, status="pending",
                 attempt=0, at=now, data={"run_at": job.run_at.isoformat()} if job.run_at > now else None))
+        for job, data in replaced:
+            emit_local("replaced", sender(job.name), signal_payload(
+                "replaced", job_id=job.id, name=job.name, queue=job.queue, owner=job.owner, status="pending",
+                attempt=0, at=now, data=data))
         return handed, added
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
