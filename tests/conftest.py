@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 import activejob
 from activejob import JobQueue, registry
+from activejob.recurring import schedules
 
 PG_ADMIN_URL = os.environ.get("ACTIVEJOB_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -88,12 +89,21 @@ def queue(db_url: str) -> Iterator[JobQueue]:
 
 
 @pytest.fixture(autouse=True)
-def _registry_snapshot() -> Iterator[None]:
-    """Job types a test defines inside itself are forgotten after it."""
+def _registry_snapshot(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Job types and cron schedules a test defines inside itself are forgotten after it.
+
+    A test starts with no cron schedule unless marked `imported_schedules`: a module imported
+    at collection (the example app's jobs) declares schedules, and every worker a test runs
+    would enqueue their next slot."""
     saved = dict(registry._jobs)
+    saved_schedules = dict(schedules)
+    if request.node.get_closest_marker("imported_schedules") is None:
+        schedules.clear()
     yield
     registry._jobs.clear()
     registry._jobs.update(saved)
+    schedules.clear()
+    schedules.update(saved_schedules)
 
 
 @pytest.fixture

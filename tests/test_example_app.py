@@ -25,6 +25,8 @@ with warnings.catch_warnings():
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, where example_app lives
 from example_app import create_app
 
+pytestmark = pytest.mark.imported_schedules  # the app's nightly cleanup runs on a cron schedule
+
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:

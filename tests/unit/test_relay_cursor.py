@@ -17,10 +17,10 @@ pytestmark = pytest.mark.timeout(5)
 AT = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def record(event_id: int = 7, *, type_: str = "completed", job_id: int = 42, owner: str | None = "alice"
-           ) -> EventRecord:
+def record(event_id: int = 7, *, type_: str = "completed", job_id: int | None = 42, owner: str | None = "alice",
+           batch_id: int | None = None) -> EventRecord:
     return EventRecord(id=event_id, job_id=job_id, type=type_, name="send_email", queue="mail", owner=owner,
-                       status="completed", attempt=1, created_at=AT, data={"result": 3})
+                       status="completed", attempt=1, created_at=AT, data={"result": 3}, batch_id=batch_id)
 
 
 def relay() -> EventRelay:
@@ -56,11 +56,24 @@ def test_a_subscription_to_everything_is_named_all() -> None:
     assert subscription_key(None, None) == "all"
 
 
+def test_a_batch_subscription_is_named_for_the_batch_even_with_an_owner() -> None:
+    assert subscription_key(None, "alice", 7) == "batch:7"
+    assert subscription_key(42, None, 7) == "job:42"
+
+
+def test_a_batch_subscription_matches_its_own_events_and_its_members() -> None:
+    sub = relay().subscribe(batch_id=7)
+    assert sub.matches(record(job_id=None, type_="batch_finished", batch_id=7))
+    assert sub.matches(record(job_id=42, batch_id=7))
+    assert not sub.matches(record(job_id=43, batch_id=8)) and not sub.matches(record(job_id=44))
+
+
 def test_a_relayed_event_has_its_record_id_and_its_own_cursor() -> None:
     item = RelayedEvent(record(7), cursor=5)
     assert item.id == 7
     assert item.to_dict() == {
-        "id": 7, "cursor": 5, "event": "completed", "job_id": 42, "name": "send_email", "queue": "mail",
+        "id": 7, "cursor": 5, "event": "completed", "job_id": 42, "batch_id": None, "name": "send_email",
+        "queue": "mail",
         "owner": "alice", "status": "completed", "attempt": 1, "created_at": "2030-01-01T00:00:00+00:00",
         "data": {"result": 3},
     }
