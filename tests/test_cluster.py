@@ -59,7 +59,6 @@ def activejob_connections(url: str) -> int:
 def test_four_workers_drain_thousands_each_exactly_once(pg_url: str, workers: Workers, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     total = 3000
-    enqueue(pg_url, log, total)
     for _ in range(4):
         start(workers, pg_url, "--concurrency", "8")
 
@@ -68,6 +67,9 @@ def test_four_workers_drain_thousands_each_exactly_once(pg_url: str, workers: Wo
     rows = wait_for(lambda: (lambda r: r if len(r) == 4 else None)(sql(pg_url, registry)), what="4 worker rows")
     assert {r[2] for r in rows} == {w.pid for w in workers.started}
     assert all(r[1] and r[4] == 8 and r[5] is not None and r[6] is not None for r in rows)
+    # Enqueued once all four are up: on a busy machine the first to start could otherwise
+    # drain the lot before the others began.
+    enqueue(pg_url, log, total)
 
     peak = 0
 

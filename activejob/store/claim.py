@@ -14,7 +14,7 @@ from ..records import Claimed, EventRecord
 from .base import NO_PROGRESS, PENDING, RUNNING, dump, jobs, paused
 from .dbapi import PgCall, RawAccess
 from .rates import RateBook, RateLimits, prune_rate_starts
-from .sql import EVENT_INSERT, PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
+from .sql import PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
 
 LIMITS_LOCK = 0x61636A6C
 """The PostgreSQL advisory lock that claims of job types with a concurrency limit take turns on."""
@@ -150,12 +150,10 @@ class Claiming(RawAccess):
             rows = cur.execute(sql, (worker_id, token, sqlite_ts(expires), now_s, now_s, *names,
                                      *(queues or ()), limit)).fetchall()
             rows.sort()
-            out = []
-            for r in rows:
-                cur.execute(EVENT_INSERT, (r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s))
-                out.append((*r[:9], cur.lastrowid, *r[9:]))
-            rows = out
-            self._written(r[9] for r in rows)  # before COMMIT
+            event_ids = self._sqlite_events(cur, [(r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s)
+                                                  for r in rows])
+            rows = [(*r[:9], e, *r[9:]) for r, e in zip(rows, event_ids, strict=True)]
+            self._written(event_ids)  # before COMMIT
         return self._claimed(rows, token, worker_id, now)
 
     def pg_claim_call(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,

@@ -4,6 +4,7 @@ errors raised as SQLAlchemy's. Why they skip SQLAlchemy: see `sql.py`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from .base import StoreBase
-from .sql import sqlite_settings
+from .sql import sqlite_event_insert, sqlite_settings
 
 T = TypeVar("T")
 
@@ -64,16 +65,7 @@ class RawAccess(StoreBase):
                 if conn is None:
                     conn = self._hot = self._open_hot()
                 cur = conn.cursor()
-                if nowait:  # fail at once rather than sleep in SQLite's busy handler
-                    cur.execute("PRAGMA busy_timeout=0")
-                    try:
-                        cur.execute("BEGIN IMMEDIATE")
-                    except conn.OperationalError as error:  # another process is writing
-                        raise WouldBlock(str(error)) from error
-                    finally:
-                        cur.execute("PRAGMA busy_timeout=30000")
-                else:
-                    cur.execute("BEGIN IMMEDIATE")
+                _begin_immediate(conn, cur, nowait=nowait)
                 try:
                     yield cur
                     cur.execute("COMMIT")
@@ -96,6 +88,10 @@ class RawAccess(StoreBase):
                                timeout=30)
         for statement in sqlite_settings(self._sqlite_synchronous):  # the engine's get these in dialects.py
             conn.execute(statement)
+        # No busy handler: BEGIN IMMEDIATE is the only statement here that can meet another
+        # writer (WAL), and _begin_immediate waits for it, or not, itself. Toggling the
+        # timeout around each hot-path BEGIN cost two statements a transaction.
+        conn.execute("PRAGMA busy_timeout=0")
         return conn
 
     def _pg_run(self, call: PgCall[T]) -> T:
@@ -120,6 +116,22 @@ class RawAccess(StoreBase):
         finally:
             fairy.close()
 
+    def _sqlite_events(self, cur: Any, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert event rows (EVENT_INSERT's nine values each) with one statement per
+        thousand; returns their ids in order. One INSERT takes its rows' AUTOINCREMENT ids
+        one after another under the write lock, so they end at the last one given."""
+        ids: list[int] = []
+        for at in range(0, len(rows), 1000):
+            chunk = rows[at:at + 1000]
+            key = ("events", len(chunk))
+            sql = self._sql.get(key)
+            if sql is None:
+                sql = self._sql[key] = sqlite_event_insert(len(chunk))
+            cur.execute(sql, [value for row in chunk for value in row])
+            last = cur.lastrowid
+            ids += range(last - len(chunk) + 1, last + 1)
+        return ids
+
     @staticmethod
     def _sqlite_insert_many(cur: Any, table: str, sql: str, rows: list[tuple[Any, ...]]) -> list[int]:
         # executemany hands back no ids, so they are worked out, then checked. The tables
@@ -137,3 +149,30 @@ class RawAccess(StoreBase):
         if last != before + len(rows):
             raise RuntimeError(f"{table}: rowids are not consecutive ({before} + {len(rows)} != {last})")
         return list(range(before + 1, last + 1))
+
+
+BUSY_WAIT = 30.0
+"""How long a blocking write waits for another process's write transaction to end."""
+
+
+def _begin_immediate(conn: Any, cur: Any, *, nowait: bool) -> None:
+    """BEGIN IMMEDIATE on the hot connection (busy_timeout 0): with `nowait`, WouldBlock at
+    once if another process is writing; otherwise try again, backing off up to 20 ms, for
+    BUSY_WAIT seconds, as SQLite's own busy handler would."""
+    deadline = None
+    pause = 0.0005
+    while True:
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            return
+        except conn.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if nowait:
+                raise WouldBlock(str(error)) from error
+            now = time.monotonic()
+            deadline = deadline or now + BUSY_WAIT
+            if now >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)

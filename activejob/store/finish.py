@@ -19,14 +19,13 @@ from .claim import Claiming
 from .dbapi import GeneralPath, PgCall, WouldBlock
 from .parents import Parents
 from .sql import (
-    EVENT_INSERT,
     PG_EVENTS_NOTIFY_FROM,
     PG_EVENTS_NOTIFY_JOIN,
     PG_FINISH,
     PG_FINISH_AND_CLAIM,
     PG_NOTIFY_FROM,
     PG_NOTIFY_JOIN,
-    SQLITE_FINISH,
+    sqlite_finish,
     sqlite_ts,
 )
 from .values import Outcome
@@ -42,6 +41,8 @@ def finish_data(o: Outcome) -> dict[str, Any]:
         data["run_at"] = o.run_at.isoformat()
     return data
 
+
+_FINISHED = frozenset(s.value for s in FINISHED)
 
 HotBatch = tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord], list[Outcome]]
 """finish_and_claim's statement read back: ids written, their events, the jobs claimed, their
@@ -179,30 +180,35 @@ class Finishing(Claiming, Parents):
     def _sqlite_finish(self, cur: Any, outcomes: Sequence[Outcome], now: datetime,
                        datas: dict[int, dict[str, Any]]) -> tuple[set[int], list[EventRecord]]:
         now_s = sqlite_ts(now)
-        done: set[int] = set()
-        recorded = []
-        event_ids = []
+        # Outcomes alike (a batch of no-ops all `completed` with no result) share one UPDATE.
+        alike: dict[tuple[Any, ...], list[Outcome]] = {}
         for o in sorted(outcomes, key=lambda o: o.job_id):
             finished = o.status in FINISHED
-            row = cur.execute(SQLITE_FINISH, (
-                o.status, o.result, o.error, o.traceback, now_s if finished else None,
-                None if o.run_at is None else sqlite_ts(o.run_at), o.status == PENDING,
-                1 if o.refund_attempt else 0, o.job_id, o.token,
-            )).fetchone()
-            if row is None:
-                continue  # the lease was lost: another worker owns the job now
-            if finished and row[5] is not None:
-                raise GeneralPath  # its parent may wake up: roll back, take the general path
-            done.add(o.job_id)
-            data = datas[o.job_id]
-            cur.execute(EVENT_INSERT, (o.job_id, o.event, row[0], row[1], row[2], row[3], row[4],
-                                        dump(data), now_s))
-            event_ids.append(cur.lastrowid)
-            recorded.append(EventRecord(id=cur.lastrowid, job_id=o.job_id, type=o.event, name=row[0],
-                                        queue=row[1], owner=row[2], status=row[3], attempt=row[4],
-                                        created_at=now, data=data))
+            values = (o.status, o.result, o.error, o.traceback, now_s if finished else None,
+                      None if o.run_at is None else sqlite_ts(o.run_at), o.status == PENDING,
+                      1 if o.refund_attempt else 0)
+            alike.setdefault(values, []).append(o)
+        rows: dict[int, Any] = {}
+        for values, group in alike.items():
+            key = ("finish", len(group))
+            sql = self._sql.get(key)
+            if sql is None:
+                sql = self._sql[key] = sqlite_finish(len(group))
+            for row in cur.execute(sql, (*values, *(o.job_id for o in group),
+                                         *(v for o in group for v in (o.job_id, o.token)))).fetchall():
+                if row[6] is not None and row[4] in _FINISHED:
+                    raise GeneralPath  # its parent may wake up: roll back, take the general path
+                rows[row[0]] = row
+        # A job missing from `rows` lost its lease: another worker owns it now.
+        done = [o for o in sorted(outcomes, key=lambda o: o.job_id) if o.job_id in rows]
+        event_ids = self._sqlite_events(cur, [
+            (o.job_id, o.event, *rows[o.job_id][1:6], dump(datas[o.job_id]), now_s) for o in done])
         self._written(event_ids)  # before COMMIT (the caller's transaction)
-        return done, recorded
+        recorded = [EventRecord(id=e, job_id=o.job_id, type=o.event, name=rows[o.job_id][1],
+                                queue=rows[o.job_id][2], owner=rows[o.job_id][3], status=rows[o.job_id][4],
+                                attempt=rows[o.job_id][5], created_at=now, data=datas[o.job_id])
+                    for e, o in zip(event_ids, done, strict=True)]
+        return {o.job_id for o in done}, recorded
 
     def finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, *, worker_id: str,
                          names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float,

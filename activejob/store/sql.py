@@ -31,13 +31,24 @@ SQLITE_JOB_INSERT = (
     "cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key, args_version, meta) "
     "VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
 )
-SQLITE_FINISH = (
-    "UPDATE activejob_jobs SET status = ?, result = ?, error = ?, traceback = ?, finished_at = ?, "
-    "worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(?, run_at), "
-    "cancel_requested = CASE WHEN ? THEN 0 ELSE cancel_requested END, attempts = attempts - ? "
-    "WHERE id = ? AND status = 'running' AND lease_token = ? "
-    "RETURNING name, queue, owner, status, attempts, parent_id"
-)
+def sqlite_finish(jobs: int) -> str:
+    """One outcome written to `jobs` jobs (params: the outcome's eight values, the ids, then
+    (id, token) pairs): outcomes alike (a no-op's `completed`, no result) share a statement.
+    Each job is still fenced by its own lease token; `id IN` keeps it on the primary key."""
+    pairs = " ".join(["WHEN ? THEN ?"] * jobs)
+    return (
+        "UPDATE activejob_jobs SET status = ?, result = ?, error = ?, traceback = ?, finished_at = ?, "
+        "worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(?, run_at), "
+        "cancel_requested = CASE WHEN ? THEN 0 ELSE cancel_requested END, attempts = attempts - ? "
+        f"WHERE id IN ({', '.join('?' * jobs)}) AND status = 'running' AND lease_token = CASE id {pairs} END "
+        "RETURNING id, name, queue, owner, status, attempts, parent_id"
+    )
+
+
+def sqlite_event_insert(rows: int) -> str:
+    """EVENT_INSERT for `rows` rows in one statement (9 params a row)."""
+    return EVENT_INSERT.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
 
 
 def sqlite_claim(names: int, queues: int) -> str:

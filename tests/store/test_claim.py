@@ -3,6 +3,9 @@ and what neither takes (future jobs, other types and queues, paused queues, full
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -125,6 +128,30 @@ def test_a_nowait_claim_while_another_process_writes_would_block_and_changes_not
     writer.release()
     assert jobs.status(job_id) == "pending" and jobs.log(types=["started"]) == []
     assert len(jobs.claim()) == 1  # the store's connection is usable after the refusal
+
+
+def test_a_waiting_claim_while_another_process_writes_goes_ahead_once_it_commits(jobs: Jobs) -> None:
+    if not jobs.sqlite:
+        pytest.skip("SQLite's write lock: PostgreSQL claims never wait for one")
+    job_id = jobs.add()[0]
+    holding = threading.Event()
+
+    def other_process_writes_for_a_while() -> None:
+        conn = sqlite3.connect(jobs.store.url.removeprefix("sqlite:///"), isolation_level=None, timeout=0)
+        conn.execute("BEGIN IMMEDIATE")
+        holding.set()
+        time.sleep(0.3)
+        conn.rollback()
+        conn.close()
+
+    writer = threading.Thread(target=other_process_writes_for_a_while)
+    writer.start()
+    holding.wait(5)
+    started = time.monotonic()
+    claimed, _ = jobs.store.claim(worker_id="w1", names=[NAME], queues=None, limit=1, now=NOW, lease=LEASE)
+    writer.join()
+    assert [c.id for c in claimed] == [job_id]
+    assert time.monotonic() - started >= 0.1  # it waited for the lock, then took the job
 
 
 def test_a_nowait_claim_while_another_thread_writes_would_block_and_changes_nothing(jobs: Jobs) -> None:
