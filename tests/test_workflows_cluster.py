@@ -63,3 +63,31 @@ def test_chains_keep_their_order_with_four_workers(pg_queue: JobQueue, workers: 
     for c in range(20):
         for s in (1, 2):
             assert times[("start", f"{c}.{s}")] >= times[("end", f"{c}.{s - 1}")], f"chain {c} step {s} ran early"
+
+
+def test_each_concurrency_key_keeps_its_limit_with_four_workers(pg_queue: JobQueue, workers: Workers,
+                                                                tmp_path: Path) -> None:
+    log = str(tmp_path / "runs.log")
+    start_four(workers, pg_queue.database_url)
+    workflow_jobs.KeyedRun.perform_all_later([{"key": f"k{i % 3}", "tag": str(i), "log": log, "seconds": 0.05}
+                                              for i in range(60)])
+    wait_for(lambda: sum(1 for line in workflow_jobs.lines(log) if line[0] == "end") == 60, 60,
+             what="every keyed job")
+    # Recorded start and end times: never more than two of a key at once, and the limit used.
+    assert workflow_jobs.most_at_once(log) == {"k0": 2, "k1": 2, "k2": 2}
+    ran_on = pg_queue.store.events(types=["started"], limit=1000)
+    assert len({e.data["worker_id"] for e in ran_on}) >= 2, "the work was shared between processes"
+
+
+def test_each_unique_key_is_held_once_with_four_workers(pg_queue: JobQueue, workers: Workers,
+                                                        tmp_path: Path) -> None:
+    log = str(tmp_path / "runs.log")
+    start_four(workers, pg_queue.database_url)
+    # 80 spawners in four worker processes race to enqueue follow-ups for three keys.
+    workflow_jobs.Spawner.perform_all_later([{"key": f"u{i % 3}", "tag": str(i), "log": log, "seconds": 0.1}
+                                             for i in range(80)])
+    wait_for(lambda: not pg_queue.list_jobs(status=["pending", "running"]), 60, what="every spawner and follow-up")
+    # A key's follow-ups never overlapped: each was enqueued only once the last had finished.
+    assert workflow_jobs.most_at_once(log) == {"u0": 1, "u1": 1, "u2": 1}
+    follows = pg_queue.list_jobs(name="wf_unique_follow", limit=200)
+    assert 3 <= len(follows) < 80  # duplicates were handed the holder instead of a new job
