@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .enqueuing import ConfiguredJob
+from .enqueuing import ConfiguredJob, backend
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -24,7 +24,12 @@ def chain(*steps: Any) -> list[JobHandle]:
     """Enqueue `steps` so each runs after the previous one completed; returns their handles."""
     if not steps:
         raise ConfigurationError("chain needs at least one step")
-    configured = [_step(step) for step in steps]  # every step checked before any is written
+    configured = [_step(step) for step in steps]
+    # Every step's arguments are checked (and encoded) before any step is written, so a bad
+    # third step leaves no first and second behind.
+    limit = backend().max_args_bytes
+    for job, args in configured:
+        job.request(args, max_args_bytes=limit)
     handles: list[JobHandle] = []
     for job, args in configured:
         if handles:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from activejob import BaseJob, JobQueue, chain, job
+from activejob import BaseJob, JobArgumentsError, JobQueue, chain, job
 from activejob.errors import ConfigurationError, JobNotFound
 
 ORDER: list[str] = []
@@ -100,6 +100,12 @@ def test_chain_runs_steps_one_after_another(queue: JobQueue) -> None:
     assert [h.status for h in handles] == ["pending", "waiting", "waiting"]
     queue.run_until_idle()
     assert ORDER == ["one", "two", "three"]
+
+
+def test_a_chain_with_a_bad_step_writes_none_of_its_steps(queue: JobQueue) -> None:
+    with pytest.raises(JobArgumentsError, match="dep_step"):
+        chain((Run, {"label": "one"}), (Run, {"label": "two"}), (Run, {"label": ["not", "text"]}))
+    assert queue.list_jobs() == []
 
 
 def test_a_failed_step_cancels_the_rest_of_the_chain(queue: JobQueue) -> None:
