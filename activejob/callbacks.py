@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .errors import ConfigurationError, EnqueueRefused
-from .middleware import Enqueue
+from .middleware import Enqueue, wrap_aenqueue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -229,34 +229,19 @@ async def arun_enqueue(cls: type, enqueue: Enqueue, write: Callable[[], Awaitabl
 
 def _aaround_enqueue(cls: type, fn: Callable[..., Any], enqueue: Enqueue,
                      inner: Callable[[], Awaitable[list[Any]]]) -> Callable[[], Awaitable[list[Any]]]:
-    async def step() -> list[Any]:
-        went_on = False
+    by = f"around_enqueue hook {_name(fn)!r}"
 
-        async def aproceed() -> list[Any]:
-            nonlocal went_on
-            went_on = True
-            return await inner()
+    def refused(error: EnqueueRefused) -> EnqueueRefused:
+        if error.job is None:
+            error.job, error.by = enqueue.name, by
+        return error
 
-        def proceed() -> list[Any]:
-            nonlocal went_on
-            went_on = True
-            return anyio.from_thread.run(_awaited, inner)
-
-        try:
-            if _is_async(fn):
-                handles = await fn(cls, enqueue, aproceed)
-            else:
-                handles = await anyio.to_thread.run_sync(fn, cls, enqueue, proceed)
-        except EnqueueRefused as error:
-            if error.job is None:
-                error.job, error.by = enqueue.name, f"around_enqueue hook {_name(fn)!r}"
-            raise
-        if not went_on:
-            raise EnqueueRefused("it returned without calling proceed()", job=enqueue.name,
-                                 by=f"around_enqueue hook {_name(fn)!r}")
-        return handles  # type: ignore[no-any-return]
-
-    return step
+    return wrap_aenqueue(
+        inner,
+        hook=(lambda proceed: fn(cls, enqueue, proceed)) if _is_async(fn) else None,
+        sync_hook=lambda proceed: fn(cls, enqueue, proceed),
+        refused=refused,
+        skipped=lambda: EnqueueRefused("it returned without calling proceed()", job=enqueue.name, by=by))
 
 
 # -- perform --------------------------------------------------------------------------------

@@ -253,6 +253,25 @@ async def arun_enqueue(enqueue: Enqueue, write: Callable[[], Awaitable[list[Any]
 
 def _aenqueue_step(item: Any, enqueue: Enqueue,
                    inner: Callable[[], Awaitable[list[Any]]]) -> Callable[[], Awaitable[list[Any]]]:
+    aenqueue = getattr(item, "aenqueue", None)
+    return wrap_aenqueue(
+        inner,
+        hook=(lambda proceed: aenqueue(enqueue, proceed)) if callable(aenqueue) else None,
+        sync_hook=lambda proceed: item.enqueue(enqueue, proceed),
+        refused=lambda error: _refused(enqueue, _by(item), error),
+        skipped=lambda: EnqueueRefused("its enqueue hook returned without calling proceed()", job=enqueue.name,
+                                       by=_by(item)))
+
+
+def wrap_aenqueue(inner: Callable[[], Awaitable[list[Any]]], *,
+                   hook: Callable[[Callable[[], Awaitable[list[Any]]]], Awaitable[Any]] | None,
+                   sync_hook: Callable[[Callable[[], list[Any]]], Any],
+                   refused: Callable[[EnqueueRefused], EnqueueRefused],
+                   skipped: Callable[[], EnqueueRefused]) -> Callable[[], Awaitable[list[Any]]]:
+    """The async enqueue `inner()` wrapped in one hook that must call `proceed()`: `hook`, given
+    an awaitable `proceed`, or else `sync_hook` on a thread, given a `proceed` that comes back
+    to the event loop. A refusal is re-raised as `refused(error)`; a hook that returned
+    without proceeding raises `skipped()`. Middleware and `around_enqueue` callbacks share it."""
     async def step() -> list[Any]:
         went_on = False
 
@@ -267,15 +286,11 @@ def _aenqueue_step(item: Any, enqueue: Enqueue,
             return anyio.from_thread.run(_awaited, inner)
 
         try:
-            if callable(getattr(item, "aenqueue", None)):
-                handles = await item.aenqueue(enqueue, aproceed)
-            else:
-                handles = await anyio.to_thread.run_sync(item.enqueue, enqueue, proceed)
+            handles = await hook(aproceed) if hook is not None else await anyio.to_thread.run_sync(sync_hook, proceed)
         except EnqueueRefused as error:
-            raise _refused(enqueue, _by(item), error) from None
+            raise refused(error) from None
         if not went_on:
-            raise EnqueueRefused("its enqueue hook returned without calling proceed()", job=enqueue.name,
-                                 by=_by(item))
+            raise skipped()
         return handles  # type: ignore[no-any-return]
 
     return step
