@@ -301,6 +301,3 @@ def _aaround_perform(fn: Callable[..., Any], instance: Any, args: Any,
 
     return step
 
-
-async def _awaited(call: Callable[[], Awaitable[Any]]) -> Any:
-    return await call()
