@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -371,6 +372,13 @@ def job(
     return register
 
 
+_ASYNC: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+
+
 def job_is_async(cls: type[BaseJob[Any]]) -> bool:
-    """Whether the job's attempts run on the event loop: an async perform, or an async callback."""
-    return is_async(cls.perform) or callbacks.of(cls).async_perform
+    """Whether the job's attempts run on the event loop: an async perform, or an async callback.
+    Asked for every job a worker starts, so kept per class (a class's perform does not change)."""
+    found = _ASYNC.get(cls)
+    if found is None:
+        found = _ASYNC[cls] = is_async(cls.perform) or callbacks.of(cls).async_perform
+    return found

@@ -10,7 +10,7 @@ import contextvars
 import json
 import logging
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ class Running:
 
     job: Claimed
     context: JobContext
-    scope: CancelScope = field(default_factory=CancelScope)
+    scope: CancelScope | None = None  # an async job's, to cancel it (a thread cannot be)
     sync: bool = False  # runs on the worker's sync-job threads (a `def perform`)
     stop_reason: str | None = None  # cancel | lease_lost | shutdown | timeout
     # A sync job's outcome is settled once: by its thread when perform returns, or by the
@@ -173,7 +173,8 @@ async def _perform(entry: Running) -> Outcome | None:
     cls, args = prepared
     instance = cls(entry.context)
     attempt = Attempt()
-    with entry.scope:
+    scope = entry.scope = entry.scope or CancelScope()
+    with scope:
         deadline: CancelScope | None = None
         try:
             with anyio.fail_after(timeout_of(entry.job, cls)) as deadline:
@@ -191,14 +192,14 @@ async def _perform(entry: Running) -> Outcome | None:
         except WaitForChildren:
             attempt.waiting = True
         except anyio.get_cancelled_exc_class() as raised:
-            if entry.scope.cancel_called or (deadline is not None and deadline.cancel_called):
+            if scope.cancel_called or (deadline is not None and deadline.cancel_called):
                 raise  # ours: the scopes above take it
             attempt.error, attempt.traceback = raised, traceback.format_exc()  # the job's own
         except BaseException as raised:
             # SystemExit, KeyboardInterrupt, GeneratorExit... raised by a job end that job,
             # not the worker: only the worker's own signals stop the worker.
             attempt.error, attempt.traceback = raised, traceback.format_exc()
-    return _judge(entry, cls, attempt, entry.scope.cancelled_caught)
+    return _judge(entry, cls, attempt, scope.cancelled_caught)
 
 
 async def _hooked(entry: Running, instance: BaseJob[Any], args: BaseModel) -> Any:

@@ -267,6 +267,7 @@ class Runner:
         self.running[job.id] = entry
         cls = job_class(job)
         if cls is None or job_is_async(cls):
+            entry.scope = CancelScope()
             self._tg.start_soon(self._run_async, entry)
             return
         entry.sync = True
@@ -311,7 +312,7 @@ class Runner:
             entry.stop_reason = reason
         entry.context.request_cancel(reason)
         grace = self.settings.cancel_grace if sync_grace is None else sync_grace
-        if not entry.sync:
+        if entry.scope is not None:
             entry.scope.cancel()
         elif grace > 0 and self._loop is not None:
             # A thread cannot be interrupted: give it time to see `self.cancelled`,
