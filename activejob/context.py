@@ -29,7 +29,7 @@ class JobContext:
         self.owner = owner
         self.parent_id = parent_id
         self.checkpoint_data = checkpoint
-        self._cancel = threading.Event()
+        self._cancelled = False  # a flag, not an Event: nothing waits on it, and a worker makes one per job
         self._lock = threading.Lock()
         self.cancel_reason: str | None = None
         # Latest reported values, waiting for the runner to write them.
@@ -98,12 +98,12 @@ class JobContext:
     def request_cancel(self, reason: str = "cancelled") -> None:
         if self.cancel_reason is None:
             self.cancel_reason = reason
-        self._cancel.set()
+        self._cancelled = True
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancelled
 
     def check_cancelled(self) -> None:
-        if self._cancel.is_set():
+        if self._cancelled:
             raise JobCancelled(self.cancel_reason or "cancelled")

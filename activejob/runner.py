@@ -302,7 +302,10 @@ class Runner:
         # of this attempt's own entry.
         if self.running.get(entry.job.id) is entry:
             del self.running[entry.job.id]
-        self._set_wake()
+        # The claim loop looks again only if a slot is free: the outcome write usually
+        # refilled it already (the claimed jobs start before the finished ones leave).
+        if len(self.running) < self.settings.concurrency:
+            self._set_wake()
 
     def stop_job(self, job_id: int, reason: str, *, sync_grace: float | None = None) -> None:
         entry = self.running.get(job_id)
