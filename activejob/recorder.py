@@ -74,8 +74,10 @@ class Recorder:
         runner = self.runner
         while True:
             await self._wake.wait()
-            self._wake = anyio.Event()
             await self._gather()
+            # Everything pending is taken here, with no await in between: a wake-up set
+            # meanwhile announced only these, so the next wait is for outcomes still to come.
+            self._wake = anyio.Event()
             batch, self._pending = self._pending, []
             if not batch:
                 continue
