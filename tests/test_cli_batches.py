@@ -101,3 +101,23 @@ def test_cancel_batch_cancels_the_unfinished_members(queue: JobQueue, sqlite_url
     assert "2 member(s) cancelled" in out.stdout
     info = queue.get_batch(batch.id)  # type: ignore[arg-type]
     assert info is not None and (info.cancelled, info.finished) == (2, True)
+
+
+def test_batch_follow_prints_events_as_they_come_until_the_batch_finishes(queue: JobQueue, sqlite_url: str) -> None:
+    with Batch() as batch:
+        Row.perform_all_later([{"n": 1}, {"n": 2}])
+    env = {k: v for k, v in os.environ.items() if k != "ACTIVEJOB_DATABASE_URL"}
+    follow = subprocess.Popen([sys.executable, "-m", "activejob", "batch", str(batch.id), "--follow", "--interval",
+                               "0.1", "--database-url", sqlite_url], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert follow.stdout is not None
+        first = follow.stdout.readline()  # the members' enqueued events, already in the log
+        assert "enqueued" in first
+        queue.run_until_idle()
+        out, err = follow.communicate(timeout=30)
+    finally:
+        follow.kill()
+    assert follow.returncode == 0, err
+    assert "started" in out and "completed" in out and "batch_finished" in out
+    assert out.rstrip().endswith(f"batch {batch.id} completed: 2 completed, 0 failed, 0 cancelled")
