@@ -221,3 +221,12 @@ def test_batch_events_go_out_as_batch_signals_sent_by_batch(queue: JobQueue) -> 
     assert sender == "batch"
     assert (event["job_id"], event["batch_id"], event["status"], event["total"], event["description"]) == (
         None, batch.id, "completed", 1, "signalled")
+
+
+def test_cancelling_a_finished_batch_changes_nothing_and_records_nothing(queue: JobQueue) -> None:
+    with Batch() as batch:
+        ImportRow.perform_later(n=1)
+    queue.run_until_idle()
+    info = queue.cancel_batch(batch.id)  # type: ignore[arg-type]
+    assert (info.completed, info.cancelled, info.cancelled_at) == (1, 0, None)
+    assert [e.type for e in queue.events(batch_id=batch.id) if e.job_id is None] == ["batch_finished"]

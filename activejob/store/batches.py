@@ -172,7 +172,9 @@ class Batches(Enqueuing, Admin):
                                      .order_by(jobs.c.id)).scalars())
         recorded: list[EventRecord] = []
         with self.write() as c:
-            batch = c.execute(update(batches).where(batches.c.id == batch_id, batches.c.cancelled_at.is_(None))
+            # A batch already finished is left as it ended: nothing of it is cancelled.
+            batch = c.execute(update(batches).where(batches.c.id == batch_id, batches.c.cancelled_at.is_(None),
+                                                    batches.c.finished_at.is_(None))
                               .values(cancelled_at=now).returning(*batches.c)).mappings().first()
             if batch is not None:
                 counts = self._member_counts(c, batch_id)
