@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .errors import ConfigurationError, EnqueueRefused
-from .middleware import Enqueue, wrap_aenqueue
+from .middleware import Enqueue, refused_by, wrap_aenqueue, wrap_enqueue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -180,9 +180,7 @@ def _refusable(enqueue: Enqueue, hook: Any, fn: Callable[..., Any], *args: Any) 
     try:
         return fn(*args)
     except EnqueueRefused as error:
-        if error.job is None:
-            error.job, error.by = enqueue.name, f"{_kind(hook)} hook {_name(hook)!r}"
-        raise
+        raise refused_by(enqueue, f"{_kind(hook)} hook {_name(hook)!r}", error) from None
 
 
 def _kind(fn: Any) -> str:
@@ -191,21 +189,8 @@ def _kind(fn: Any) -> str:
 
 def _around_enqueue(cls: type, fn: Callable[..., Any], enqueue: Enqueue,
                     inner: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
-    def step() -> list[Any]:
-        went_on = False
-
-        def proceed() -> list[Any]:
-            nonlocal went_on
-            went_on = True
-            return inner()
-
-        handles = _refusable(enqueue, fn, fn, cls, enqueue, proceed)
-        if not went_on:
-            raise EnqueueRefused("it returned without calling proceed()", job=enqueue.name,
-                                 by=f"around_enqueue hook {_name(fn)!r}")
-        return handles  # type: ignore[no-any-return]
-
-    return step
+    return wrap_enqueue(inner, enqueue, lambda proceed: fn(cls, enqueue, proceed),
+                        by=f"around_enqueue hook {_name(fn)!r}", unproceeded="it returned without calling proceed()")
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -229,19 +214,9 @@ async def arun_enqueue(cls: type, enqueue: Enqueue, write: Callable[[], Awaitabl
 
 def _aaround_enqueue(cls: type, fn: Callable[..., Any], enqueue: Enqueue,
                      inner: Callable[[], Awaitable[list[Any]]]) -> Callable[[], Awaitable[list[Any]]]:
-    by = f"around_enqueue hook {_name(fn)!r}"
-
-    def refused(error: EnqueueRefused) -> EnqueueRefused:
-        if error.job is None:
-            error.job, error.by = enqueue.name, by
-        return error
-
-    return wrap_aenqueue(
-        inner,
-        hook=(lambda proceed: fn(cls, enqueue, proceed)) if _is_async(fn) else None,
-        sync_hook=lambda proceed: fn(cls, enqueue, proceed),
-        refused=refused,
-        skipped=lambda: EnqueueRefused("it returned without calling proceed()", job=enqueue.name, by=by))
+    return wrap_aenqueue(inner, enqueue, (lambda proceed: fn(cls, enqueue, proceed)) if _is_async(fn) else None,
+                         lambda proceed: fn(cls, enqueue, proceed), by=f"around_enqueue hook {_name(fn)!r}",
+                         unproceeded="it returned without calling proceed()")
 
 
 # -- perform --------------------------------------------------------------------------------

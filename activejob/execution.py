@@ -279,8 +279,5 @@ def _called_back_by(job: Claimed) -> int | None:
     """The batch a batch callback was enqueued by (kept in its meta), or None."""
     if not job.meta or '"batch"' not in job.meta:
         return None
-    try:
-        batch = json.loads(job.meta).get("batch")
-    except (ValueError, AttributeError):
-        return None
-    return batch if isinstance(batch, int) else None
+    batch = middleware.loads_meta(job.meta).get("batch")
+    return batch if isinstance(batch, int) and not isinstance(batch, bool) else None

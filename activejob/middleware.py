@@ -207,7 +207,8 @@ def _by(item: Any) -> str:
     return type(item).__name__
 
 
-def _refused(enqueue: Enqueue, by: str, error: EnqueueRefused) -> EnqueueRefused:
+def refused_by(enqueue: Enqueue, by: str, error: EnqueueRefused) -> EnqueueRefused:
+    """`error`, said to come from `by` refusing `enqueue`'s job, unless it already names one."""
     if error.job is None:
         error.job, error.by = enqueue.name, by
     return error
@@ -222,6 +223,15 @@ def run_enqueue(enqueue: Enqueue, write: Callable[[], list[Any]]) -> list[Any]:
 
 
 def _enqueue_step(item: Any, enqueue: Enqueue, inner: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
+    return wrap_enqueue(inner, enqueue, lambda proceed: item.enqueue(enqueue, proceed), by=_by(item),
+                        unproceeded="its enqueue hook returned without calling proceed()")
+
+
+def wrap_enqueue(inner: Callable[[], list[Any]], enqueue: Enqueue, hook: Callable[[Callable[[], list[Any]]], Any],
+                 *, by: str, unproceeded: str) -> Callable[[], list[Any]]:
+    """The enqueue `inner()` wrapped in one hook that must call `proceed()`. A refusal
+    raised in it is told as `by`'s; a hook that returned without proceeding refuses the
+    enqueue with `unproceeded`. Middleware and `around_enqueue` callbacks share it."""
     def step() -> list[Any]:
         went_on = False
 
@@ -231,12 +241,11 @@ def _enqueue_step(item: Any, enqueue: Enqueue, inner: Callable[[], list[Any]]) -
             return inner()
 
         try:
-            handles = item.enqueue(enqueue, proceed)
+            handles = hook(proceed)
         except EnqueueRefused as error:
-            raise _refused(enqueue, _by(item), error) from None
+            raise refused_by(enqueue, by, error) from None
         if not went_on:
-            raise EnqueueRefused("its enqueue hook returned without calling proceed()", job=enqueue.name,
-                                 by=_by(item))
+            raise EnqueueRefused(unproceeded, job=enqueue.name, by=by)
         return handles  # type: ignore[no-any-return]
 
     return step
@@ -254,24 +263,17 @@ async def arun_enqueue(enqueue: Enqueue, write: Callable[[], Awaitable[list[Any]
 def _aenqueue_step(item: Any, enqueue: Enqueue,
                    inner: Callable[[], Awaitable[list[Any]]]) -> Callable[[], Awaitable[list[Any]]]:
     aenqueue = getattr(item, "aenqueue", None)
-    return wrap_aenqueue(
-        inner,
-        hook=(lambda proceed: aenqueue(enqueue, proceed)) if callable(aenqueue) else None,
-        sync_hook=lambda proceed: item.enqueue(enqueue, proceed),
-        refused=lambda error: _refused(enqueue, _by(item), error),
-        skipped=lambda: EnqueueRefused("its enqueue hook returned without calling proceed()", job=enqueue.name,
-                                       by=_by(item)))
+    return wrap_aenqueue(inner, enqueue, (lambda proceed: aenqueue(enqueue, proceed)) if callable(aenqueue) else None,
+                         lambda proceed: item.enqueue(enqueue, proceed), by=_by(item),
+                         unproceeded="its enqueue hook returned without calling proceed()")
 
 
-def wrap_aenqueue(inner: Callable[[], Awaitable[list[Any]]], *,
-                   hook: Callable[[Callable[[], Awaitable[list[Any]]]], Awaitable[Any]] | None,
-                   sync_hook: Callable[[Callable[[], list[Any]]], Any],
-                   refused: Callable[[EnqueueRefused], EnqueueRefused],
-                   skipped: Callable[[], EnqueueRefused]) -> Callable[[], Awaitable[list[Any]]]:
-    """The async enqueue `inner()` wrapped in one hook that must call `proceed()`: `hook`, given
-    an awaitable `proceed`, or else `sync_hook` on a thread, given a `proceed` that comes back
-    to the event loop. A refusal is re-raised as `refused(error)`; a hook that returned
-    without proceeding raises `skipped()`. Middleware and `around_enqueue` callbacks share it."""
+def wrap_aenqueue(inner: Callable[[], Awaitable[list[Any]]], enqueue: Enqueue,
+                  hook: Callable[[Callable[[], Awaitable[list[Any]]]], Awaitable[Any]] | None,
+                  sync_hook: Callable[[Callable[[], list[Any]]], Any], *, by: str,
+                  unproceeded: str) -> Callable[[], Awaitable[list[Any]]]:
+    """`wrap_enqueue` for async enqueues: `hook` is given an awaitable `proceed`; without
+    one, `sync_hook` runs on a thread, given a `proceed` that comes back to the event loop."""
     async def step() -> list[Any]:
         went_on = False
 
@@ -288,9 +290,9 @@ def wrap_aenqueue(inner: Callable[[], Awaitable[list[Any]]], *,
         try:
             handles = await hook(aproceed) if hook is not None else await anyio.to_thread.run_sync(sync_hook, proceed)
         except EnqueueRefused as error:
-            raise refused(error) from None
+            raise refused_by(enqueue, by, error) from None
         if not went_on:
-            raise skipped()
+            raise EnqueueRefused(unproceeded, job=enqueue.name, by=by)
         return handles  # type: ignore[no-any-return]
 
     return step

@@ -77,6 +77,13 @@ def test_cancelling_a_dependency_cancels_its_dependents_in_cascade(queue: JobQue
     assert (b.status, c.status) == ("cancelled", "cancelled")
 
 
+def test_cancelling_dependencies_in_bulk_cancels_their_dependents_too(queue: JobQueue) -> None:
+    a = Run.perform_later(label="a")
+    b = Run.set(depends_on=[a]).perform_later(label="b")
+    assert queue.cancel_many([a.id]) == 1
+    assert b.status == "cancelled"
+
+
 def test_a_dependency_already_completed_lets_the_job_run_at_once(queue: JobQueue) -> None:
     done = Run.perform_later(label="done")
     queue.run_until_idle()

@@ -4,7 +4,6 @@ worker knows of earlier slots comes from the database, as after a real restart."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +11,7 @@ from freezegun import freeze_time
 from pydantic import BaseModel
 
 from activejob import BaseJob, ConfigurationError, JobQueue, job, recurring
-from activejob.recurring import CATCH_UP_LIMIT, schedules
+from activejob.recurring import CATCH_UP_LIMIT
 
 
 class Args(BaseModel):
@@ -23,15 +22,6 @@ class Args(BaseModel):
 class Tick(BaseJob[Args]):
     def perform(self, args: Args) -> int:
         return args.n
-
-
-@pytest.fixture(autouse=True)
-def no_schedules() -> Iterator[None]:
-    saved = dict(schedules)
-    schedules.clear()
-    yield
-    schedules.clear()
-    schedules.update(saved)
 
 
 def at(hour: int, minute: int = 0) -> datetime:

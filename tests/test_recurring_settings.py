@@ -14,7 +14,6 @@ from pydantic import BaseModel
 
 import activejob
 from activejob import BaseJob, ConfigurationError, JobQueue, job, recurring
-from activejob.recurring import schedules
 
 
 class CleanupArgs(BaseModel):
@@ -32,12 +31,9 @@ NIGHTLY = {"key": "nightly", "job": "settings_cleanup", "cron": "0 3 * * *", "ar
 
 
 @pytest.fixture(autouse=True)
-def no_schedules() -> Iterator[None]:
-    saved = dict(schedules)
-    schedules.clear()
+def _forget_the_queue() -> Iterator[None]:
+    # Each test configures its own queue (the schedules are reset by conftest's snapshot).
     yield
-    schedules.clear()
-    schedules.update(saved)
     JobQueue.reset()
 
 

@@ -19,7 +19,6 @@ from pydantic import BaseModel
 
 import activejob
 from activejob import BaseJob, JobQueue, job, recurring
-from activejob.recurring import schedules
 from activejob.web import create_app
 
 with warnings.catch_warnings():
@@ -60,12 +59,9 @@ APP = """
 
 
 @pytest.fixture(autouse=True)
-def no_schedules() -> Iterator[None]:
-    saved = dict(schedules)
-    schedules.clear()
+def _forget_the_queue() -> Iterator[None]:
+    # Each test configures its own queue (the schedules are reset by conftest's snapshot).
     yield
-    schedules.clear()
-    schedules.update(saved)
     JobQueue.reset()
 
 

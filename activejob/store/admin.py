@@ -39,7 +39,7 @@ class Admin(Parents):
         rows: list[dict[str, Any]] = []
         parents: set[int] = set()
         with self.write() as c:
-            status = self._cancel_one(c, job_id, now, rows, parents, "requested", allowed)
+            status = self._cancel(c, [job_id], now, rows, parents, "requested", allowed).get(job_id)
             if status is None and expect is not None:
                 self._refuse(c, job_id, lambda actual: (
                     f"job {job_id} is {actual}, not {' or '.join(expect)}; it was not cancelled"))
@@ -47,42 +47,49 @@ class Admin(Parents):
                 status = c.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
             if status is None:
                 raise JobNotFound(f"no job with id {job_id}")
-            frontier = [job_id]
-            while frontier:
-                children = c.execute(
-                    select(jobs.c.id).where(jobs.c.parent_id.in_(frontier), jobs.c.status.not_in(list(FINISHED)))
-                ).scalars().all()
-                for child_id in children:
-                    self._cancel_one(c, child_id, now, rows, parents, "parent cancelled")
-                frontier = list(children)
-            rows.extend(self._wake_parents(c, parents - {job_id}, now))
-            ended = [r["job_id"] for r in rows if r["type"] == "cancelled"]
-            rows.extend(self._settle_dependents(c, self._dependents_of(c, ended), now))
+            self._carry_cancel(c, [job_id], now, rows, parents)
             return status, self._append(c, rows)
 
-    def _cancel_one(self, c: Connection, job_id: int, now: datetime, rows: list[dict[str, Any]],
-                    parents: set[int], reason: str, allowed: Sequence[str] = CANCELLABLE) -> str | None:
-        """Cancel one job if its state is one of `allowed`, in one guarded UPDATE: pending or
-        waiting become cancelled, running is marked. Returns its status after, or None if no
-        row matched (no such job, or in another state)."""
+    def _cancel(self, c: Connection, job_ids: Sequence[int], now: datetime, rows: list[dict[str, Any]],
+                parents: set[int], reason: str, allowed: Sequence[str] = CANCELLABLE) -> dict[int, str]:
+        """Cancel the jobs whose state is one of `allowed`, in one guarded UPDATE: pending or
+        waiting become cancelled, running ones are marked. Returns the status after of each
+        job it changed (others: no such job, or in another state)."""
+        if not job_ids:
+            return {}
         # One statement whatever the state: the guard is the WHERE of the UPDATE that makes
         # the change, so no claim or outcome of a worker can fall between a check and a write.
         at_once = jobs.c.status.in_(CANCELLED_AT_ONCE)
-        row = c.execute(
+        changed = c.execute(
             update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.status.in_(list(allowed)))
+            .where(jobs.c.id.in_(list(job_ids)), jobs.c.status.in_(list(allowed)))
             .values(status=case((at_once, JobStatus.CANCELLED.value), else_=jobs.c.status),
                     finished_at=case((at_once, literal(now, jobs.c.finished_at.type)), else_=jobs.c.finished_at),
                     cancel_requested=True)
             .returning(*EVENT_COLUMNS)
-        ).mappings().first()
-        if row is None:
-            return None
-        if row["status"] == JobStatus.CANCELLED.value:
-            rows.append(self._event(row, "cancelled", now, {"reason": reason}))
-            if row["parent_id"] is not None:
-                parents.add(row["parent_id"])
-        return str(row["status"])
+        ).mappings().all()
+        for row in sorted(changed, key=lambda r: r["id"]):
+            if row["status"] == JobStatus.CANCELLED.value:
+                rows.append(self._event(row, "cancelled", now, {"reason": reason}))
+                if row["parent_id"] is not None:
+                    parents.add(row["parent_id"])
+        return {int(r["id"]): str(r["status"]) for r in changed}
+
+    def _carry_cancel(self, c: Connection, cancelled: Sequence[int], now: datetime, rows: list[dict[str, Any]],
+                      parents: set[int]) -> None:
+        """What cancelling these jobs carries with it, in the same transaction: their
+        unfinished descendants are cancelled, the parents of those that ended are woken (not
+        the cancelled jobs themselves), and the jobs depending on them are settled."""
+        frontier = list(cancelled)
+        while frontier:
+            children = c.execute(
+                select(jobs.c.id).where(jobs.c.parent_id.in_(frontier), jobs.c.status.not_in(list(FINISHED)))
+            ).scalars().all()
+            self._cancel(c, children, now, rows, parents, "parent cancelled")
+            frontier = list(children)
+        rows.extend(self._wake_parents(c, parents - set(cancelled), now))
+        ended = [r["job_id"] for r in rows if r["type"] == "cancelled"]
+        rows.extend(self._settle_dependents(c, self._dependents_of(c, ended), now))
 
     def retry_job(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None
                   ) -> list[EventRecord]:
@@ -156,37 +163,16 @@ class Admin(Parents):
             statuses, events = store.cancel_many([4, 5, 6], now)   # {4: "cancelled", 6: "running"}
 
         One UPDATE, guarded by the cancellable states in its own WHERE; then, as for one job,
-        the unfinished descendants of those cancelled go with them."""
+        the unfinished descendants of those it changed go with them, and the jobs depending
+        on those it cancelled are settled."""
         ids = sorted(set(job_ids))
         if not ids:
             return {}, []
-        at_once = jobs.c.status.in_(CANCELLED_AT_ONCE)
         rows: list[dict[str, Any]] = []
         parents: set[int] = set()
         with self.write() as c:
-            changed = c.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(ids), jobs.c.status.in_(CANCELLABLE))
-                .values(status=case((at_once, JobStatus.CANCELLED.value), else_=jobs.c.status),
-                        finished_at=case((at_once, literal(now, jobs.c.finished_at.type)), else_=jobs.c.finished_at),
-                        cancel_requested=True)
-                .returning(*EVENT_COLUMNS)
-            ).mappings().all()
-            statuses = {int(r["id"]): str(r["status"]) for r in changed}
-            for row in sorted(changed, key=lambda r: r["id"]):
-                if row["status"] == JobStatus.CANCELLED.value:
-                    rows.append(self._event(row, "cancelled", now, {"reason": "requested"}))
-                    if row["parent_id"] is not None:
-                        parents.add(row["parent_id"])
-            frontier = [i for i, s in statuses.items() if s == JobStatus.CANCELLED.value]
-            while frontier:
-                children = c.execute(
-                    select(jobs.c.id).where(jobs.c.parent_id.in_(frontier), jobs.c.status.not_in(list(FINISHED)))
-                ).scalars().all()
-                for child_id in children:
-                    self._cancel_one(c, child_id, now, rows, parents, "parent cancelled")
-                frontier = list(children)
-            rows.extend(self._wake_parents(c, parents - set(statuses), now))
+            statuses = self._cancel(c, ids, now, rows, parents, "requested")
+            self._carry_cancel(c, list(statuses), now, rows, parents)
             return statuses, self._append(c, rows)
 
     def delete_many(self, job_ids: Sequence[int], now: datetime) -> list[EventRecord]:

@@ -256,7 +256,7 @@ async def _events(request: Request, *, after: int, job_id: int | None, owner: st
         _visible(request, job)
     if scope is not None and job_id is None and batch_id is not None:
         batch = await anyio.to_thread.run_sync(dash.queue.get_batch, batch_id)
-        if batch is None or scope.owner is None or batch.owner != scope.owner:
+        if batch is None or not scope.allows_batch(batch.owner):
             raise JobNotFound(f"no batch with id {batch_id}")
     if scope is not None and job_id is None and batch_id is None:
         found = await anyio.to_thread.run_sync(

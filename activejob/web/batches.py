@@ -35,7 +35,7 @@ MEMBERS_SHOWN = 500
 
 def _visible(request: Request, batch: BatchInfo | None, batch_id: int) -> BatchInfo:
     scope = viewer(request)
-    if batch is None or (scope is not None and (scope.owner is None or batch.owner != scope.owner)):
+    if batch is None or (scope is not None and not scope.allows_batch(batch.owner)):
         raise JobNotFound(f"no batch with id {batch_id}")
     return batch
 

@@ -72,6 +72,10 @@ class Scope:
         """Whether a job (its id and owner) is one this viewer may see."""
         return job_id in self.job_ids or (self.owner is not None and owner == self.owner)
 
+    def allows_batch(self, owner: str | None) -> bool:
+        """Whether a batch (by its owner, `Batch(owner=...)`) is one this viewer may see."""
+        return self.owner is not None and owner == self.owner
+
 
 Authorize = Callable[[HTTPConnection], "bool | str | Scope | Awaitable[bool | str | Scope]"]
 

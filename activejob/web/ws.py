@@ -203,7 +203,7 @@ async def _refusal(conn: _Connection, scope: Scope, job_id: int | None, owner: s
         return f"forbidden: job {job_id} is not one of yours"
     if batch_id is not None:
         batch = await anyio.to_thread.run_sync(queue.get_batch, batch_id)
-        if batch is not None and scope.owner is not None and batch.owner == scope.owner:
+        if batch is not None and scope.allows_batch(batch.owner):
             return None
         return f"forbidden: batch {batch_id} is not one of yours"
     if owner is not None:
