@@ -228,7 +228,18 @@ class BaseJob(Generic[S]):
     @classmethod
     def set(cls, **options: Any) -> ConfiguredJob[S]:
         """Options for one enqueue: `Job.set(queue="mail", wait=60).perform_later(...)`."""
-        return ConfiguredJob(cls).set(**options)
+        return cls._configured().set(**options)
+
+    @classmethod
+    def _configured(cls) -> ConfiguredJob[S]:
+        # A ConfiguredJob without options is frozen and reads the type's options when used,
+        # so one per class serves every call (perform_later runs once per job). Kept in the
+        # class's own __dict__: a subclass must not answer with its parent's.
+        plain: ConfiguredJob[S] | None = cls.__dict__.get("_plain_configured")
+        if plain is None:
+            plain = ConfiguredJob(cls)
+            type.__setattr__(cls, "_plain_configured", plain)
+        return plain
 
     # Each verb is spelled out, rather than made by a loop or a descriptor over ConfiguredJob's,
     # so that type checkers see it with this class's schema `S`: a generated forwarder would
@@ -237,48 +248,48 @@ class BaseJob(Generic[S]):
     @classmethod
     def perform_later(cls, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Store the job for a worker: `handle = SendEmail.perform_later(to="a@b.c", subject="Hi")`."""
-        return ConfiguredJob(cls).perform_later(args, **kwargs)
+        return cls._configured().perform_later(args, **kwargs)
 
     @classmethod
     async def aperform_later(cls, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """`await SendEmail.aperform_later(...)` from async code."""
-        return await ConfiguredJob(cls).aperform_later(args, **kwargs)
+        return await cls._configured().aperform_later(args, **kwargs)
 
     @classmethod
     def perform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Run at a time: `SendEmail.perform_at(tomorrow_2am, to=..., subject=...)` (naive = UTC)."""
-        return ConfiguredJob(cls).perform_at(when, args, **kwargs)
+        return cls._configured().perform_at(when, args, **kwargs)
 
     @classmethod
     async def aperform_at(cls, when: datetime, args: S | None = None, /, **kwargs: Any) -> JobHandle:
-        return await ConfiguredJob(cls).aperform_at(when, args, **kwargs)
+        return await cls._configured().aperform_at(when, args, **kwargs)
 
     @classmethod
     def perform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> JobHandle:
         """Run after a delay: `SendEmail.perform_in(timedelta(minutes=5), to=..., subject=...)`."""
-        return ConfiguredJob(cls).perform_in(delay, args, **kwargs)
+        return cls._configured().perform_in(delay, args, **kwargs)
 
     @classmethod
     async def aperform_in(cls, delay: timedelta | float, args: S | None = None, /, **kwargs: Any) -> JobHandle:
-        return await ConfiguredJob(cls).aperform_in(delay, args, **kwargs)
+        return await cls._configured().aperform_in(delay, args, **kwargs)
 
     @classmethod
     def perform_all_later(cls, items: Iterable[S | dict[str, Any]]) -> list[JobHandle]:
         """Bulk enqueue in one transaction: `SendEmail.perform_all_later([{...}, {...}])`."""
-        return ConfiguredJob(cls).perform_all_later(items)
+        return cls._configured().perform_all_later(items)
 
     @classmethod
     async def aperform_all_later(cls, items: Iterable[S | dict[str, Any]]) -> list[JobHandle]:
-        return await ConfiguredJob(cls).aperform_all_later(items)
+        return await cls._configured().aperform_all_later(items)
 
     @classmethod
     def perform_now(cls, args: S | None = None, /, **kwargs: Any) -> Any:
         """Run here, now, with no database: `result = SendEmail.perform_now(to=..., subject=...)`."""
-        return ConfiguredJob(cls).perform_now(args, **kwargs)
+        return cls._configured().perform_now(args, **kwargs)
 
     @classmethod
     async def aperform_now(cls, args: S | None = None, /, **kwargs: Any) -> Any:
-        return await ConfiguredJob(cls).aperform_now(args, **kwargs)
+        return await cls._configured().aperform_now(args, **kwargs)
 
 
 def job(

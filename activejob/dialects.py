@@ -74,6 +74,10 @@ def create(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "NORMAL") 
     engine = create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
         pool_recycle=1800, connect_args=pg_connect_args("activejob"),
+        # The most recently returned connection first: a caller issuing one statement after
+        # another keeps talking to one server process, still warm (the FIFO default rotates
+        # through the pool: about 70 us of a 440 us single enqueue here).
+        pool_use_lifo=True,
     )
     _cheap_ping(engine)
     return engine

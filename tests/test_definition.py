@@ -175,3 +175,26 @@ def test_durations_and_single_exception_classes_are_normalised() -> None:
 
     opts = Normalised.options
     assert (opts.timeout, opts.retry_on, opts.discard_on, opts.priority) == (120.0, (ConnectionError,), (), 7)
+
+
+def test_a_subclass_of_a_job_enqueues_under_its_own_name_and_options() -> None:
+    from activejob.testing import capture_enqueued
+
+    @job("defn_parent", schema=Args, queue="parents")
+    class Parent(BaseJob[Args]):
+        def perform(self, args: Args) -> int:
+            return args.n
+
+    @job("defn_child", schema=Args, queue="children")
+    class Child(Parent):
+        pass
+
+    with capture_enqueued() as captured:
+        Parent.perform_later(n=1)  # the parent first: what it keeps for its calls is its own
+        Child.perform_later(n=2)
+        Parent.set(priority=5).perform_later(n=3)
+    assert [(j.name, j.queue, j.args) for j in captured] == [
+        ("defn_parent", "parents", {"n": 1}),
+        ("defn_child", "children", {"n": 2}),
+        ("defn_parent", "parents", {"n": 3}),
+    ]

@@ -295,7 +295,15 @@ def test_a_started_worker_runs_a_retry_once_time_moves(queue: JobQueue) -> None:
         queue.start()
         try:
             handle = Flaky.perform_later()
-            wait_for(lambda: job_info(queue, handle.id).status == "pending" and attempts == [1])
+
+            def failure_recorded() -> bool:
+                # Pending again after one attempt. (Pending and `attempts == [1]` read one
+                # after the other could see it pending before its claim, and move time
+                # before its failure and retry time are written.)
+                info = job_info(queue, handle.id)
+                return (info.status, info.attempts) == ("pending", 1)
+
+            wait_for(failure_recorded)
             frozen.tick(301)
             handle.wait(timeout=20)
         finally:

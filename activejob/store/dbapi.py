@@ -4,6 +4,7 @@ errors raised as SQLAlchemy's. Why they skip SQLAlchemy: see `sql.py`."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,20 +60,23 @@ class RawAccess(StoreBase):
         assert self._write_lock is not None
         if not self._write_lock.acquire(blocking=not nowait):
             raise WouldBlock("another thread of this process is writing")
+        conn = self._hot
         try:
-            with self._translated():
-                conn = self._hot
-                if conn is None:
-                    conn = self._hot = self._open_hot()
-                cur = conn.cursor()
-                _begin_immediate(conn, cur, nowait=nowait)
-                try:
-                    yield cur
-                    cur.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.rollback()
-                    raise
+            if conn is None:
+                conn = self._hot = self._open_hot()
+            cur = self._hot_cursor
+            if cur is None or cur.connection is not conn:
+                cur = self._hot_cursor = conn.cursor()
+            _begin_immediate(conn, cur, nowait=nowait)
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+        except sqlite3.Error as error:  # as `_translated` does, without a second context manager
+            raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
         finally:
             self._write_lock.release()
 
@@ -82,8 +86,6 @@ class RawAccess(StoreBase):
             conn = fairy.driver_connection
             fairy.close()
             return conn
-        import sqlite3
-
         conn = sqlite3.connect(self.engine.url.database or "", isolation_level=None, check_same_thread=False,
                                timeout=30)
         for statement in sqlite_settings(self._sqlite_synchronous):  # the engine's get these in dialects.py

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-_SQLITE_TS = "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}.{:06d}"
-
 
 def sqlite_ts(value: datetime) -> str:
-    """The text form UTCDateTime stores in SQLite (naive UTC, always with microseconds)."""
+    """The text form UTCDateTime stores in SQLite (naive UTC, always with microseconds):
+    `2026-01-02 03:04:05.000006`, ISO 8601 cut before the UTC offset."""
     v = value.astimezone(UTC) if value.tzinfo is not None else value
-    return _SQLITE_TS.format(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+    return v.isoformat(" ", "microseconds")[:26]
 
 
 EVENT_INSERT = (
