@@ -155,6 +155,19 @@ def test_cancel_batch_cancels_unfinished_members_and_completes_it(queue: JobQueu
     assert kinds() == ["complete"]
 
 
+def test_cancelling_the_last_unfinished_members_one_by_one_finishes_the_batch_at_once(queue: JobQueue) -> None:
+    with Batch(on_complete=Summarize) as batch:
+        first, second, third = ImportRow.perform_all_later([{"n": 1}, {"n": 2}, {"n": 3}])
+    queue.cancel(first.id)
+    assert not queue.get_batch(batch.id).finished  # type: ignore[arg-type, union-attr]
+    queue.cancel_many([second.id, third.id])
+    info = queue.get_batch(batch.id)  # type: ignore[arg-type]
+    assert info is not None and (info.cancelled, info.finished) == (3, True)
+    own = [e for e in queue.events(batch_id=batch.id) if e.job_id is None]
+    assert [(e.type, e.status) for e in own] == [("batch_finished", "cancelled")]
+    assert [j.status for j in queue.list_jobs(name="batch_summary")] == ["pending"]  # no chore needed
+
+
 def test_callback_arguments_are_checked_when_the_batch_is_created(queue: JobQueue) -> None:
     with pytest.raises(Exception, match="batch_row"), Batch(on_complete=(ImportRow, {"n": "not a number"})):
         pass

@@ -89,6 +89,17 @@ class Batches(Enqueuing, Admin):
             recorded += self._settle_batch(batch_id, now)
         return recorded
 
+    def settle_batches_of(self, job_ids: Iterable[int], now: datetime) -> list[EventRecord]:
+        """Settle the batches these jobs belong to, once they ended outside a worker (a
+        cancel of single members): the last member cancelled finishes its batch at once."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return []
+        with self.read() as c:
+            batch_ids = list(c.execute(select(jobs.c.batch_id).distinct()
+                                       .where(jobs.c.id.in_(ids), jobs.c.batch_id.isnot(None))).scalars())
+        return self.settle_batches(batch_ids, now) if batch_ids else []
+
     def _settle_batch(self, batch_id: int, now: datetime) -> list[EventRecord]:
         with self.write() as c:
             batch = c.execute(select(batches).where(batches.c.id == batch_id)
