@@ -40,8 +40,10 @@ class Running:
     scope: CancelScope | None = None  # an async job's, to cancel it (a thread cannot be)
     sync: bool = False  # runs on the worker's sync-job threads (a `def perform`)
     stop_reason: str | None = None  # cancel | lease_lost | shutdown | timeout
-    # A sync job's outcome is settled once: by its thread when perform returns, or by the
-    # worker when it stops waiting (timeout, cancel grace); whichever comes second is dropped.
+    # A job's outcome is settled once: a sync job's by its thread when perform returns, or
+    # by the worker when it stops waiting (timeout, cancel grace), whichever comes second
+    # is dropped; any job's when its outcome goes to the recorder. Settled, it has nothing
+    # left to stop while the outcome is written.
     settled: bool = False
     timer: Any = None  # the loop's handle for a sync job's timeout
 

@@ -64,6 +64,7 @@ class Recorder:
         self._add(entry, outcome, None)
 
     def _add(self, entry: Running, outcome: Outcome, done: anyio.Event | None) -> None:
+        entry.settled = True  # decided: a heartbeat or cancel arriving now has nothing to stop
         outcome.frees_limited_slot = entry.job.name in self.runner.limits
         self._pending.append((entry, outcome, done))
         self._wake.set()

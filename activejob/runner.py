@@ -309,7 +309,10 @@ class Runner:
 
     def stop_job(self, job_id: int, reason: str, *, sync_grace: float | None = None) -> None:
         entry = self.running.get(job_id)
-        if entry is None:
+        # A job whose outcome is decided stays in `running` until that is written; a
+        # heartbeat that ran meanwhile may find its lease already gone (the outcome's own
+        # commit ended it) and a cancel may come late: neither has anything left to stop.
+        if entry is None or entry.settled:
             return
         if entry.stop_reason is None:
             entry.stop_reason = reason
@@ -325,16 +328,16 @@ class Runner:
             self._give_up_on(entry)
 
     def _give_up_on(self, entry: Running) -> None:
-        self._settle(entry, stopped(entry))
+        self._settle(entry, stopped)
 
     def _time_out(self, entry: Running, cls: type[BaseJob[Any]]) -> None:
-        self._settle(entry, timed_out(entry, cls))
+        self._settle(entry, lambda e: timed_out(e, cls))
 
-    def _settle(self, entry: Running, outcome: Outcome | None) -> None:
-        """The worker stops waiting for a sync job's thread and records `outcome` itself
-        (unless the thread got there first)."""
+    def _settle(self, entry: Running, decide: Callable[[Running], Outcome | None]) -> None:
+        """The worker stops waiting for a sync job's thread and records what `decide` says
+        (unless the thread got there first: then nothing is decided, or logged, twice)."""
         if self.lane is not None and self.lane.abandon(entry):
-            self._sync_done([(entry, outcome)])
+            self._sync_done([(entry, decide(entry))])
 
     def _sync_done(self, done: list[tuple[Running, Outcome | None]]) -> None:
         """Sync jobs' outcomes, from their threads (a batch per wake-up) or from _settle."""

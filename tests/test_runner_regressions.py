@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import pytest
 from pydantic import BaseModel
 
 from activejob import BaseJob, JobQueue, NoArgs, job
@@ -62,3 +66,43 @@ def test_more_sync_jobs_than_anyios_thread_pool_all_run_and_keep_their_leases(sq
         assert not [e for h in handles for e in queue.events(h.id) if e.type in ("retrying", "requeued")]
     finally:
         JobQueue.reset()
+
+
+def test_a_job_whose_outcome_is_being_written_has_nothing_left_to_stop(
+        queue: JobQueue, caplog: pytest.LogCaptureFixture) -> None:
+    """A heartbeat that ran while an outcome was being written finds the job's lease gone
+    (the outcome's commit ended it) and reports it lost; a cancel may come just as late.
+    The job is done, not stopped: no "lost the lease" report, its outcome stands."""
+    import threading
+
+    import anyio
+
+    @job("regress_decided")
+    class Quick(BaseJob[NoArgs]):
+        def perform(self, args: NoArgs) -> str:
+            return "done"
+
+    queue.start()
+    try:
+        runner = queue._runner
+        assert runner is not None and runner.store is not None
+        facade, gate, writing = runner.store, threading.Event(), threading.Event()
+        finish = facade.finish
+
+        async def held_finish(*args: Any, **kwargs: Any) -> Any:  # the real write, once let through
+            writing.set()
+            await anyio.to_thread.run_sync(gate.wait)
+            return await finish(*args, **kwargs)
+
+        facade.finish = held_finish  # type: ignore[method-assign]
+        handle = Quick.perform_later()
+        assert writing.wait(10)
+        for reason in ("lease_lost", "cancel"):
+            runner._soon(lambda reason=reason: runner.stop_job(handle.id, reason))  # type: ignore[misc]
+        time.sleep(1.0)  # twice the cancel grace a stopped sync job would get
+        gate.set()
+        info = handle.wait(timeout=10)
+    finally:
+        queue.stop(timeout=10)
+    assert (info.status, info.result) == ("completed", "done")
+    assert not [r for r in caplog.records if "lost the job's lease" in r.getMessage() or "cancelled" in r.getMessage()]
