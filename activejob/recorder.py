@@ -122,11 +122,12 @@ class Recorder:
         several workers, the last to commit sees them all; if this worker dies first, the
         waiting-jobs chore of any worker does it."""
         ended = [(entry.job, outcome) for entry, outcome in written if outcome.status in ENDED]
-        if not ended:
-            return
         batch_ids = {job.batch_id for job, _ in ended if job.batch_id is not None}
+        waited_for = [job.id for job, outcome in ended if outcome.has_dependents]
+        if not batch_ids and not waited_for:
+            return
         try:
-            records = await self.runner.store.settle(batch_ids, [job.id for job, _ in ended], clock.now())
+            records = await self.runner.store.settle(batch_ids, waited_for, clock.now())
         except Exception as error:
             self.runner.noted(error)
             log.warning("settling batches and dependents failed (%s); the waiting-jobs chore will", error)

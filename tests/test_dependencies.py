@@ -135,3 +135,32 @@ def test_a_dependent_left_waiting_by_a_dead_worker_is_settled_by_the_safety_net(
     assert second.status == "waiting"
     store.wake_waiting(clock.now())
     assert second.status == "pending"
+
+
+def test_a_dependent_added_while_its_dependency_runs_starts_as_soon_as_it_completes(db_url: str) -> None:
+    """The worker that finishes the dependency releases the dependent itself: with a poll
+    interval of a minute, neither the waiting-jobs chore nor polling could have."""
+    import threading
+
+    import activejob
+
+    running, release = threading.Event(), threading.Event()
+
+    @job("dep_gated", max_retries=0)
+    class Gated(BaseJob[Any]):
+        def perform(self, args: Any) -> None:
+            running.set()
+            release.wait(10)
+
+    queue = activejob.configure(db_url, poll_interval=60, lease=5)
+    try:
+        first = Gated.perform_later()
+        queue.start()
+        assert running.wait(10)
+        second = Run.set(depends_on=[first]).perform_later(label="second")
+        assert second.status == "waiting"
+        release.set()
+        assert second.wait(timeout=10).status == "completed"
+    finally:
+        queue.stop(timeout=10)
+        JobQueue.reset()

@@ -3,8 +3,11 @@
 A dependent is written `waiting`, with one row per edge in activejob_dependencies, and the
 jobs it waits for are marked `has_dependents`. It is settled by `_settle_dependents`, in the
 transaction of whatever finished the last of them (the recorder calls
-`release_dependents` after its outcomes commit; a cancel calls it inside its own), and by
-the waiting-jobs safety net (`wake_waiting`) for anything a dead worker left behind.
+`release_dependents` after its outcomes commit, for the jobs whose write found them
+marked; a cancel calls it inside its own), and by the waiting-jobs safety net
+(`wake_waiting`) for anything a dead worker left behind. The mark is set under the lock
+of the jobs waited for, so a finish either reads it or commits first, and then the
+dependent, written after, finds its dependency ended and settles itself.
 Settling reads the dependencies' states as committed, so the last of several dependencies
 to finish, whichever transaction that is, is the one that settles the dependent; and the
 UPDATE that settles it is guarded by `status = 'waiting'`, so it happens once.
@@ -120,11 +123,6 @@ class Dependencies(StoreBase):
             return []
         with self.write() as c:
             return self._append(c, self._settle_dependents(c, waiting, now))
-
-    def dependencies_in_use(self) -> bool:
-        """Whether any job waits for another (so the recorder settles dependents after outcomes)."""
-        with self.read() as c:
-            return c.execute(select(dependencies.c.job_id).limit(1)).first() is not None
 
     def dependencies_of(self, job_id: int) -> list[int]:
         """The ids of the jobs `job_id` waits for (or waited for)."""

@@ -61,9 +61,6 @@ class WorkerStore:
         self.general = bool(self.limits) or bool(self.rates)
         self.frees_at: datetime | None = None  # what the last claim said (claim_general)
         self._aio = LoopConnection(store) if store.dialect == "postgresql" else None
-        # Whether any job waits for another (refreshed by the waiting-jobs chore): until the
-        # first look, assume so.
-        self.dependencies_in_use = True
 
     async def aclose(self) -> None:
         if self._aio is not None:
@@ -176,17 +173,13 @@ class WorkerStore:
         return await self._thread(self.store.recover_expired, now)
 
     async def wake_waiting(self, now: datetime) -> list[EventRecord]:
-        """The safety net for waiting jobs and unsettled batches; also notes whether any job
-        waits for another, so `settle` knows whether to look for dependents."""
-        self.dependencies_in_use = await self._thread(self.store.dependencies_in_use)
+        """The safety net for waiting jobs and unsettled batches."""
         woken = await self._thread(self.store.wake_waiting, now)
         return woken + await self._thread(self.store.settle_open_batches, now)
 
     async def settle(self, batch_ids: set[int], ended: list[int], now: datetime) -> list[EventRecord]:
         """After outcomes that ended jobs are committed: the callbacks their batches are due,
-        and the jobs waiting for them. Nothing to do (no call) for jobs with neither."""
-        if not self.dependencies_in_use:
-            ended = []
+        and the jobs waiting for those of `ended` (the ones others wait for)."""
         if not batch_ids and not ended:
             return []
         return await self._thread(self._settle, batch_ids, ended, now)

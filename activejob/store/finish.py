@@ -44,6 +44,12 @@ def finish_data(o: Outcome) -> dict[str, Any]:
 
 _FINISHED = frozenset(s.value for s in FINISHED)
 
+
+def _note_dependents(outcomes: Sequence[Outcome], ids: set[int]) -> None:
+    """Mark the outcomes written for jobs that others wait for (see Outcome.has_dependents)."""
+    for o in outcomes:
+        o.has_dependents = o.job_id in ids
+
 HotBatch = tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord], list[Outcome]]
 """finish_and_claim's statement read back: ids written, their events, the jobs claimed, their
 `started` events, and the outcomes left for the general path."""
@@ -84,12 +90,13 @@ class Finishing(Claiming, Parents):
                     update(jobs)
                     .where(jobs.c.id == o.job_id, jobs.c.status == RUNNING, jobs.c.lease_token == o.token)
                     .values(**values)
-                    .returning(*EVENT_COLUMNS)
+                    .returning(*EVENT_COLUMNS, jobs.c.has_dependents)
                 )
                 row = c.execute(stmt).mappings().first()
                 if row is None:
                     continue
                 written.add(o.job_id)
+                o.has_dependents = bool(row["has_dependents"])
                 if o.status == JobStatus.WAITING.value:
                     parents.add(o.job_id)  # its children may all be done already
                 elif finished and row["parent_id"] is not None:
@@ -117,6 +124,7 @@ class Finishing(Claiming, Parents):
                     notify=PG_NOTIFY_JOIN if wake else PG_EVENTS_NOTIFY_JOIN)
             rows = self._pg_one(sql, {**self._pg_outcome_params(simple, datas), "now": now})
             self._written(r[0] for r in rows)  # as soon as the ids are known, before the caller emits
+            _note_dependents(outcomes, {r[1] for r in rows if r[8]})
             recorded = [EventRecord(id=r[0], job_id=r[1], type=r[2], name=r[3], queue=r[4], owner=r[5],
                                     status=r[6], attempt=r[7], created_at=now, data=datas[r[1]]) for r in rows]
             written = {r[1] for r in rows}
@@ -158,6 +166,7 @@ class Finishing(Claiming, Parents):
             taken = sorted((r[2], r[4], r[5], r[6], r[9], r[8], r[10], r[11], r[12], r[1], r[13], r[14], r[15])
                            for r in rows if r[0] == "c")
             self._written(r[1] for r in rows if r[0] != "n")  # as soon as the ids are known
+            _note_dependents(outcomes, {r[2] for r in finished if r[16]})
             recorded = [EventRecord(id=r[1], job_id=r[2], type=r[3], name=r[4], queue=r[5], owner=r[6],
                                     status=r[7], attempt=r[8], created_at=now, data=datas[r[2]])
                         for r in finished]
@@ -201,6 +210,7 @@ class Finishing(Claiming, Parents):
                 rows[row[0]] = row
         # A job missing from `rows` lost its lease: another worker owns it now.
         done = [o for o in sorted(outcomes, key=lambda o: o.job_id) if o.job_id in rows]
+        _note_dependents(done, {job_id for job_id, row in rows.items() if row[7]})
         event_ids = self._sqlite_events(cur, [
             (o.job_id, o.event, *rows[o.job_id][1:6], dump(datas[o.job_id]), now_s) for o in done])
         self._written(event_ids)  # before COMMIT (the caller's transaction)

@@ -40,7 +40,7 @@ def sqlite_finish(jobs: int) -> str:
         "worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(?, run_at), "
         "cancel_requested = CASE WHEN ? THEN 0 ELSE cancel_requested END, attempts = attempts - ? "
         f"WHERE id IN ({', '.join('?' * jobs)}) AND status = 'running' AND lease_token = CASE id {pairs} END "
-        "RETURNING id, name, queue, owner, status, attempts, parent_id"
+        "RETURNING id, name, queue, owner, status, attempts, parent_id, has_dependents"
     )
 
 
@@ -172,28 +172,30 @@ o AS (
            attempts = j.attempts - o.refund
       FROM o
      WHERE j.id = ANY(ARRAY(SELECT id FROM locked)) AND j.id = o.id AND j.lease_token = o.token
-    RETURNING j.id, j.name, j.queue, j.owner, j.status, j.attempts, o.event, o.data
+    RETURNING j.id, j.name, j.queue, j.owner, j.status, j.attempts, o.event, o.data, j.has_dependents
 ), fe AS (
     INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at)
     SELECT id, event, name, queue, owner, status, attempts, data, %(now)s FROM u ORDER BY id
     RETURNING id, job_id, type, name, queue, owner, status, attempt
 )"""
 PG_FINISH = "WITH " + PG_FINISH_CTES + """
-SELECT fe.id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt FROM fe {notify}
+SELECT fe.id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt, u.has_dependents
+  FROM fe JOIN u ON u.id = fe.job_id {notify}
 """
 # Both in one statement: one round trip and one commit per batch of outcomes. The claim
 # cannot touch the rows being finished (it takes pending rows of the same snapshot).
 PG_FINISH_AND_CLAIM = "WITH " + PG_FINISH_CTES + "," + PG_CLAIM_CTES + """
 SELECT 'f' AS kind, fe.id AS event_id, fe.job_id, fe.type, fe.name, fe.queue, fe.owner, fe.status, fe.attempt,
        NULL::text AS args, NULL::int AS max_retries, NULL::text AS checkpoint, NULL::bigint AS parent_id,
-       NULL::bigint AS batch_id, NULL::int AS args_version, NULL::text AS meta
-  FROM fe
+       NULL::bigint AS batch_id, NULL::int AS args_version, NULL::text AS meta, u.has_dependents
+  FROM fe JOIN u ON u.id = fe.job_id
 UNION ALL
 SELECT 'c', ce.id, c.id, 'started', c.name, c.queue, c.owner, 'running', c.attempts, c.args, c.max_retries,
-       c.checkpoint, c.parent_id, c.batch_id, c.args_version, c.meta
+       c.checkpoint, c.parent_id, c.batch_id, c.args_version, c.meta, NULL
   FROM c JOIN ce ON ce.job_id = c.id
 UNION ALL
-SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM {notify}
+SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM {notify}
 """
 PG_NOTIFY_JOIN = ", (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
 PG_EVENTS_NOTIFY_JOIN = ", (SELECT pg_notify('activejob_events', '')) AS n"

@@ -69,6 +69,10 @@ class Outcome:
     refund_attempt: bool = False  # a shutdown requeue does not count the attempt
     data: dict[str, Any] = field(default_factory=dict)
     frees_limited_slot: bool = False  # a job type with a concurrency limit: other workers may wait for it
+    # What writing it found, set by `finish`: jobs wait for this one (`has_dependents`, read
+    # under the row's lock), so they are settled once it is written. Only then is that
+    # worth a look: a dependent added later finds this job ended and settles itself.
+    has_dependents: bool = False
 
     def __post_init__(self) -> None:
         if self.error is not None:

@@ -22,6 +22,7 @@ from .contract import (
     cancelled,
     completed,
     failed,
+    forged,
     requeued,
     retrying,
     waiting,
@@ -205,6 +206,24 @@ def test_a_batch_mixing_children_and_plain_jobs_writes_them_all(jobs: Jobs) -> N
     assert jobs.status(parent.id) == "pending"
 
 
+@PATHS
+def test_a_written_outcome_says_whether_jobs_wait_for_it(jobs: Jobs, finish: Finish) -> None:
+    waited_for, alone = jobs.running(2)
+    jobs.add(depends_on=(waited_for.id,), name="contract_dependent")
+    outcomes = [completed(waited_for), completed(alone)]
+    finish(jobs.store, outcomes, DONE)
+    assert [o.has_dependents for o in outcomes] == [True, False]
+
+
+@PATHS
+def test_an_outcome_not_written_says_no_job_waits_for_it(jobs: Jobs, finish: Finish) -> None:
+    job = jobs.running()[0]
+    jobs.add(depends_on=(job.id,), name="contract_dependent")
+    outcome = forged(completed(job))  # a token nobody holds: the lease is lost
+    finish(jobs.store, [outcome], DONE)
+    assert outcome.has_dependents is False
+
+
 # -- finish_and_claim ------------------------------------------------------------------
 
 
@@ -229,6 +248,15 @@ def test_finish_and_claim_writes_outcomes_and_refills_the_slots(jobs: Jobs) -> N
         assert (info.status, info.worker_id, info.lease_expires_at, info.started_at) == (
             "running", "w2", DONE + (at(LEASE) - NOW), DONE)
     jobs.logged(events + started, after=before)
+
+
+def test_finish_and_claim_says_which_outcomes_jobs_wait_for(jobs: Jobs) -> None:
+    waited_for, alone = jobs.running(2)
+    jobs.add(depends_on=(waited_for.id,), name="contract_dependent")
+    outcomes = [completed(waited_for), failed(alone)]
+    written, _, _, _ = finish_and_claim(jobs, outcomes, limit=2)
+    assert written == {waited_for.id, alone.id}
+    assert [o.has_dependents for o in outcomes] == [True, False]
 
 
 def test_finish_and_claim_does_not_claim_a_job_put_back_for_later(jobs: Jobs) -> None:
