@@ -307,41 +307,52 @@ class ConfiguredJob(Generic[S]):
 
     def request(self, args: S | dict[str, Any] | None = None, /, *, run_at: datetime | None = None,
                 max_args_bytes: int, **kwargs: Any) -> EnqueueRequest:
+        return self._request(self._shared(clock.now(), run_at), args, kwargs, max_args_bytes)
+
+    def _shared(self, now: datetime, run_at: datetime | None) -> dict[str, Any]:
+        """What every job of one call takes from the options, whatever its arguments: worked
+        out once per call, so a bulk enqueue does not redo it a thousand times."""
+        opts = self.job.options
+        parent, owner = self.parent, self.owner
+        if hasattr(parent, "context"):  # a running job passed as `parent=self`
+            owner = owner if owner is not None else parent.context.owner
+            parent = parent.job_id
+        parent = getattr(parent, "id", parent)
+        until = self.unique_until if self.unique_until is not None else opts.unique_until
+        batch = self.batch if self.batch is not None else current_batch()
+        meta = {"timeout": _seconds(self.timeout)} if self.timeout is not None else None
+        return {
+            "name": opts.name, "queue": self.queue or opts.queue,
+            "priority": opts.priority if self.priority is None else self.priority,
+            "run_at": run_at or self._run_at(now),
+            "max_retries": opts.max_retries if self.max_retries is None else operator.index(self.max_retries),
+            "owner": None if owner is None else str(owner),
+            "parent_id": None if parent is None else int(parent),
+            "unique_mode": self.unique_mode or opts.unique_mode,
+            "unique_until": None if until == "finished" else "time" if isinstance(until, timedelta) else until,
+            "unique_expires_at": now + until if isinstance(until, timedelta) else None,
+            "batch_id": None if batch is None else int(getattr(batch, "id", batch)),
+            "depends_on": self.depends_on or (),
+            "run_on_failure": self.run_on_failure,
+            "args_version": None if opts.version == 1 else opts.version,
+            "meta": None if meta is None else json.dumps(meta),
+        }
+
+    def _request(self, shared: dict[str, Any], args: S | dict[str, Any] | None, kwargs: dict[str, Any],
+                 max_args_bytes: int) -> EnqueueRequest:
+        """One job's request: its arguments validated and encoded, the keys drawn from them."""
         opts = self.job.options
         if isinstance(args, dict):
             kwargs = {**args, **kwargs}
             args = None
         model = arguments.validate(opts.name, opts.schema, args, kwargs)
         text = arguments.encode(opts.name, model, max_args_bytes)
-        parent, owner = self.parent, self.owner
-        if hasattr(parent, "context"):  # a running job passed as `parent=self`
-            owner = owner if owner is not None else parent.context.owner
-            parent = parent.job_id
-        parent = getattr(parent, "id", parent)
-        now = clock.now()
         unique_key = self.unique_key if self.unique_key is not None else _key_of(opts.name, "unique_key",
                                                                                   opts.unique_key, model)
-        until = self.unique_until if self.unique_until is not None else opts.unique_until
-        batch = self.batch if self.batch is not None else current_batch()
-        meta = {"timeout": _seconds(self.timeout)} if self.timeout is not None else None
         return EnqueueRequest(
-            name=opts.name, args=text, queue=self.queue or opts.queue,
-            priority=opts.priority if self.priority is None else self.priority,
-            run_at=run_at or self._run_at(now),
-            max_retries=opts.max_retries if self.max_retries is None else operator.index(self.max_retries),
-            owner=None if owner is None else str(owner),
-            parent_id=None if parent is None else int(parent),
-            unique_key=None if unique_key is None else str(unique_key),
+            args=text, unique_key=None if unique_key is None else str(unique_key),
             concurrency_key=_concurrency_key(opts.name, opts.concurrency_key, model),
-            unique_mode=self.unique_mode or opts.unique_mode,
-            unique_until=None if until == "finished" else "time" if isinstance(until, timedelta) else until,
-            unique_expires_at=now + until if isinstance(until, timedelta) else None,
-            batch_id=None if batch is None else int(getattr(batch, "id", batch)),
-            depends_on=self.depends_on or (),
-            run_on_failure=self.run_on_failure,
-            rate_key=_key_of(opts.name, "rate_limit_key", opts.rate_limit_key, model),
-            args_version=None if opts.version == 1 else opts.version,
-            meta=None if meta is None else json.dumps(meta),
+            rate_key=_key_of(opts.name, "rate_limit_key", opts.rate_limit_key, model), **shared,
         )
 
     # -- enqueue verbs ----------------------------------------------------------------
@@ -411,10 +422,10 @@ class ConfiguredJob(Generic[S]):
 
     def _bulk(self, items: Iterable[S | dict[str, Any]], max_args_bytes: int) -> list[EnqueueRequest]:
         requests = []
-        run_at = self._run_at(clock.now())
+        shared = self._shared(clock.now(), None)
         for index, item in enumerate(items):
             try:
-                requests.append(self.request(item, run_at=run_at, max_args_bytes=max_args_bytes))
+                requests.append(self._request(shared, item, {}, max_args_bytes))
             except JobArgumentsError as error:
                 raise JobArgumentsError(error.job, f"item {index}: {str(error).split(': ', 1)[1]}",
                                         error.fields) from None
