@@ -50,6 +50,7 @@ def _note_dependents(outcomes: Sequence[Outcome], ids: set[int]) -> None:
     for o in outcomes:
         o.has_dependents = o.job_id in ids
 
+
 HotBatch = tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord], list[Outcome]]
 """finish_and_claim's statement read back: ids written, their events, the jobs claimed, their
 `started` events, and the outcomes left for the general path."""
