@@ -49,3 +49,23 @@ def test_the_jobs_table_is_vacuumed_once_dead_rows_pile_up(pg_url: str) -> None:
         assert queue.store.refresh_planner_stats() is False  # nothing left to do
     finally:
         JobQueue.reset()
+
+
+@pytest.mark.postgres
+def test_a_bulk_enqueue_is_analyzed_before_its_counts_reach_the_statistics(pg_url: str) -> None:
+    """A worker's first look comes right after the jobs were enqueued, before PostgreSQL's
+    statistics have the new rows (a backend reports them a second or more later): the
+    file's growth is enough to analyze, so the claims are planned for the real table."""
+    queue = activejob.configure(pg_url)
+    reltuples = "SELECT reltuples FROM pg_class WHERE oid = 'activejob_jobs'::regclass"
+    try:
+        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("ANALYZE activejob_jobs")  # the planner believes the table is empty
+            Noop.perform_all_later([{}] * 10_000)
+            # As if the enqueue's counts were not reported yet: pg_stat says 0 live rows.
+            conn.execute("SELECT pg_stat_reset_single_table_counters('activejob_jobs'::regclass)")
+            assert queue.store.refresh_planner_stats() is True
+            believed = conn.execute(reltuples).fetchone()
+        assert believed is not None and believed[0] >= 9_000
+    finally:
+        JobQueue.reset()

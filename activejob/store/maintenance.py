@@ -22,6 +22,10 @@ VACUUM_INTERVAL_S = 60
 """PostgreSQL: vacuum the jobs table once this many dead row versions (and this share of
 the live ones) piled up, at most once a minute (see `refresh_planner_stats`)."""
 
+ANALYZE_GROWTH_PAGES = 128
+"""PostgreSQL: analyze the jobs table once its file has grown by this many pages (1 MB) past
+twice what the planner last measured (see `refresh_planner_stats`)."""
+
 VACUUM_LOCK = 0x61_6A_76_61  # "ajva": the advisory lock one vacuuming worker holds
 
 
@@ -82,20 +86,27 @@ class Maintenance(StoreBase):
         with self.read() as c:
             row = c.exec_driver_sql(
                 "SELECT s.n_live_tup, c.reltuples, s.n_dead_tup, "
-                "extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum)) "
+                "extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum)), "
+                "pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.relpages "
                 "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
                 "WHERE s.relid = 'activejob_jobs'::regclass"
             ).first()
         if row is None:
             return False
-        live, believed, dead, since_vacuum = row
+        live, believed, dead, since_vacuum, pages, believed_pages = row
         # Every claim and outcome leaves a dead row version at the head of the due index, and
         # each claim walks past them: over a long drain a claim read 8, then 957 buffers
         # (bench --scale). Autovacuum catches up eventually (if it is on); this keeps it bounded.
         if dead > max(VACUUM_DEAD_ROWS, VACUUM_DEAD_SHARE * live) and (
                 since_vacuum is None or since_vacuum > VACUUM_INTERVAL_S):
             return self._vacuum()
-        if live <= 2 * max(float(believed), 0.0) + 1000:
+        # The row counts above reach pg_stat a second or more after the writes (a backend
+        # sends its counts when it next ends a transaction, or idles): a worker's first look,
+        # just after a bulk enqueue, would still see an empty table. The file's size is
+        # current, so growth in pages counts too.
+        grown = (live > 2 * max(float(believed), 0.0) + 1000
+                 or pages > 2 * max(believed_pages, 0) + ANALYZE_GROWTH_PAGES)
+        if not grown:
             return False
         with self.engine.connect() as c:
             c.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE activejob_jobs")
