@@ -238,7 +238,7 @@ class BaseJob(Generic[S]):
         plain: ConfiguredJob[S] | None = cls.__dict__.get("_plain_configured")
         if plain is None:
             plain = ConfiguredJob(cls)
-            type.__setattr__(cls, "_plain_configured", plain)
+            cls._plain_configured = plain  # type: ignore[attr-defined]
         return plain
 
     # Each verb is spelled out, rather than made by a loop or a descriptor over ConfiguredJob's,

@@ -332,19 +332,16 @@ class JobQueue:
         `expect` narrows the states it may be in (what a person saw on a page): a job that
         moved on meanwhile is left alone and InvalidTransition says its state."""
         status, records = self.store.request_cancel(int(job_id), clock.now(), expect=expect)
-        emit(records + self._settle_batches_of(records))
+        self._wake_for(records)
+        emit(records)
         if status == "running" and self._runner is not None:
             self._runner.cancel_local(int(job_id))
         return status
 
-    def _settle_batches_of(self, records: list[EventRecord]) -> list[EventRecord]:
-        """A cancel that ended a batch's last unfinished members finishes the batch now (its
-        events, its callbacks), rather than at the waiting-jobs chore's next round."""
-        ended = [r.job_id for r in records if r.type == "cancelled" and r.job_id is not None]
-        settled = self.store.settle_batches_of(ended, clock.now()) if ended else []
-        if settled:
-            self._wake()  # the batch's callbacks are jobs
-        return settled
+    def _wake_for(self, records: list[EventRecord]) -> None:
+        """A cancel can make jobs due: a finished batch's callbacks, dependents that run anyway."""
+        if any(r.type == "enqueued" for r in records):
+            self._wake()
 
     def retry(self, job_id: int, *, expect: Sequence[str] | None = None) -> JobHandle:
         """Run a failed or cancelled job again, with its attempts reset. `expect` narrows the
@@ -381,7 +378,8 @@ class JobQueue:
             queue.cancel_many([12, 13, 14])
         """
         statuses, records = self.store.cancel_many(_job_ids(job_ids), clock.now())
-        emit(records + self._settle_batches_of(records))
+        self._wake_for(records)
+        emit(records)
         if self._runner is not None:
             for job_id, status in statuses.items():
                 if status == "running":

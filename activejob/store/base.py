@@ -85,8 +85,9 @@ class StoreBase:
         # SQLite allows one writer; taking turns here is far cheaper than letting
         # threads of one process collide in SQLite's sleeping busy handler.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
-        self._hot: Any = None  # SQLite: the connection the hot paths write on (see _sqlite_tx)
-        self._hot_cursor: Any = None  # and its one cursor (the write lock serialises its users)
+        # SQLite: the one cursor the hot paths write with, on a connection of its own (see
+        # _sqlite_tx); the write lock serialises its users.
+        self._hot: Any = None
         self._skip_locked = dialects.claim_lock_clause(self.engine)
         self._insert_events = insert(events).returning(*events.c, sort_by_parameter_order=True)
         self._sql: dict[Any, str] = {}  # prebuilt hot-path statements
@@ -110,9 +111,9 @@ class StoreBase:
             yield c.execution_options(activejob_read=True)
 
     def dispose(self) -> None:
-        hot, self._hot, self._hot_cursor = self._hot, None, None
+        hot, self._hot = self._hot, None
         if hot is not None and not self._memory:
-            hot.close()
+            hot.connection.close()
         self.engine.dispose()
 
     @property

@@ -16,7 +16,7 @@ safety net.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -89,15 +89,25 @@ class Batches(Enqueuing, Admin):
             recorded += self._settle_batch(batch_id, now)
         return recorded
 
-    def settle_batches_of(self, job_ids: Iterable[int], now: datetime) -> list[EventRecord]:
-        """Settle the batches these jobs belong to, once they ended outside a worker (a
-        cancel of single members): the last member cancelled finishes its batch at once."""
-        ids = sorted(set(job_ids))
-        if not ids:
+    # A cancel settles the batches of the jobs it ended, after its own commit, as a worker
+    # does after its outcomes: of members ending at once, the last to commit sees them all.
+
+    def request_cancel(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None
+                       ) -> tuple[str, list[EventRecord]]:
+        status, recorded = super().request_cancel(job_id, now, expect=expect)
+        return status, recorded + self._settle_batches_of(recorded, now)
+
+    def cancel_many(self, job_ids: Sequence[int], now: datetime) -> tuple[dict[int, str], list[EventRecord]]:
+        statuses, recorded = super().cancel_many(job_ids, now)
+        return statuses, recorded + self._settle_batches_of(recorded, now)
+
+    def _settle_batches_of(self, recorded: list[EventRecord], now: datetime) -> list[EventRecord]:
+        ended = sorted({r.job_id for r in recorded if r.type == "cancelled" and r.job_id is not None})
+        if not ended:
             return []
         with self.read() as c:
             batch_ids = list(c.execute(select(jobs.c.batch_id).distinct()
-                                       .where(jobs.c.id.in_(ids), jobs.c.batch_id.isnot(None))).scalars())
+                                       .where(jobs.c.id.in_(ended), jobs.c.batch_id.isnot(None))).scalars())
         return self.settle_batches(batch_ids, now) if batch_ids else []
 
     def _settle_batch(self, batch_id: int, now: datetime) -> list[EventRecord]:
@@ -191,13 +201,10 @@ class Batches(Enqueuing, Admin):
                 counts = self._member_counts(c, batch_id)
                 recorded += self._append(c, [_batch_event(batch, "batch_cancelled", JobStatus.CANCELLED.value,
                                                           counts, now)])
-        running: list[int] = []
-        for job_id in members:
-            status, events = self.request_cancel(job_id, now)
-            recorded += events
-            if status == RUNNING:
-                running.append(job_id)
-        return running, recorded + self.settle_batches([batch_id], now)
+        if not members:  # nothing left to cancel: settle what is there
+            return [], recorded + self.settle_batches([batch_id], now)
+        statuses, ended = self.cancel_many(members, now)  # one UPDATE; it settles the batch too
+        return sorted(i for i, s in statuses.items() if s == RUNNING), recorded + ended
 
     def settle_open_batches(self, now: datetime) -> list[EventRecord]:
         """Safety net: settle sealed batches left unsettled (a worker died between an outcome

@@ -60,13 +60,11 @@ class RawAccess(StoreBase):
         assert self._write_lock is not None
         if not self._write_lock.acquire(blocking=not nowait):
             raise WouldBlock("another thread of this process is writing")
-        conn = self._hot
+        cur = self._hot
         try:
-            if conn is None:
-                conn = self._hot = self._open_hot()
-            cur = self._hot_cursor
-            if cur is None or cur.connection is not conn:
-                cur = self._hot_cursor = conn.cursor()
+            if cur is None:
+                cur = self._hot = self._open_hot().cursor()
+            conn = cur.connection
             _begin_immediate(conn, cur, nowait=nowait)
             try:
                 yield cur
