@@ -20,7 +20,7 @@
     assert queue.get_job(handle.id).status == "completed"
 """
 
-from . import enqueuing, now, signals
+from . import enqueuing, inline, signals
 from .backoff import Exponential, Fixed, Linear
 from .batch import Batch
 from .callbacks import after_enqueue, after_perform, around_enqueue, around_perform, before_enqueue, before_perform
@@ -52,7 +52,7 @@ from .relay import EventRelay
 from .upcasting import ArgumentsVersionError
 
 # Definitions sit below the layer that runs jobs, so perform_now's runner is handed down here.
-enqueuing.set_run_now(now.run_now, now.arun_now)
+enqueuing.set_run_now(inline.run_now, inline.arun_now)
 
 __version__ = "0.1.0"
 

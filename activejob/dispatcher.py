@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import clock
-from .dispatch import aemit
+from .emit import aemit
 
 if TYPE_CHECKING:
     from .runner import Runner

@@ -106,9 +106,9 @@ class ArunNow(Protocol):
                  owner: str | None = None, timeout: float | None = None) -> Awaitable[Any]: ...
 
 
-# perform_now runs a job in the caller and fires its signals: the work of `now.py`, in the
+# perform_now runs a job in the caller and fires its signals: the work of `inline.py`, in the
 # execution layer above this one. So it is handed in from above, as the backend is: the
-# package's __init__ (which runs before any activejob module is used) passes now.py's runners.
+# package's __init__ (which runs before any activejob module is used) passes inline.py's runners.
 _run_now: tuple[RunNow, ArunNow] | None = None
 
 

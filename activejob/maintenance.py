@@ -19,7 +19,7 @@ import anyio
 
 from . import clock
 from .definition import registry
-from .dispatch import aemit
+from .emit import aemit
 from .errors import ActiveJobError
 from .liveness import live_since
 from .recurring import CATCH_UP_LIMIT, Recurring, effective, slot_of

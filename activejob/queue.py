@@ -22,7 +22,7 @@ from sqlalchemy import event
 from . import clock, enqueuing, middleware
 from .config import Settings
 from .definition import registry
-from .dispatch import aemit, emit
+from .emit import aemit, emit
 from .enqueuing import EnqueueRequest
 from .errors import ConfigurationError, DuplicateJobError
 from .explain import Explanation, explain_job

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import clock
-from .dispatch import aemit, emit_local, sender
+from .emit import aemit, emit_local, sender
 from .execution import Running
 from .records import EventRecord, signal_payload
 from .store import Outcome, ProgressUpdate, unreachable

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from . import clock, dialects, dispatch
+from . import clock, dialects, emit
 from .records import EventRecord
 from .signals import INTERNAL_EVENTS
 from .store import EVENTS_CHANNEL, Store
@@ -82,7 +82,7 @@ class EventRelay:
                  skip_local: bool = True, poll_interval: float = 1.0, gap_timeout: float = 5.0,
                  gap_poll_interval: float = 0.1, watch: bool = True, batch: int = 500,
                  start_at: int | None = None) -> None:
-        dispatch.expect_relay()  # this process now remembers the events it writes (skip_local)
+        emit.expect_relay()  # this process now remembers the events it writes (skip_local)
         self._source = source
         self._store: Store | None = source if isinstance(source, Store) else None
         self._owns_store = False
@@ -293,9 +293,9 @@ class EventRelay:
             self._publish(RelayedEvent(record, min(record.id, cursor)))
         if self.emit_signals:
             url = self.store.url
-            remote = [r for r in forwarded if not (self.skip_local and dispatch.written_here(url, r.id))]
+            remote = [r for r in forwarded if not (self.skip_local and emit.written_here(url, r.id))]
             if remote:
-                await dispatch.aemit(remote)
+                await emit.aemit(remote)
         return len(fresh)
 
     def _advance(self, now: float) -> None:

@@ -26,8 +26,8 @@ from anyio.abc import TaskGroup
 from . import clock, dialects
 from .config import Settings
 from .definition import BaseJob, job_is_async, registry
-from .dispatch import emit
 from .dispatcher import Dispatcher
+from .emit import emit
 from .execution import (
     Running,
     context_for,

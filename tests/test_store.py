@@ -11,7 +11,7 @@ import pytest
 from runner_support import wait_for
 from sqlalchemy import create_engine, text
 
-from activejob import clock, dispatch
+from activejob import clock, emit
 from activejob.errors import InvalidTransition, JobNotFound
 from activejob.request import EnqueueRequest
 from activejob.store import Store, base
@@ -148,7 +148,7 @@ def test_events_are_marked_as_written_before_anyone_can_read_them(
         store: Store, db_url: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # An EventRelay in this process skips what the mark says this process wrote; it can
     # only read committed rows. So the mark must come first: inside the write.
-    monkeypatch.setattr(dispatch, "_noting", True)  # as with an EventRelay in this process
+    monkeypatch.setattr(emit, "_noting", True)  # as with an EventRelay in this process
     reader = Store(db_url)
     reader.last_event_id()  # its connection is open before the write begins
     seen: list[tuple[list[int], list[int]]] = []
@@ -168,23 +168,23 @@ def test_events_are_marked_as_written_before_anyone_can_read_them(
     if path == "hot" and store.dialect == "postgresql":
         # One statement in autocommit: its event ids come with its rows, after its commit;
         # they are marked as those rows are read, before the verb returns.
-        assert dispatch.written_here(store.url, events[0].id)
+        assert emit.written_here(store.url, events[0].id)
     else:
         assert committed_at_mark == []  # marked while the transaction was still open
 
 
 def test_dispatch_remembers_what_the_store_wrote(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dispatch, "_noting", True)  # as with an EventRelay in this process
+    monkeypatch.setattr(emit, "_noting", True)  # as with an EventRelay in this process
     job_id = _enqueue(store)
     (event,) = store.events(job_id=job_id)
-    assert dispatch.written_here(store.url, event.id)
-    assert not dispatch.written_here(store.url, 10**15)  # an id no test writes (ids restart between tests)
+    assert emit.written_here(store.url, event.id)
+    assert not emit.written_here(store.url, 10**15)  # an id no test writes (ids restart between tests)
 
 
 def test_a_process_without_an_event_relay_remembers_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     # Workers run no relay: keeping their event ids would only cost memory (up to 13 MB).
-    monkeypatch.setattr(dispatch, "_noting", False)
-    monkeypatch.setattr(dispatch, "_written", set())  # ids restart between tests: forget earlier ones
+    monkeypatch.setattr(emit, "_noting", False)
+    monkeypatch.setattr(emit, "_written", set())  # ids restart between tests: forget earlier ones
     job_id = _enqueue(store)
     (event,) = store.events(job_id=job_id)
-    assert not dispatch.written_here(store.url, event.id)
+    assert not emit.written_here(store.url, event.id)

@@ -62,7 +62,7 @@ def on_events_written(listener: WrittenListener) -> None:
     """Call `listener(database_url, event_ids)` whenever this process writes event rows.
 
     This is how the layer above learns which events it will send as signals itself
-    (`dispatch.note_written`, so that an EventRelay in the same process skips them) without
+    (`emit.note_written`, so that an EventRelay in the same process skips them) without
     the store importing it. A listener is called inside the write, before the store hands
     the events to anyone, and must be quick and must not raise.
     """

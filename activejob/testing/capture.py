@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
 from .. import clock, enqueuing
-from ..dispatch import emit_local, sender
+from ..emit import emit_local, sender
 from ..enqueuing import ConfiguredJob, EnqueueRequest
 from ..errors import DuplicateJobError, JobNotFound
 from ..handle import JobHandle

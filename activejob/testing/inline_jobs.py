@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from .. import callbacks, clock, enqueuing, middleware
 from ..context import JobContext
 from ..definition import job_is_async
-from ..dispatch import emit_local, sender
+from ..emit import emit_local, sender
 from ..enqueuing import EnqueueRequest
 from ..errors import JobCancelled, JobNotFound, JobTimeout, WaitForChildren
 from ..execution import Attempt
@@ -271,7 +271,7 @@ class InlineJobs(CapturedJobs):
         import contextvars
         from functools import partial
 
-        from ..now import _in_fresh_thread, _loop_running
+        from ..inline import _in_fresh_thread, _loop_running
 
         try:
             if job_is_async(cls):

@@ -15,7 +15,7 @@ import pytest
 from runner_support import wait_for
 from sqlalchemy import create_engine, text
 
-from activejob import EventRelay, JobQueue, dispatch, signals
+from activejob import EventRelay, JobQueue, emit, signals
 from activejob.records import EventRecord
 
 from .conftest import ROOT
@@ -24,9 +24,9 @@ from .jobs import Quick
 
 def test_signals_fire_for_events_written_by_another_process_once(queue: JobQueue, db_url: str) -> None:
     # The test database's ids restart for every test; forget which ids earlier tests wrote here.
-    with dispatch._written_lock:
-        dispatch._written.clear()
-        dispatch._written_order.clear()
+    with emit._written_lock:
+        emit._written.clear()
+        emit._written_order.clear()
     relay = EventRelay(queue, poll_interval=0.2)
     got: list[tuple[str, int]] = []
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from . import callbacks, clock, middleware
 from .context import JobContext
 from .definition import job_is_async
-from .dispatch import emit_local
+from .emit import emit_local
 from .records import signal_payload
 
 
