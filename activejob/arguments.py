@@ -7,10 +7,12 @@ payload) is refused before anything is written.
 
 from __future__ import annotations
 
+import difflib
+from functools import lru_cache
 from typing import Any
 
 import pydantic_core
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 from .errors import JobArgumentsError
 
@@ -38,10 +40,46 @@ def validate(job: str, schema: type[BaseModel], args: BaseModel | None, kwargs: 
             )
         # Revalidate: the instance may have been built with model_construct or mutated.
         kwargs = args.model_dump()
+    elif kwargs and (known := _names(schema)) is not None and not kwargs.keys() <= known:
+        _refuse_unknown(job, schema, known, kwargs)
     try:
         return schema.model_validate(kwargs)
     except ValidationError as error:
         raise _field_errors(job, error) from None
+
+
+@lru_cache(maxsize=1024)
+def _names(schema: type[BaseModel]) -> frozenset[str] | None:
+    """The keywords `schema` takes: its fields' names and aliases. None when the schema
+    itself says what to do with others (`extra` in its model_config)."""
+    if schema.model_config.get("extra") is not None:
+        return None
+    names: set[str] = set()
+    for name, field in schema.model_fields.items():
+        names.add(name)
+        for alias in (field.alias, field.validation_alias):
+            choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+            for choice in choices:
+                first = choice.path[0] if isinstance(choice, AliasPath) else choice
+                if isinstance(first, str):
+                    names.add(first)
+    return frozenset(names)
+
+
+def _refuse_unknown(job: str, schema: type[BaseModel], known: frozenset[str], kwargs: dict[str, Any]) -> None:
+    """A misspelled keyword would otherwise vanish: pydantic ignores keys a model does not
+    declare, and the job would run with the default in its place. A schema that sets
+    `extra` (ignore, allow or forbid) keeps its own rule."""
+    unknown = sorted(k for k in kwargs if k not in known)
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, schema.model_fields, n=1)
+        hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    takes = ", ".join(schema.model_fields) or "no arguments"
+    raise JobArgumentsError(
+        job, f"unknown argument(s) {', '.join(hints)}: {schema.__name__} takes {takes}. "
+             "To accept others, set model_config = ConfigDict(extra='ignore') (or 'allow') on the schema",
+        unknown)
 
 
 def _unserializable(model: BaseModel) -> list[str]:

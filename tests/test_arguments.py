@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy import create_engine, text
 
 from activejob import BaseJob, JobArgumentsError, JobQueue, job
@@ -102,6 +102,65 @@ def test_invalid_arguments_name_the_job_and_field_and_write_nothing(queue: JobQu
     assert _job_rows(queue) == 0
 
 
+def test_a_misspelled_keyword_is_refused_with_a_suggestion(queue: JobQueue) -> None:
+    with pytest.raises(JobArgumentsError) as caught:
+        Email.perform_later(to="a@example.com", subject="Hi", subjet="Hi")
+    message = str(caught.value)
+    assert message.startswith("args_email: unknown argument(s) 'subjet' (did you mean 'subject'?)")
+    assert "EmailArgs takes to, subject" in message
+    assert caught.value.fields == ["subjet"]
+    assert _job_rows(queue) == 0
+
+
+def test_a_keyword_in_a_positional_dict_is_checked_too(queue: JobQueue) -> None:
+    with pytest.raises(JobArgumentsError, match="unknown argument"):
+        Email.perform_later({"to": "a@example.com", "subject": "Hi", "cc": "b@example.com"})
+    with pytest.raises(JobArgumentsError, match="unknown argument"):
+        Email.perform_all_later([{"to": "a@example.com", "subject": "Hi"},
+                                 {"to": "b@example.com", "subject": "Hi", "bcc": "c"}])
+    assert _job_rows(queue) == 0
+
+
+def test_an_unknown_keyword_is_refused_by_perform_now_as_well() -> None:
+    with pytest.raises(JobArgumentsError, match="unknown argument"):
+        Email.perform_now(to="a@example.com", subject="Hi", urgent=True)
+
+
+class Aliased(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    recipient: str = Field(alias="to")
+    topic: str = Field("", validation_alias=AliasChoices("topic", "subject"))
+
+
+@job("args_aliased", schema=Aliased)
+class AliasedJob(BaseJob[Aliased]):
+    def perform(self, args: Aliased) -> None: ...
+
+
+def test_aliases_and_field_names_are_both_known_keywords(queue: JobQueue) -> None:
+    a = AliasedJob.perform_later(to="a@example.com", subject="Hi")
+    b = AliasedJob.perform_later(recipient="b@example.com", topic="Hi")
+    assert queue.get_job(a.id).args == {"recipient": "a@example.com", "topic": "Hi"}  # type: ignore[union-attr]
+    assert queue.get_job(b.id).args == {"recipient": "b@example.com", "topic": "Hi"}  # type: ignore[union-attr]
+
+
+class Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    n: int = 0
+
+
+@job("args_lenient", schema=Lenient)
+class LenientJob(BaseJob[Lenient]):
+    def perform(self, args: Lenient) -> None: ...
+
+
+def test_a_schema_that_sets_extra_keeps_its_own_rule(queue: JobQueue) -> None:
+    handle = LenientJob.perform_later(n=1, ignored="yes")
+    assert queue.get_job(handle.id).args == {"n": 1}  # type: ignore[union-attr]
+
+
 def test_a_wrong_type_is_refused(queue: JobQueue) -> None:
     with pytest.raises(JobArgumentsError, match=r"args_rich: invalid arguments: field 'amount'"):
         Rich.perform_later(**{**RICH.model_dump(), "amount": "lots"})
@@ -152,6 +211,18 @@ def test_arguments_are_stored_as_plain_json(queue: JobQueue) -> None:
         stored = conn.execute(text("SELECT args FROM activejob_jobs WHERE id = :id"), {"id": handle.id}).scalar()
     engine.dispose()
     assert stored == '{"to":"a@example.com","subject":"Hi"}'
+
+
+def test_a_stored_job_with_a_key_its_schema_no_longer_declares_still_runs(queue: JobQueue) -> None:
+    # As after a field was removed from the schema while jobs carrying it were queued.
+    handle = Email.perform_later(to="a@example.com", subject="Hi")
+    engine = create_engine(queue.settings.database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE activejob_jobs SET args = :args WHERE id = :id"),
+                     {"id": handle.id, "args": '{"to":"a@example.com","subject":"Hi","priority":"high"}'})
+    engine.dispose()
+    queue.run_until_idle()
+    assert handle.status == "completed"
 
 
 def test_bulk_enqueue_validates_every_item_before_writing(queue: JobQueue) -> None:
