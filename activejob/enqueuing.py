@@ -7,9 +7,6 @@ from __future__ import annotations
 import contextvars
 import inspect
 import json
-import math
-import numbers
-import operator
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -17,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from . import arguments, callbacks, clock, middleware
+from . import arguments, callbacks, clock, enqueue_options, middleware
+from .enqueue_options import OPTIONS
 from .errors import ConfigurationError, JobArgumentsError, JobOptionsError
 from .options import show
-from .request import MAX_LENGTH
+from .request import MAX_LENGTH, text_problem
 from .request import EnqueueRequest as EnqueueRequest  # re-exported: the JobQueue and tests import it from here
 
 if TYPE_CHECKING:
@@ -128,60 +126,6 @@ def _seconds(value: timedelta | float | int) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-# -- what the jobs table can hold ---------------------------------------------------------
-# Checked before anything is written, so a bad value is a clear error naming the job and
-# the option, never a driver error from inside the transaction (and never a value SQLite
-# keeps but PostgreSQL would refuse, which would make a database switch fail later).
-
-PRIORITY_MIN = -(2**31)
-PRIORITY_MAX = 2**31 - 1
-"""Priorities fit the 32-bit INTEGER column (PostgreSQL refuses more; SQLite would keep it)."""
-
-PRIORITY_RANGE = f"must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX} (a 32-bit column)"
-"""How a refused priority is described, by `@job` and by `Job.set`."""
-
-INTEGER_MAX = 2**31 - 1
-"""The largest value of a 32-bit INTEGER column (max_retries)."""
-
-BIGINT_MAX = 2**63 - 1
-"""The largest job id (a BIGINT)."""
-
-
-def text_problem(value: str, column: str) -> str | None:
-    """Why `value` cannot be stored in `column` on every supported database, or None."""
-    limit = MAX_LENGTH[column]
-    if len(value) > limit:
-        return f"is {len(value)} characters long; its column holds at most {limit}"
-    if "\x00" in value:
-        return f"contains a NUL character (at position {value.index(chr(0))}), which PostgreSQL cannot store"
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as error:
-            # Typically a name decoded with errors="surrogateescape" (os.listdir, sys.argv).
-            return (f"contains a lone surrogate ({value[error.start]!r} at position {error.start}), "
-                    "which has no UTF-8 form")
-    return None
-
-
-def whole_number(value: Any) -> int | None:
-    """`value` as an int if it is an integer (numpy's too); None for bools, floats and strings,
-    which `int()` would quietly round or parse."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-def priority_problem(value: Any) -> str | None:
-    number = whole_number(value)
-    if number is None or not PRIORITY_MIN <= number <= PRIORITY_MAX:
-        return f"{PRIORITY_RANGE}, got {show(value)}"
-    return None
-
-
 @dataclass(frozen=True)
 class ConfiguredJob(Generic[S]):
     """A job type with options for the next enqueue, as `Job.set(...)` returns.
@@ -192,8 +136,9 @@ class ConfiguredJob(Generic[S]):
         SendEmail.set(unique_key="welcome-42").perform_later(...)  # at most one job per key
         SendEmail.set(on_commit=True).perform_later(...)  # once the Django transaction commits
 
-    Options are checked when set, before anything is written, and refused with `JobOptionsError`
-    (a `ConfigurationError` and a `ValueError`) naming the job and the option: `priority`
+    Options are checked when set (`enqueue_options.py`), before anything is written, and
+    refused with `JobOptionsError` (a `ConfigurationError` and a `ValueError`) naming the job
+    and the option, every wrong one at once: `priority`
     is an int that fits 32 bits; `queue` and `owner` hold at most 200 characters and
     `unique_key` 255, with no NUL character and no lone surrogate (such as "\\udcff").
     """
@@ -218,77 +163,15 @@ class ConfiguredJob(Generic[S]):
 
     def __post_init__(self) -> None:
         # Checked once per set(...), not once per job: a bulk enqueue shares these options.
-        name = self.job.options.name
-        if self.queue is not None:
-            if not isinstance(self.queue, str) or not self.queue.strip():
-                raise JobOptionsError(name, "queue", f"must be a non-empty string, got {show(self.queue)}")
-            self._check_text("queue", self.queue)
-        if self.priority is not None:
-            problem = priority_problem(self.priority)
-            if problem:
-                raise JobOptionsError(name, "priority", problem)
-            object.__setattr__(self, "priority", operator.index(self.priority))
-        for option in ("owner", "unique_key"):  # stored as their str(): an owner may be a user id
-            value = getattr(self, option)
-            if value is not None:
-                try:
-                    text = str(value)
-                except ValueError as error:
-                    raise JobOptionsError(name, option, f"has no text form: {error}") from None
-                self._check_text(option, text)
-        if self.wait is not None:
-            wait = self.wait
-            if not isinstance(wait, timedelta) and (
-                    isinstance(wait, bool) or not isinstance(wait, numbers.Real) or not math.isfinite(wait)):
-                raise JobOptionsError(name, "wait", f"must be a timedelta or a number of seconds, got {show(wait)}")
-            try:
-                timedelta(seconds=_seconds(wait))
-            except OverflowError:
-                raise JobOptionsError(name, "wait", f"is out of range: {show(wait)}") from None
-        if self.wait_until is not None and not isinstance(self.wait_until, datetime):
-            raise JobOptionsError(name, "wait_until", f"must be a datetime, got {show(self.wait_until)}")
-        if self.unique_mode is not None and self.unique_mode not in UNIQUE_MODES:
-            raise JobOptionsError(name, "unique_mode", f"must be one of {', '.join(map(repr, UNIQUE_MODES))}, "
-                                                       f"got {show(self.unique_mode)}")
-        if self.unique_until is not None:
-            object.__setattr__(self, "unique_until", _unique_until(name, self.unique_until))
-        if self.max_retries is not None:
-            number = whole_number(self.max_retries)
-            if number is None or not 0 <= number <= INTEGER_MAX:
-                raise JobOptionsError(name, "max_retries",
-                                      f"must be a whole number from 0 to {INTEGER_MAX}, got {show(self.max_retries)}")
-        if self.timeout is not None:
-            seconds = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
-            if (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds)
-                    or seconds <= 0):
-                raise JobOptionsError(name, "timeout", f"must be a number of seconds > 0, got {show(self.timeout)}")
-        if self.on_commit is not None and not isinstance(self.on_commit, bool):
-            raise JobOptionsError(name, "on_commit", f"must be True, False or None, got {show(self.on_commit)}")
-        if self.on_commit and self.session is not None:
-            raise JobOptionsError(name, "on_commit", "cannot be combined with session=, which already joins "
-                                                   "that session's transaction: pass one of them")
-        if self.depends_on is not None:
-            object.__setattr__(self, "depends_on", _job_ids(name, "depends_on", self.depends_on))
-        if self.batch is not None:
-            batch = whole_number(getattr(self.batch, "id", self.batch))
-            if batch is None or not 1 <= batch <= BIGINT_MAX:
-                raise JobOptionsError(name, "batch",
-                                      f"must be a Batch, a BatchInfo or a batch id, got {show(self.batch)}")
-        if self.parent is not None and not hasattr(self.parent, "context"):  # a running job: its own id
-            parent = whole_number(getattr(self.parent, "id", self.parent))
-            if parent is None or not 1 <= parent <= BIGINT_MAX:
-                raise JobOptionsError(name, "parent", f"must be a job, a handle or a job id, got {show(self.parent)}")
-
-    def _check_text(self, option: str, value: str) -> None:
-        problem = text_problem(value, option)
-        if problem:
-            raise JobOptionsError(self.job.options.name, option, problem)
+        checked = enqueue_options.check(self.job.options.name, {option: getattr(self, option) for option in OPTIONS})
+        for option, value in checked.items():
+            object.__setattr__(self, option, value)
 
     def set(self, **options: Any) -> ConfiguredJob[S]:
-        unknown = set(options) - set(self.__dataclass_fields__) - {"job"}
-        if unknown or "job" in options:
-            allowed = ", ".join(f for f in self.__dataclass_fields__ if f != "job")
-            raise ConfigurationError(f"{self.job.options.name}: unknown option(s) {sorted(unknown)}; use {allowed}")
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ConfigurationError(f"{self.job.options.name}: unknown option(s) {unknown}; "
+                                     f"use {', '.join(OPTIONS)}")
         return replace(self, **options)
 
     # -- building requests ------------------------------------------------------------
@@ -325,7 +208,7 @@ class ConfiguredJob(Generic[S]):
             "name": opts.name, "queue": self.queue or opts.queue,
             "priority": opts.priority if self.priority is None else self.priority,
             "run_at": run_at or self._run_at(now),
-            "max_retries": opts.max_retries if self.max_retries is None else operator.index(self.max_retries),
+            "max_retries": opts.max_retries if self.max_retries is None else self.max_retries,
             "owner": None if owner is None else str(owner),
             "parent_id": None if parent is None else int(parent),
             "unique_mode": self.unique_mode or opts.unique_mode,
@@ -466,31 +349,6 @@ class ConfiguredJob(Generic[S]):
         # The same JSON round trip as a stored job, so perform_now sees what a worker would.
         text = arguments.encode(opts.name, model, 1 << 62)
         return opts.schema.model_validate_json(text)
-
-
-UNIQUE_MODES = ("skip", "replace", "debounce", "raise")
-
-
-def _unique_until(job: str, value: Any) -> str | timedelta:
-    if value in ("started", "finished"):
-        return str(value)
-    if isinstance(value, timedelta) and value > timedelta(0):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return timedelta(seconds=float(value))
-    raise JobOptionsError(job, "unique_until", f"must be 'started', 'finished' or a timedelta > 0, got {show(value)}")
-
-
-def _job_ids(job: str, option: str, value: Any) -> tuple[int, ...]:
-    """Job ids from handles, JobInfos, ids, or a list of them."""
-    items = value if isinstance(value, list | tuple | set | frozenset) else [value]
-    ids = []
-    for item in items:
-        number = whole_number(getattr(item, "id", item))
-        if number is None or not 1 <= number <= BIGINT_MAX:
-            raise JobOptionsError(job, option, f"takes jobs, handles or job ids, got {show(item)}")
-        ids.append(number)
-    return tuple(dict.fromkeys(ids))
 
 
 # The batch a `with Batch(...)` block opened: jobs enqueued inside it join it (batch.py sets it).

@@ -29,9 +29,9 @@ from pydantic import (
 
 from . import backoff as backoffs
 from . import rate_limits, upcasting
-from .enqueuing import INTEGER_MAX, PRIORITY_MAX, PRIORITY_MIN, PRIORITY_RANGE, text_problem, whole_number
 from .errors import ConfigurationError
 from .options import Says, problems, refuse, show, unknown_names
+from .request import INTEGER_MAX, PRIORITY_MAX, PRIORITY_MIN, PRIORITY_RANGE, text_problem, whole_number
 
 
 def check(name: Any, given: dict[str, Any]) -> Definition:
@@ -77,6 +77,16 @@ def _classes(value: Any) -> Any:
     return (value,) if isinstance(value, type) else (value or ())
 
 
+QueueName = Annotated[str, Strict(), AfterValidator(_queue_name), Says("must be a non-empty string")]
+"""A queue's name, as `@job(queue=...)` and `Job.set(queue=...)` take it."""
+
+Priority = Annotated[int, BeforeValidator(_index), Strict(), Ge(PRIORITY_MIN), Le(PRIORITY_MAX), Says(PRIORITY_RANGE)]
+"""A priority, which the 32-bit column holds."""
+
+RetryBudget = Annotated[int, BeforeValidator(_index), Strict(), Ge(0), Le(INTEGER_MAX),
+                        Says(f"must be a whole number from 0 to {INTEGER_MAX}")]
+"""How many times a job is retried (`max_retries`)."""
+
 Exceptions = Annotated[tuple[type[BaseException], ...], BeforeValidator(_classes), Says("takes exception classes")]
 """One exception class or any number of them (`retry_on=ConnectionError`, `discard_on=[KeyError]`)."""
 
@@ -90,17 +100,15 @@ class Definition(BaseModel):
 
     name: Annotated[str, BeforeValidator(_job_name)]
     schema_: Annotated[type[BaseModel], Says("must be a pydantic BaseModel subclass")] = Field(alias="schema")
-    max_retries: Annotated[int, Strict(), Ge(0), Le(INTEGER_MAX),
-                           Says(f"must be a whole number from 0 to {INTEGER_MAX}")]
+    max_retries: RetryBudget
     backoff: Any  # a name, seconds or a callable; once checked (with base, cap and jitter), the policy
     backoff_base: Annotated[float, Strict(), Says("must be a number of seconds")]
     backoff_cap: Annotated[float, Strict(), Says("must be a number of seconds")]
     backoff_jitter: Annotated[float, Strict(), Says("must be a number from 0 to 1")]
     timeout: Annotated[Annotated[float, BeforeValidator(_seconds), Strict(), Gt(0)] | None,
                        Says("must be a number of seconds > 0 (or None)")]
-    queue: Annotated[str, Strict(), AfterValidator(_queue_name), Says("must be a non-empty string")]
-    priority: Annotated[int, BeforeValidator(_index), Strict(), Ge(PRIORITY_MIN), Le(PRIORITY_MAX),
-                        Says(PRIORITY_RANGE)]
+    queue: QueueName
+    priority: Priority
     retry_on: Exceptions
     discard_on: Exceptions
     label: Annotated[str | None, Says("must be a string (or None)")]

@@ -12,6 +12,8 @@ one that raises ValueError gets its field's `Says` wording, like pydantic's own 
 from __future__ import annotations
 
 import functools
+import itertools
+import typing
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -79,10 +81,12 @@ def problems(error: ValidationError, model: type[BaseModel]) -> list[tuple[str, 
 
 @functools.cache
 def _wording(model: type[BaseModel]) -> dict[str, str]:
-    # Keyed as pydantic names the option in an error: by its alias where it has one.
+    # Keyed as pydantic names the option in an error: by its alias where it has one. An
+    # optional field (`Priority | None`) keeps its Says inside, on the annotated type.
     wording = {}
     for name, info in model.model_fields.items():
-        says = next((m for m in info.metadata if isinstance(m, Says)), None)
+        inner = [getattr(arg, "__metadata__", ()) for arg in typing.get_args(info.annotation)]
+        says = next((m for m in itertools.chain(info.metadata, *inner) if isinstance(m, Says)), None)
         if says is not None:
             wording[info.alias or name] = says.expected
     return wording

@@ -1,5 +1,5 @@
-"""What `perform_later` hands to the store: one job, validated and encoded, and the sizes of
-the text columns it is written to.
+"""What `perform_later` hands to the store: one job, validated and encoded, and what the
+columns it is written to can hold (checked before anything is written).
 
 It sits below both the definitions (which build requests) and the store (which writes
 them), so neither has to import the other: `activejob.store.NewJob` is this same class
@@ -8,13 +8,65 @@ under the store's older name.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 MAX_LENGTH: dict[str, int] = {"name": 200, "queue": 200, "owner": 200, "unique_key": 255, "concurrency_key": 255}
 """How many characters each text column set at enqueue holds (VARCHAR(n) counts characters).
 The tables are declared with these (`models.py`), and enqueue refuses longer values before
 anything is written."""
+
+
+# Checked before anything is written, so a bad value is a clear error naming the job and
+# the option, never a driver error from inside the transaction (and never a value SQLite
+# keeps but PostgreSQL would refuse, which would make a database switch fail later).
+
+PRIORITY_MIN = -(2**31)
+PRIORITY_MAX = 2**31 - 1
+"""Priorities fit the 32-bit INTEGER column (PostgreSQL refuses more; SQLite would keep it)."""
+
+PRIORITY_RANGE = f"must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX} (a 32-bit column)"
+"""How a refused priority is described, by `@job` and by `Job.set`."""
+
+INTEGER_MAX = 2**31 - 1
+"""The largest value of a 32-bit INTEGER column (max_retries)."""
+
+BIGINT_MAX = 2**63 - 1
+"""The largest job id (a BIGINT)."""
+
+
+def text_problem(value: str, column: str) -> str | None:
+    """Why `value` cannot be stored in `column` on every supported database, or None.
+
+    >>> text_problem("nul\\x00", "queue")
+    'contains a NUL character (at position 3), which PostgreSQL cannot store'
+    """
+    limit = MAX_LENGTH[column]
+    if len(value) > limit:
+        return f"is {len(value)} characters long; its column holds at most {limit}"
+    if "\x00" in value:
+        return f"contains a NUL character (at position {value.index(chr(0))}), which PostgreSQL cannot store"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            # Typically a name decoded with errors="surrogateescape" (os.listdir, sys.argv).
+            return (f"contains a lone surrogate ({value[error.start]!r} at position {error.start}), "
+                    "which has no UTF-8 form")
+    return None
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as an int if it is an integer (numpy's too); None for bools, floats and strings,
+    which `int()` would quietly round or parse."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 @dataclass(slots=True)
