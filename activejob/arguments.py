@@ -71,11 +71,12 @@ def _refuse_unknown(job: str, schema: type[BaseModel], known: frozenset[str], kw
     declare, and the job would run with the default in its place. A schema that sets
     `extra` (ignore, allow or forbid) keeps its own rule."""
     unknown = sorted(k for k in kwargs if k not in known)
+    declared = [field.alias or name for name, field in schema.model_fields.items()]  # as a caller spells them
     hints = []
     for key in unknown:
-        close = difflib.get_close_matches(key, schema.model_fields, n=1)
+        close = difflib.get_close_matches(key, declared, n=1)
         hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-    takes = ", ".join(schema.model_fields) or "no arguments"
+    takes = ", ".join(declared) or "no arguments"
     raise JobArgumentsError(
         job, f"unknown argument(s) {', '.join(hints)}: {schema.__name__} takes {takes}. "
              "To accept others, set model_config = ConfigDict(extra='ignore') (or 'allow') on the schema",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,8 @@ def check(job: str, given: dict[str, Any]) -> dict[str, Any]:
     """The options given to `job`'s `set(...)`, checked, in the form they are kept (an owner
     as its text, `unique_until` seconds as a timedelta, `depends_on` as job ids)."""
     given = {option: value for option, value in given.items() if value is not None}
+    if not given:  # a job type's plain ConfiguredJob, a chain's step: nothing to check
+        return {}
     try:
         checked = Given.model_validate(given)
     except ValidationError as error:
@@ -43,7 +46,14 @@ def check(job: str, given: dict[str, Any]) -> dict[str, Any]:
     return {option: getattr(checked, option) for option in given}
 
 
-def _positive_seconds(value: Any) -> float | None:
+def refuse_unknown(job: str, names: Iterable[str]) -> None:
+    """Refuse option names `set(...)` does not take, listing those it does."""
+    unknown = sorted(set(names) - set(OPTIONS))
+    if unknown:
+        raise ConfigurationError(f"{job}: unknown option(s) {unknown}; use {', '.join(OPTIONS)}")
+
+
+def _finite_seconds(value: Any) -> float | None:
     """`value` in seconds if it is a timedelta or a real, finite number (not a bool), else None."""
     if isinstance(value, timedelta):
         return value.total_seconds()
@@ -53,7 +63,7 @@ def _positive_seconds(value: Any) -> float | None:
 
 
 def _wait(value: Any) -> Any:
-    seconds = _positive_seconds(value)
+    seconds = _finite_seconds(value)
     if seconds is None:
         raise ValueError("not a delay")
     try:
@@ -64,7 +74,7 @@ def _wait(value: Any) -> Any:
 
 
 def _timeout(value: Any) -> Any:
-    seconds = _positive_seconds(value)
+    seconds = _finite_seconds(value)
     if seconds is None or seconds <= 0:
         raise ValueError("not a timeout")
     return value
@@ -86,12 +96,10 @@ def _stored_text(value: Any, info: ValidationInfo) -> str:
 def _unique_until(value: Any) -> str | timedelta:
     if value in ("started", "finished"):
         return str(value)
-    if isinstance(value, timedelta) and value > timedelta(0):
-        return value
-    seconds = None if isinstance(value, timedelta) else _positive_seconds(value)
-    if seconds is not None and seconds > 0:
-        return timedelta(seconds=seconds)
-    raise ValueError("not a holding time")
+    seconds = _finite_seconds(value)
+    if seconds is None or seconds <= 0:
+        raise ValueError("not a holding time")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 
 def _an_id(value: Any) -> int | None:
@@ -162,10 +170,8 @@ OPTIONS = tuple(Given.model_fields)
 """Every option `set(...)` takes."""
 
 
-def _refusal(job: str, error: ValidationError) -> ConfigurationError:
-    unknown = unknown_names(error)
-    if unknown:
-        return ConfigurationError(f"{job}: unknown option(s) {unknown}; use {', '.join(OPTIONS)}")
+def _refusal(job: str, error: ValidationError) -> JobOptionsError:
+    refuse_unknown(job, unknown_names(error))
     found = problems(error, Given)
     option, first = found[0]
     rest = [sentence for _, sentence in found[1:]]

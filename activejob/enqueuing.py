@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from . import arguments, callbacks, clock, enqueue_options, middleware
-from .enqueue_options import OPTIONS
 from .errors import ConfigurationError, JobArgumentsError, JobOptionsError
 from .options import show
 from .request import MAX_LENGTH, text_problem
@@ -163,15 +162,13 @@ class ConfiguredJob(Generic[S]):
 
     def __post_init__(self) -> None:
         # Checked once per set(...), not once per job: a bulk enqueue shares these options.
-        checked = enqueue_options.check(self.job.options.name, {option: getattr(self, option) for option in OPTIONS})
+        given = {option: getattr(self, option) for option in enqueue_options.OPTIONS}
+        checked = enqueue_options.check(self.job.options.name, given)
         for option, value in checked.items():
             object.__setattr__(self, option, value)
 
     def set(self, **options: Any) -> ConfiguredJob[S]:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ConfigurationError(f"{self.job.options.name}: unknown option(s) {unknown}; "
-                                     f"use {', '.join(OPTIONS)}")
+        enqueue_options.refuse_unknown(self.job.options.name, options)
         return replace(self, **options)
 
     # -- building requests ------------------------------------------------------------

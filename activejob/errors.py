@@ -33,8 +33,9 @@ class JobOptionsError(ConfigurationError, ValueError):
     """An enqueue option (`Job.set(priority=..., owner=...)`) was refused: not of its type,
     out of the range its column holds, or text no database can store.
 
-    Nothing was written. `job` is the job's name and `option` the option's name. A
-    ValueError too, since the value often comes from user input (an owner, a unique key).
+    Nothing was written. `job` is the job's name and `option` the option's name (the first,
+    when the message names several). A ValueError too, since the value often comes from
+    user input (an owner, a unique key).
     """
 
     def __init__(self, job: str, option: str, message: str) -> None:

@@ -268,3 +268,17 @@ def test_bulk_enqueue_event_ids_are_right_after_the_event_log_was_pruned(queue: 
     assert signalled == stored
     assert sorted(stored) == sorted(h.id for h in handles)
     assert min(stored.values()) > seen  # a reader resuming `after=seen` misses nothing
+
+
+def test_every_wrong_option_of_one_set_is_named_at_once(queue: JobQueue) -> None:
+    with pytest.raises(JobOptionsError, match=r"limits_plain: priority must be .*; wait must be .*, got 'soon'") \
+            as caught:
+        Plain.set(priority=2**40, wait="soon").perform_later(n=1)
+    assert caught.value.option == "priority"
+    assert queue.store.count() == 0
+
+
+def test_run_on_failure_must_be_true_or_false(queue: JobQueue) -> None:
+    with pytest.raises(JobOptionsError, match="limits_plain: run_on_failure must be True or False, got 'yes'"):
+        Plain.set(run_on_failure="yes").perform_later(n=1)
+    assert queue.store.count() == 0
