@@ -1,0 +1,124 @@
+"""The system as a whole: `stats`, `queues`, live `workers`, registered job `types` and `cron`
+schedules."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .options import import_modules, imports_option, open_queue, url_option
+from .output import echo_json, json_option, print_table, show_time, wants_json
+
+
+@click.command()
+@url_option
+@imports_option
+@json_option(table_by_default=False)
+def stats(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
+    """Counts per status, job type and queue."""
+    import_modules(imports)
+    found = open_queue(database_url).stats()
+    if wants_json(as_json, as_table, table_by_default=False):
+        echo_json(found)
+        return
+    from ..records import STATUSES
+
+    def counts(title: str, groups: dict[str, dict[str, int]]) -> None:
+        print_table([title, *STATUSES],
+                    [[name, *(row.get(s, 0) for s in STATUSES)] for name, row in sorted(groups.items())])
+
+    counts("status", {"all": found})
+    click.echo(f"total {found['total']}, scheduled for later {found['scheduled']}")
+    if found["by_name"]:
+        click.echo()
+        counts("job type", found["by_name"])
+    if found["by_queue"]:
+        click.echo()
+        counts("queue", found["by_queue"])
+    if found["paused_queues"]:
+        click.echo(f"\npaused queues: {', '.join(found['paused_queues'])}")
+    if found["unknown_job_types"]:
+        due = ", ".join(f"{n} ({c})" for n, c in sorted(found["unknown_job_types"].items()))
+        click.echo(f"\ndue jobs no live worker can run: {due}")
+
+
+@click.command()
+@url_option
+@json_option(table_by_default=True)
+def queues(database_url: str | None, as_json: bool, as_table: bool) -> None:
+    """Each queue's jobs per status, and whether it is paused."""
+    queue = open_queue(database_url)
+    stats = queue.stats()
+    paused = set(stats["paused_queues"])
+    rows = {name: {**counts, "paused": name in paused} for name, counts in stats["by_queue"].items()}
+    for name in paused - set(rows):
+        rows[name] = {"paused": True}
+    if wants_json(as_json, as_table, table_by_default=True):
+        echo_json(dict(sorted(rows.items())))
+        return
+    for name, row in sorted(rows.items()):
+        counts = "  ".join(f"{s}={row.get(s, 0)}" for s in ("pending", "running", "failed"))
+        click.echo(f"{name:<20} {'PAUSED ' if row['paused'] else '       '}{counts}")
+
+
+@click.command()
+@url_option
+@json_option(table_by_default=False)
+def workers(database_url: str | None, as_json: bool, as_table: bool) -> None:
+    """Live workers and their last heartbeat."""
+    found = open_queue(database_url).workers()
+    if wants_json(as_json, as_table, table_by_default=False):
+        echo_json([w.to_dict() for w in found])
+        return
+    if not found:
+        click.echo("no live workers")
+        return
+    print_table(["worker", "host", "pid", "concurrency", "queues", "job types", "started", "heartbeat"],
+                [[w.id, w.host, w.pid, w.concurrency, ",".join(w.queues) if w.queues else "(all)",
+                  ",".join(w.job_types), show_time(w.started_at), show_time(w.heartbeat_at)] for w in found])
+
+
+@click.command()
+@imports_option
+@json_option(table_by_default=False)
+def types(imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
+    """Job types registered by the imported modules."""
+    from ..definition import registry
+
+    import_modules(imports)
+    described = [registry[n].options.describe() for n in registry]
+    if wants_json(as_json, as_table, table_by_default=False):
+        echo_json(described)
+        return
+    if not described:
+        click.echo("no job types registered: pass --import MODULE")
+        return
+    print_table(["name", "queue", "priority", "max_retries", "timeout", "concurrency_limit", "rate_limit", "label"],
+                [[d["name"], d["queue"], d["priority"], d["max_retries"], d["timeout"], d["concurrency_limit"],
+                  d["rate_limit"] and d["rate_limit"] + (" per key" if d["rate_limit_per_key"] else ""), d["label"]]
+                 for d in described])
+
+
+@click.command()
+@url_option
+@imports_option
+@json_option(table_by_default=True)
+def cron(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
+    """Cron schedules (in code and in settings), their next run and last slot enqueued."""
+    import_modules(imports)
+    found = open_queue(database_url).recurring()
+    if wants_json(as_json, as_table, table_by_default=True):
+        echo_json(found)
+    elif not found:
+        click.echo("no cron schedules: pass --import MODULE (the module that registers them)")
+    else:
+        print_table(["key", "job", "cron", "timezone", "catch_up", "next run (UTC)", "last enqueued (UTC)",
+                     "last status"],
+                    [[s["key"], s["job"], s["cron"], s["timezone"], s["catch_up"], show_time(s["next_run"]),
+                      show_time(s["last_enqueued"]), s["last_status"]] for s in found])
+    problems = [s["error"] for s in found if s["error"]]
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
