@@ -97,12 +97,24 @@ def _cheap_ping(engine: Engine) -> None:
         try:
             if dbapi_connection.closed or dbapi_connection.broken:
                 return False
-            readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+            quiet = pg_quiet(dbapi_connection)
         except Exception:
             return real(dbapi_connection)
-        return real(dbapi_connection) if readable else True
+        return True if quiet else real(dbapi_connection)
 
     engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
+
+
+def pg_quiet(conn: Any) -> bool:
+    """Whether an idle psycopg connection has heard nothing from the server since its last
+    statement: if so it is taken as alive (see `_cheap_ping`)."""
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    return not readable
+
+
+def pg_dsn(url: str) -> str:
+    """The libpq connection string of a PostgreSQL URL, for psycopg connections of our own."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _sqlite_engine(url: str, *, memory: bool, settings: tuple[str, ...]) -> Engine:
@@ -226,8 +238,7 @@ class ChangeWatcher:
     def _listen_pg(self) -> None:
         import psycopg
 
-        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True, **pg_connect_args(self.application_name)) as conn:
+        with psycopg.connect(pg_dsn(self.url), autocommit=True, **pg_connect_args(self.application_name)) as conn:
             conn.execute(pg_listen(self.channel))
             self.on_change("")  # anything written while we were not listening
             while not self._stop.is_set():

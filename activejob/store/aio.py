@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import CancelScope
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from .. import dialects
@@ -42,7 +41,7 @@ class LoopConnection:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._conn: Any = None
-        self._dsn = make_url(store.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._dsn = dialects.pg_dsn(store.url)
 
     async def claim(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                     now: datetime, lease: float) -> tuple[list[Claimed], list[EventRecord]]:

@@ -17,6 +17,7 @@ from .. import dialects
 from ..errors import InvalidTransition, JobNotFound
 from ..models import Job, JobEvent, JobStatus, PausedQueue, Worker
 from ..records import EventRecord
+from .pg_connections import PgHotConnections
 
 jobs: Table = Job.__table__  # type: ignore[attr-defined]
 events: Table = JobEvent.__table__  # type: ignore[attr-defined]
@@ -88,6 +89,10 @@ class StoreBase:
         # SQLite: the one cursor the hot paths write with, on a connection of its own (see
         # _sqlite_tx); the write lock serialises its users.
         self._hot: Any = None
+        # PostgreSQL: the one-statement hot paths' own autocommit connections (dbapi.py).
+        self._pg_hot: PgHotConnections | None = None
+        if self.dialect == "postgresql":
+            self._pg_hot = PgHotConnections(dialects.pg_dsn(self.url), pool_size)
         self._skip_locked = dialects.claim_lock_clause(self.engine)
         self._insert_events = insert(events).returning(*events.c, sort_by_parameter_order=True)
         self._sql: dict[Any, str] = {}  # prebuilt hot-path statements
@@ -114,6 +119,8 @@ class StoreBase:
         hot, self._hot = self._hot, None
         if hot is not None and not self._memory:
             hot.connection.close()
+        if self._pg_hot is not None:
+            self._pg_hot.close()
         self.engine.dispose()
 
     @property

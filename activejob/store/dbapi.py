@@ -99,6 +99,18 @@ class RawAccess(StoreBase):
 
     def _pg_one(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """Run one statement as its own transaction (autocommit): one round trip."""
+        hot = self._pg_hot
+        cur = hot.take() if hot is not None else None
+        if cur is None:
+            return self._pg_pooled(sql, params)
+        try:
+            with self._translated():
+                return cur.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+        finally:
+            hot.give(cur)  # type: ignore[union-attr]
+
+    def _pg_pooled(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """`_pg_one` on a connection of SQLAlchemy's pool, switched to autocommit and back."""
         fairy = self.engine.raw_connection()
         conn: Any = fairy.driver_connection
         try:

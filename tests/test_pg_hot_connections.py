@@ -1,0 +1,104 @@
+"""The store's own autocommit PostgreSQL connections for one-statement writes
+(`PgHotConnections`): a single `perform_later` runs there, outside SQLAlchemy's pool."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from runner_support import sql
+
+import activejob
+from activejob import BaseJob, JobQueue, NoArgs, job
+
+pytestmark = pytest.mark.postgres
+
+OURS = "datname = current_database() AND application_name = 'activejob'"
+
+
+@job("hot_conn_noop", schema=NoArgs)
+class Noop(BaseJob[NoArgs]):
+    def perform(self, args: NoArgs) -> None:
+        return None
+
+
+@pytest.fixture
+def queue(pg_url: str) -> Iterator[JobQueue]:
+    q = activejob.configure(pg_url, pool_size=2)
+    yield q
+    JobQueue.reset()
+
+
+def jobs_stored(url: str) -> int:
+    return int(sql(url, "SELECT count(*) FROM activejob_jobs")[0][0])
+
+
+def test_an_enqueue_after_the_server_ended_the_connection_succeeds(queue: JobQueue, pg_url: str) -> None:
+    Noop.perform_later()
+    assert sql(pg_url, f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {OURS}")[0][0] >= 1
+
+    Noop.perform_later()
+
+    assert jobs_stored(pg_url) == 2
+
+
+def test_no_more_than_pool_size_are_opened_and_past_that_the_pool_serves(queue: JobQueue, pg_url: str) -> None:
+    hot = queue.store._pg_hot
+    assert hot is not None
+    taken = [hot.take(), hot.take()]
+    try:
+        assert None not in taken
+        assert hot.take() is None
+        Noop.perform_later()  # on a connection of SQLAlchemy's pool
+    finally:
+        for cur in taken:
+            hot.give(cur)
+    assert jobs_stored(pg_url) == 1
+
+
+def test_a_connection_given_back_in_a_transaction_is_closed_not_reused(queue: JobQueue) -> None:
+    hot = queue.store._pg_hot
+    assert hot is not None
+    cur = hot.take()
+    cur.connection.autocommit = False
+    cur.execute("SELECT 1")  # leaves a transaction open, as an interrupted statement would
+    hot.give(cur)
+
+    assert cur.connection.closed
+    assert hot.take() is not cur
+
+
+def test_closing_the_queue_closes_its_connections(queue: JobQueue, pg_url: str) -> None:
+    Noop.perform_later()
+    assert sql(pg_url, f"SELECT count(*) FROM pg_stat_activity WHERE {OURS}")[0][0] >= 1
+
+    JobQueue.reset()
+
+    assert sql(pg_url, f"SELECT count(*) FROM pg_stat_activity WHERE {OURS}")[0][0] == 0
+
+
+def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone(
+        queue: JobQueue, pg_url: str) -> None:
+    hot = queue.store._pg_hot
+    assert hot is not None
+    Noop.perform_later()  # the parent now holds an idle connection
+    parents = hot._idle[-1]
+    pid = os.fork()
+    if pid == 0:  # the child: enqueue, close everything, leave without pytest's cleanup
+        code = 1
+        try:
+            Noop.perform_later()
+            code = 0 if hot._idle and hot._idle[-1] is not parents else 2
+            JobQueue.reset()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child enqueued on the parent's connection"
+
+    backend = parents.connection.info.backend_pid
+    alive = sql(pg_url, "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid", pid=backend)
+    assert alive[0][0] == 1, "the child ended the parent's session"
+    Noop.perform_later()
+    assert hot._idle[-1] is parents
+    assert jobs_stored(pg_url) == 3
