@@ -74,18 +74,17 @@ class Explanation:
 def explain_job(store: Store, settings: Settings, job_id: int, now: datetime) -> Explanation:
     """Read the facts about `job_id` and decide (what `JobQueue.explain` does). JobNotFound
     for an unknown id."""
-    queue_limits = queue_rate_limits(settings)
+    since = live_since(now, settings.lease)
+    # A queue's limit as the live workers keep it (whatever this process's settings say):
+    # where they differ, the most lenient one decides whether some worker may start the job.
+    kept = rate_limit_forms.by_queue(settings.queue_rate_limits, *(w.queue_rate_limits for w in store.workers(since)))
+    queue_limits = {queue: limits[-1] for queue, limits in kept.items()}
 
     def limits(job: JobInfo) -> KeyLimits:
         return rate_limits_for(job, _options(job.name), queue_limits)
 
-    facts = store.explain_facts(job_id, now, live_since=live_since(now, settings.lease), rate_limits=limits)
+    facts = store.explain_facts(job_id, now, live_since=since, rate_limits=limits)
     return decide(facts, _options(facts.job.name))
-
-
-def queue_rate_limits(settings: Settings) -> dict[str, tuple[int, timedelta]]:
-    """The `queue_rate_limits` setting: (starts, window) per queue."""
-    return dict(settings.queue_rate_limits)
 
 
 def rate_limits_for(job: JobInfo, options: JobOptions | None,

@@ -195,6 +195,8 @@ class Worker(SQLModel, table=True):
     concurrency: int = 1
     started_at: datetime = Field(sa_column=_ts(nullable=False))
     heartbeat_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+    # {"mail": "10/s"}: the limits it keeps, as users write them (NULL: none, or an older worker)
+    queue_rate_limits: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Batch(SQLModel, table=True):

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import anyio
 from sqlalchemy import event
 
-from . import clock, enqueuing, middleware
+from . import clock, enqueuing, middleware, rate_limits
 from .config import Settings
 from .definition import registry
 from .emit import aemit, emit
@@ -259,12 +259,24 @@ class JobQueue:
 
     def stats(self) -> dict[str, Any]:
         """Counts per status (`stats()["pending"]`), plus `by_name`, `by_queue`, `scheduled`,
-        `paused_queues`, and `unknown_job_types`: due jobs of types no live worker has registered."""
+        `paused_queues`, `queue_rate_limits` (see `queue_rate_limits()`), and
+        `unknown_job_types`: due jobs of types no live worker has registered."""
         now = clock.now()
         out = self.store.stats(now)
         out["unknown_job_types"] = self.store.unclaimable(now, self._live_since())
         out["paused_queues"] = list(self.store.paused_queues())
+        out["queue_rate_limits"] = self.queue_rate_limits()
         return out
+
+    def queue_rate_limits(self) -> dict[str, list[str]]:
+        """The rate limit of each limited queue, as the live workers keep it (any process or
+        machine) and as this process's settings say, the strictest first:
+
+            queue.queue_rate_limits()  # {"mail": ["10/s"]}
+
+        Workers started with different limits each keep their own: then a queue shows several."""
+        kept = rate_limits.by_queue(self.settings.queue_rate_limits, *(w.queue_rate_limits for w in self.workers()))
+        return {queue: [rate_limits.text(limit) for limit in limits] for queue, limits in kept.items()}
 
     def oldest_pending_age(self) -> dict[str, float]:
         """Seconds the longest-waiting due job of each queue has waited since its run time

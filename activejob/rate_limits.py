@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +69,24 @@ def text(limit: tuple[int, timedelta]) -> str:
             times = int(seconds // size)
             return f"{count}/{unit}" if times == 1 else f"{count}/{times}{unit}"
     return f"{count}/s" if seconds == 1 else f"{count}/{seconds:g}s"
+
+
+def by_queue(*sources: Mapping[str, Any]) -> dict[str, list[tuple[int, timedelta]]]:
+    """Every distinct limit of each queue among `sources` (a `queue_rate_limits` setting, the
+    limits a live worker registered), in either form, the strictest first. Workers started
+    with different limits each keep their own, so a queue can have several.
+
+        >>> by_queue({"mail": "600/m"}, {"mail": (10, 1.0), "sms": "1/h"}, {"mail": "10/s"})
+        {'mail': [(10, datetime.timedelta(seconds=1)), (600, datetime.timedelta(seconds=60))], \
+'sms': [(1, datetime.timedelta(seconds=3600))]}
+    """
+    found: dict[str, set[tuple[int, timedelta]]] = {}
+    for source in sources:
+        for queue, limit in source.items():
+            found.setdefault(queue, set()).add(parse(limit))
+    # Fewer starts a second first; of two as fast, the shorter window (a smaller burst).
+    return {queue: sorted(found[queue], key=lambda lim: (lim[0] / lim[1].total_seconds(), lim[1]))
+            for queue in sorted(found)}
 
 
 MAX_KEY = 255

@@ -162,6 +162,7 @@ class WorkerInfo:
     concurrency: int
     started_at: datetime
     heartbeat_at: datetime
+    queue_rate_limits: dict[str, str] = field(default_factory=dict)  # {"mail": "10/s"}
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -23,7 +23,7 @@ import anyio
 from anyio import CancelScope
 from anyio.abc import TaskGroup
 
-from . import clock, dialects
+from . import clock, dialects, rate_limits
 from .config import Settings
 from .definition import BaseJob, job_is_async, registry
 from .dispatcher import Dispatcher
@@ -210,6 +210,7 @@ class Runner:
             id=self.worker_id, host=hostname(), pid=os.getpid(), queues=list(s.queues) if s.queues else None,
             job_types=list(registry), concurrency=s.concurrency, started_at=self.started_at,
             heartbeat_at=clock.now(),
+            queue_rate_limits={queue: rate_limits.text(limit) for queue, limit in s.queue_rate_limits.items()},
         )
 
     def _begin_stop(self, grace: float) -> None:

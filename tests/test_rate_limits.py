@@ -4,6 +4,7 @@ and do not hold back other types."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -217,3 +218,91 @@ def test_the_dashboard_and_the_api_show_type_and_queue_rate_limits(tmp_path: Pat
         assert described["dash_rated"]["rate_limit"] == "10/s"
     finally:
         JobQueue.reset()
+
+
+def test_a_worker_registers_the_queue_rate_limits_it_keeps(sqlite_url: str) -> None:
+    queue = activejob.configure(sqlite_url, poll_interval=0.05, queue_rate_limits={"mail": "2/0.4s", "sms": "600/m"})
+    try:
+        queue.start()
+        wait_for(lambda: bool(queue.workers()), 10, what="the worker to register")
+        assert queue.workers()[0].queue_rate_limits == {"mail": "2/0.4s", "sms": "600/m"}
+    finally:
+        JobQueue.reset()
+
+
+def queues_command(url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run([sys.executable, "-m", "activejob", "queues", "--database-url", url, *options],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_the_queues_command_shows_the_rate_limits_live_workers_keep(sqlite_url: str, workers: Workers) -> None:
+    JobQueue(sqlite_url).close()  # migrated before two workers start on it
+    workers.start(sqlite_url, "--queue-rate-limit", "mail=3/s", "--queue-rate-limit", "sms=1/h")
+    workers.start(sqlite_url, "--queue-rate-limit", "mail=5/s")
+    queue = JobQueue(sqlite_url, auto_migrate=False)
+    try:
+        wait_for(lambda: len(queue.workers()) == 2, 30, what="both workers to register")
+        assert queue.stats()["queue_rate_limits"] == {"mail": ["3/s", "5/s"], "sms": ["1/h"]}
+    finally:
+        queue.close()
+
+    rows = json.loads(queues_command(sqlite_url, "--json").stdout)
+    assert rows["mail"]["rate_limit"] == "3/s, 5/s", "workers that disagree are all shown"
+    assert rows["sms"]["rate_limit"] == "1/h" and rows["sms"]["paused"] is False
+    table = queues_command(sqlite_url, "--table").stdout
+    assert "rate=3/s, 5/s" in table and "rate=1/h" in table
+
+
+def test_a_queue_without_a_limit_shows_none(sqlite_url: str, types: list[str]) -> None:
+    activejob.configure(sqlite_url)
+    try:
+        define(types, "unlimited_mail", queue="mail").perform_later({})
+    finally:
+        JobQueue.reset()
+
+    rows = json.loads(queues_command(sqlite_url, "--json").stdout)
+    assert rows["mail"]["rate_limit"] is None
+    assert "rate=" not in queues_command(sqlite_url, "--table").stdout
+
+
+@pytest.mark.timeout(120)
+def test_explain_tells_of_a_queue_rate_limit_only_another_process_keeps(sqlite_url: str, workers: Workers) -> None:
+    import rate_limited_jobs as rl  # here, not at the top: see its docstring
+
+    JobQueue(sqlite_url).close()
+    workers.start(sqlite_url, "--queue-rate-limit", "mail=1/h", imports="tests.rate_limited_jobs")
+    queue = JobQueue(sqlite_url, auto_migrate=False)  # no queue_rate_limits of its own
+    try:
+        first, second = queue.enqueue([rl.InMail.set().request({"n": n}, max_args_bytes=10_000) for n in (1, 2)])
+        wait_for(lambda: first.status == "completed", 30, what="the first mail job to run")
+        why = queue.explain(second.id)
+    finally:
+        queue.close()
+    assert why.reason == "rate_limited", why.message
+    assert "queue mail" in why.message and "1/h" in why.message
+
+
+@pytest.mark.timeout(120)
+def test_the_dashboard_shows_a_queue_rate_limit_kept_by_another_process(sqlite_url: str, workers: Workers) -> None:
+    pytest.importorskip("starlette")
+    with warnings.catch_warnings():  # as in the test above
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+        from starlette.testclient import TestClient
+
+    from activejob.web import create_app
+
+    JobQueue(sqlite_url).close()
+    workers.start(sqlite_url, "--queue-rate-limit", "mail=7/m")
+    queue = JobQueue(sqlite_url, auto_migrate=False)  # no queue_rate_limits of its own
+    try:
+        wait_for(lambda: bool(queue.workers()), 30, what="the worker to register")
+        with TestClient(create_app(queue), base_url="http://localhost") as client:
+            page = client.get("/queues", headers={"accept": "text/html"}).text
+            stats = client.get("/api/stats").json()
+    finally:
+        queue.close()
+    assert "at most 7/m starts" in page, "a limited queue is listed even without jobs"
+    assert stats["queue_rate_limits"] == {"mail": ["7/m"]}

@@ -47,19 +47,24 @@ def stats(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_
 @url_option
 @json_option(table_by_default=True)
 def queues(database_url: str | None, as_json: bool, as_table: bool) -> None:
-    """Each queue's jobs per status, and whether it is paused."""
+    """Each queue's jobs per status, whether it is paused, and its rate limit as the live
+    workers keep it."""
     queue = open_queue(database_url)
     stats = queue.stats()
     paused = set(stats["paused_queues"])
+    limits = stats["queue_rate_limits"]
     rows = {name: {**counts, "paused": name in paused} for name, counts in stats["by_queue"].items()}
-    for name in paused - set(rows):
-        rows[name] = {"paused": True}
+    for name in (paused | set(limits)) - set(rows):
+        rows[name] = {"paused": name in paused}
+    for name, row in rows.items():
+        row["rate_limit"] = ", ".join(limits[name]) if name in limits else None
     if wants_json(as_json, as_table, table_by_default=True):
         echo_json(dict(sorted(rows.items())))
         return
     for name, row in sorted(rows.items()):
         counts = "  ".join(f"{s}={row.get(s, 0)}" for s in ("pending", "running", "failed"))
-        click.echo(f"{name:<20} {'PAUSED ' if row['paused'] else '       '}{counts}")
+        rate = f"  rate={row['rate_limit']}" if row["rate_limit"] else ""
+        click.echo(f"{name:<20} {'PAUSED ' if row['paused'] else '       '}{counts}{rate}")
 
 
 @click.command()
@@ -74,8 +79,10 @@ def workers(database_url: str | None, as_json: bool, as_table: bool) -> None:
     if not found:
         click.echo("no live workers")
         return
-    print_table(["worker", "host", "pid", "concurrency", "queues", "job types", "started", "heartbeat"],
+    print_table(["worker", "host", "pid", "concurrency", "queues", "queue rate limits", "job types", "started",
+                 "heartbeat"],
                 [[w.id, w.host, w.pid, w.concurrency, ",".join(w.queues) if w.queues else "(all)",
+                  ",".join(f"{q}={limit}" for q, limit in sorted(w.queue_rate_limits.items())),
                   ",".join(w.job_types), show_time(w.started_at), show_time(w.heartbeat_at)] for w in found])
 
 

@@ -25,6 +25,7 @@ class WorkerRegistry(StoreBase):
         c.execute(insert(workers).values(
             id=w.id, host=w.host, pid=w.pid, queues=json.dumps(w.queues), job_types=json.dumps(w.job_types),
             concurrency=w.concurrency, started_at=w.started_at, heartbeat_at=now,
+            queue_rate_limits=json.dumps(w.queue_rate_limits) if w.queue_rate_limits else None,
         ))
 
     def register_worker(self, worker: WorkerInfo, now: datetime) -> None:
@@ -50,6 +51,7 @@ class WorkerRegistry(StoreBase):
                     id=r["id"], host=r["host"], pid=r["pid"], queues=json.loads(r["queues"]),
                     job_types=json.loads(r["job_types"]), concurrency=r["concurrency"],
                     started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
+                    queue_rate_limits=json.loads(r["queue_rate_limits"] or "{}"),
                 )
                 for r in c.execute(stmt).mappings()
             ]

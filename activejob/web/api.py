@@ -14,7 +14,7 @@
     POST /api/jobs/delete            {"ids": [...]}: those finished
     GET  /api/activity               the last hour per minute: finished by status, depth and oldest age per queue
     GET  /api/events                 ?after=&job_id=&owner=&limit=   (the polling fallback)
-    GET  /api/stats                  counts per status, per job type and per queue; paused queues
+    GET  /api/stats                  counts per status, per job type and per queue; paused queues, queue rate limits
     GET  /api/workers                live workers and their last heartbeat
     GET  /api/job-types              registered job types (label, phases, schema, ...)
     GET  /api/schedules              cron schedules: next run, last slot enqueued, catch-up

@@ -132,14 +132,19 @@ COMPONENTS: dict[str, Any] = {
             "cursor": {"type": "integer"}, "has_more": {"type": "boolean"}}},
         "Stats": {"type": "object", "additionalProperties": True, "properties": {
             "paused_queues": {"type": "array", "items": {"type": "string"},
-                              "description": "Names of the paused queues, sorted."}}},
+                              "description": "Names of the paused queues, sorted."},
+            "queue_rate_limits": {"type": "object", "additionalProperties": {"type": "array", "items": {
+                "type": "string"}}, "description": "Per limited queue, the limits live workers keep "
+                                                   "(\"100/m\"), the strictest first."}}},
         "WorkerList": {"type": "object", "properties": {"workers": {"type": "array", "items": {
             "type": "object", "properties": {
                 "id": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
                 "queues": {"type": ["array", "null"], "items": {"type": "string"}},
                 "job_types": {"type": "array", "items": {"type": "string"}}, "concurrency": {"type": "integer"},
                 "started_at": {"type": "string", "format": "date-time"},
-                "heartbeat_at": {"type": "string", "format": "date-time"}}}}}},
+                "heartbeat_at": {"type": "string", "format": "date-time"},
+                "queue_rate_limits": {"type": "object", "additionalProperties": {"type": "string"},
+                                      "description": "The queue rate limits it keeps (\"mail\": \"100/m\")."}}}}}},
         "JobTypeList": {"type": "object", "properties": {"job_types": {"type": "array", "items": _OBJ}}},
         "ScheduleList": {"type": "object", "properties": {"schedules": {"type": "array", "items": {
             "type": "object", "properties": {

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from .. import __version__, rate_limits
+from .. import __version__
 from ..definition import registry
 from ..records import STATUSES, EventRecord, JobInfo
 from . import core
@@ -257,10 +257,7 @@ async def queues_page(request: Request) -> Response:
     stats = await anyio.to_thread.run_sync(dash.queue.stats)
     workers = await anyio.to_thread.run_sync(dash.queue.workers)
     types = [core.type_info(n) | {"name": n} for n in sorted(set(stats["by_name"]) | set(registry))]
-    limits = dash.queue.settings.queue_rate_limits
-    rows = [row | {"rate_limit": rate_limits.text(limits[row["name"]]) if row["name"] in limits else None}
-            for row in core.queue_rows(stats)]
-    context = {"page": "queues", "stats": stats, "queues": rows, "workers": workers,
+    context = {"page": "queues", "stats": stats, "queues": core.queue_rows(stats), "workers": workers,
                "types": types, "cursor": cursor}
     return await _render(request, "_queues_live.html" if request.query_params.get("fragment") else "queues.html",
                          context)
