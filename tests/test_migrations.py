@@ -62,6 +62,24 @@ def test_auto_migrate_can_be_turned_off(sqlite_url: str) -> None:
         JobQueue.reset()
 
 
+def test_enqueueing_into_a_database_never_migrated_names_the_missing_table(sqlite_url: str) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from activejob import BaseJob, NoArgs, job
+
+    @job("never_migrated", schema=NoArgs)
+    class NeverMigrated(BaseJob[NoArgs]):
+        def perform(self, args: NoArgs) -> None: ...
+
+    activejob.configure(sqlite_url, auto_migrate=False)
+    try:
+        for enqueue in (NeverMigrated.perform_later, lambda: NeverMigrated.perform_all_later([{}, {}])):
+            with pytest.raises(OperationalError, match="no such table: activejob_jobs"):
+                enqueue()
+    finally:
+        JobQueue.reset()
+
+
 def test_downgrade_to_base_and_back(sqlite_url: str) -> None:
     assert _cli("db", "upgrade", "--database-url", sqlite_url).returncode == 0
     result = _cli("db", "downgrade", "base", "--database-url", sqlite_url)

@@ -151,9 +151,11 @@ class RawAccess(StoreBase):
         # and the largest ever is kept in sqlite_sequence. max(rowid) alone is wrong once
         # the newest rows were deleted (ids are never reused). Under BEGIN IMMEDIATE and the
         # write lock nobody else inserts, so the rows take the consecutive run after that.
+        # The table first: in a database never migrated, the error then names it (not
+        # sqlite_sequence, which only exists once an AUTOINCREMENT table does).
         before = cur.execute(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
-            f"coalesce((SELECT max(rowid) FROM {table}), 0))", (table,)).fetchone()[0]
+            f"SELECT max(coalesce((SELECT max(rowid) FROM {table}), 0), "
+            "coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))", (table,)).fetchone()[0]
         cur.executemany(sql, rows)
         last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
         # AUTOINCREMENT ids only grow, so n new ids above `before` ending at before + n are
