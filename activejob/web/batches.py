@@ -22,7 +22,9 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import JobNotFound
 from ..records import BatchInfo, JobInfo
-from .api import Forbidden, _events, _proven, _shown, api
+from .api_base import Forbidden, api, shown
+from .api_changes import proven
+from .api_reads import event_page
 from .core import BadRequest, dashboard, int_param
 from .jsonio import JSONResponse
 from .openapi import CSRF_BODY, doc, param
@@ -77,8 +79,8 @@ async def get_batch(request: Request) -> Response:
     batch_id: int = request.path_params["batch_id"]
     batch, members = await anyio.to_thread.run_sync(_read, request, batch_id)
     callbacks = await anyio.to_thread.run_sync(dashboard(request).queue.batch_callbacks, batch_id)
-    return JSONResponse({"batch": batch.to_dict(), "members": [_shown(request, m) for m in members],
-                         "callbacks": [_shown(request, c) for c in callbacks]})
+    return JSONResponse({"batch": batch.to_dict(), "members": [shown(request, m) for m in members],
+                         "callbacks": [shown(request, c) for c in callbacks]})
 
 
 @doc("Events of a batch", response="EventList", parameters=[
@@ -93,7 +95,7 @@ async def batch_events(request: Request) -> Response:
     batch_id: int = request.path_params["batch_id"]
     _visible(request, await anyio.to_thread.run_sync(dashboard(request).queue.get_batch, batch_id), batch_id)
     after = int_param(request.query_params.get("after"), "after", default=0) or 0
-    return await _events(request, after=after, job_id=None, owner=None, batch_id=batch_id, limit=1000)
+    return await event_page(request, after=after, job_id=None, owner=None, batch_id=batch_id, limit=1000)
 
 
 @doc("Cancel a batch's unfinished members", parameters=[BATCH_ID], body=CSRF_BODY, errors=(404,))
@@ -103,7 +105,7 @@ async def cancel_batch(request: Request) -> Response:
     workers hear; the batch then finishes and its on_complete callback runs."""
     if viewer(request) is not None:
         raise Forbidden("forbidden: a viewer token may not cancel batches")
-    _body, from_form = await _proven(request)
+    _body, from_form = await proven(request)
     batch_id: int = request.path_params["batch_id"]
     queue = dashboard(request).queue
     _visible(request, await anyio.to_thread.run_sync(queue.get_batch, batch_id), batch_id)

@@ -1,0 +1,190 @@
+"""The REST API's changes (POST, CSRF-checked): cancel, retry or delete a job, pause or resume
+a queue, and the bulk actions (api.py lists the endpoints).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..records import STATUSES
+from . import core
+from .api_base import Forbidden, api, path_job_id, shown, visible
+from .core import BadRequest, dashboard
+from .jsonio import JSONResponse, loads
+from .openapi import CSRF_BODY, EXPECTED_BODY, FAILED_BODY, IDS_BODY, JOB_ID, QUEUE_NAME, doc
+from .security import CSRF_FIELD, base_path, check_csrf, viewer
+
+
+async def _submitted(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body (JSON or a form), and whether it came from a plain HTML form."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}, True
+    raw = await request.body()
+    if not raw.strip():
+        return {}, False
+    if len(raw) > 10_000:
+        raise BadRequest("body too large")
+    try:
+        data = loads(raw)
+    except ValueError as error:
+        raise BadRequest(f"the body must be JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data, False
+
+
+def _expected_status(body: dict[str, Any]) -> str | None:
+    value = body.get("expected_status")
+    if value in (None, ""):
+        return None
+    if value not in STATUSES:
+        raise BadRequest(f"expected_status must be one of {', '.join(STATUSES)}")
+    return str(value)
+
+
+def _back(request: Request, job_id: int | None) -> Response:
+    base = base_path(request.scope)
+    return RedirectResponse(f"{base}/jobs/{job_id}" if job_id is not None else f"{base}/", status_code=303)
+
+
+async def proven(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body of a state-changing call, after its CSRF proof is checked."""
+    body, from_form = await _submitted(request)
+    check_csrf(request, body.get(CSRF_FIELD) if isinstance(body.get(CSRF_FIELD), str) else None,
+               dashboard(request).allowed_origins)
+    return body, from_form
+
+
+async def _change(request: Request, verb: Callable[[Any, int, str | None], Any], *, gone: bool = False) -> Response:
+    dash = dashboard(request)
+    body, from_form = await proven(request)
+    job_id = path_job_id(request)
+    scope = viewer(request)
+    if scope is not None:  # the Guard lets a viewer through to cancel only, and only if its token allows
+        if verb is not core.cancel_job or not scope.can_cancel:
+            raise Forbidden("forbidden: this viewer token may not change jobs")
+        visible(request, await anyio.to_thread.run_sync(core.require_job, dash.queue, job_id))
+    expected = _expected_status(body)
+    job = await anyio.to_thread.run_sync(verb, dash.queue, job_id, expected)
+    if from_form:
+        return _back(request, None if gone else job_id)
+    if gone:
+        return JSONResponse({"deleted": job_id})
+    return JSONResponse({"job": shown(request, job)})
+
+
+@doc("Cancel a job", response="JobResult", parameters=[JOB_ID], body=EXPECTED_BODY, errors=(404, 409))
+@api
+async def cancel(request: Request) -> Response:
+    """A pending or waiting job is cancelled at once; a running one as soon as its worker
+    hears (within a heartbeat). With `expected_status`, only if the job is still in it."""
+    return await _change(request, core.cancel_job)
+
+
+@doc("Retry a failed or cancelled job", response="JobResult", parameters=[JOB_ID], body=EXPECTED_BODY,
+     errors=(404, 409))
+@api
+async def retry(request: Request) -> Response:
+    """Run a failed or cancelled job again with fresh attempts. With `expected_status`,
+    only if it is still in that state: a second click never runs the job twice."""
+    return await _change(request, core.retry_job)
+
+
+@doc("Delete a job that is not running", parameters=[JOB_ID], body=EXPECTED_BODY, errors=(404, 409))
+@api
+async def delete(request: Request) -> Response:
+    """Delete the job and its events (a `deleted` event stays in the log)."""
+    return await _change(request, core.delete_job, gone=True)
+
+
+async def _queue_change(request: Request, *, pause: bool) -> Response:
+    dash = dashboard(request)
+    if viewer(request) is not None:
+        raise Forbidden("forbidden: a viewer token may not pause or resume queues")
+    _body, from_form = await proven(request)
+    name: str = request.path_params["name"]
+    verb = dash.queue.pause_queue if pause else dash.queue.resume_queue
+    try:
+        changed = await anyio.to_thread.run_sync(verb, name)
+    except ValueError as error:  # a queue name the queue refuses is the client's mistake
+        raise BadRequest(str(error)) from None
+    if from_form:
+        return RedirectResponse(f"{base_path(request.scope)}/queues", status_code=303)
+    return JSONResponse({"queue": name, "paused": pause, "changed": changed})
+
+
+@doc("Pause a queue", response="QueueState", parameters=[QUEUE_NAME], body=CSRF_BODY)
+@api
+async def pause_queue(request: Request) -> Response:
+    """Workers, in every process, start none of the queue's jobs until it is resumed; jobs
+    already running finish, and enqueueing goes on. `changed` is false if it was paused already."""
+    return await _queue_change(request, pause=True)
+
+
+@doc("Resume a paused queue", response="QueueState", parameters=[QUEUE_NAME], body=CSRF_BODY)
+@api
+async def resume_queue(request: Request) -> Response:
+    """Workers take the queue's jobs again at once. `changed` is false if it was not paused."""
+    return await _queue_change(request, pause=False)
+
+
+# -- bulk actions -----------------------------------------------------------------------
+
+def _operator(request: Request) -> None:
+    if viewer(request) is not None:  # the Guard already refuses these paths to a viewer
+        raise Forbidden("forbidden: a viewer token may not change many jobs at once")
+
+
+@doc("Retry every failed job (of a type, queue or search)", response="BulkResult", body=FAILED_BODY)
+@api
+async def retry_failed(request: Request) -> Response:
+    """Every job that is failed when the UPDATE runs, and matches `name`, `queue`, `owner`
+    and `q` as the job list does, runs again with fresh attempts. `retried`: how many."""
+    _operator(request)
+    body, _ = await proven(request)
+    dash = dashboard(request)
+    name = core.text_param(_text(body, "name"), "name")
+    queue = core.text_param(_text(body, "queue"), "queue")
+    owner = core.text_param(_text(body, "owner"), "owner")
+    search = core.text_param(_text(body, "q") or _text(body, "search"), "q")
+    count = await anyio.to_thread.run_sync(
+        lambda: dash.queue.retry_failed(name, queue=queue, owner=owner, search=search))
+    return JSONResponse({"retried": count})
+
+
+@doc("Cancel the jobs of a list", response="BulkResult", body=IDS_BODY)
+@api
+async def cancel_many(request: Request) -> Response:
+    """Pending and waiting jobs of `ids` are cancelled at once, running ones as soon as their
+    workers hear; finished or missing ones are `skipped`."""
+    _operator(request)
+    body, _ = await proven(request)
+    ids = core.bulk_ids(body)
+    count = await anyio.to_thread.run_sync(dashboard(request).queue.cancel_many, ids)
+    return JSONResponse({"cancelled": count, "skipped": len(ids) - count})
+
+
+@doc("Delete the finished jobs of a list", response="BulkResult", body=IDS_BODY)
+@api
+async def delete_many(request: Request) -> Response:
+    """Completed, failed and cancelled jobs of `ids` are deleted with their events; others
+    (pending, running, waiting, missing) are `skipped`."""
+    _operator(request)
+    body, _ = await proven(request)
+    ids = core.bulk_ids(body)
+    count = await anyio.to_thread.run_sync(dashboard(request).queue.delete_many, ids)
+    return JSONResponse({"deleted": count, "skipped": len(ids) - count})
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string")
+    return value
