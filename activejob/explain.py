@@ -33,7 +33,7 @@ The first rule that matches wins, in this order:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -74,17 +74,20 @@ class Explanation:
 def explain_job(store: Store, settings: Settings, job_id: int, now: datetime) -> Explanation:
     """Read the facts about `job_id` and decide (what `JobQueue.explain` does). JobNotFound
     for an unknown id."""
-    since = live_since(now, settings.lease)
-    # A queue's limit as the live workers keep it (whatever this process's settings say):
-    # where they differ, the most lenient one decides whether some worker may start the job.
-    kept = rate_limit_forms.by_queue(settings.queue_rate_limits, *(w.queue_rate_limits for w in store.workers(since)))
-    queue_limits = {queue: limits[-1] for queue, limits in kept.items()}
+    def limits(job: JobInfo, live: Sequence[WorkerInfo]) -> KeyLimits:
+        # A queue's limits as this process's settings and the live workers keep them: where
+        # they differ, the most lenient decides whether some worker may start the job.
+        kept = queue_rate_limits(settings, live)
+        return rate_limits_for(job, _options(job.name), {queue: found[-1] for queue, found in kept.items()})
 
-    def limits(job: JobInfo) -> KeyLimits:
-        return rate_limits_for(job, _options(job.name), queue_limits)
-
-    facts = store.explain_facts(job_id, now, live_since=since, rate_limits=limits)
+    facts = store.explain_facts(job_id, now, live_since=live_since(now, settings.lease), rate_limits=limits)
     return decide(facts, _options(facts.job.name))
+
+
+def queue_rate_limits(settings: Settings, live: Iterable[WorkerInfo]) -> dict[str, list[tuple[int, timedelta]]]:
+    """Each limited queue's limits, strictest first: this process's `queue_rate_limits`
+    setting and those the `live` workers registered (what `JobQueue.queue_rate_limits` shows)."""
+    return rate_limit_forms.by_queue(settings.queue_rate_limits, *(w.queue_rate_limits for w in live))
 
 
 def rate_limits_for(job: JobInfo, options: JobOptions | None,

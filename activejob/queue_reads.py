@@ -8,9 +8,9 @@ from typing import Any
 
 from . import clock, rate_limits
 from .definition import registry
-from .explain import Explanation, explain_job
+from .explain import Explanation, explain_job, queue_rate_limits
 from .queue_base import QueueBase
-from .records import EventRecord, JobInfo, WorkerInfo
+from .records import STATUSES, EventRecord, JobInfo, WorkerInfo
 
 
 class QueueReads(QueueBase):
@@ -40,10 +40,11 @@ class QueueReads(QueueBase):
         `paused_queues`, `queue_rate_limits` (see `queue_rate_limits()`), and
         `unknown_job_types`: due jobs of types no live worker has registered."""
         now = clock.now()
+        live = self.workers()
         out = self.store.stats(now)
-        out["unknown_job_types"] = self.store.unclaimable(now, self._live_since())
+        out["unknown_job_types"] = self.store.unclaimable(now, live)
         out["paused_queues"] = list(self.store.paused_queues())
-        out["queue_rate_limits"] = self.queue_rate_limits()
+        out["queue_rate_limits"] = self._queue_rate_limits(live)
         return out
 
     def queue_rate_limits(self) -> dict[str, list[str]]:
@@ -53,7 +54,10 @@ class QueueReads(QueueBase):
             queue.queue_rate_limits()  # {"mail": ["10/s"]}
 
         Workers started with different limits each keep their own: then a queue shows several."""
-        kept = rate_limits.by_queue(self.settings.queue_rate_limits, *(w.queue_rate_limits for w in self.workers()))
+        return self._queue_rate_limits(self.workers())
+
+    def _queue_rate_limits(self, live: list[WorkerInfo]) -> dict[str, list[str]]:
+        kept = queue_rate_limits(self.settings, live)
         return {queue: [rate_limits.text(limit) for limit in limits] for queue, limits in kept.items()}
 
     def oldest_pending_age(self) -> dict[str, float]:
@@ -123,3 +127,17 @@ class QueueReads(QueueBase):
     def paused_queues(self) -> list[str]:
         """The names of the paused queues."""
         return list(self.store.paused_queues())
+
+
+def queue_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per queue, from `stats()`: its `counts` per status, whether it is `paused`, and its
+    `rate_limit` ("100/m"; several, comma-separated, where workers disagree; None). Every queue
+    with jobs, and every paused or rate-limited one even without jobs (else it could not be
+    resumed from a page, or its limit seen). The `activejob queues` command and the
+    dashboard's Queues page show these rows."""
+    by_queue: dict[str, dict[str, int]] = stats["by_queue"]
+    paused = set(stats["paused_queues"])
+    limits: dict[str, list[str]] = stats["queue_rate_limits"]
+    return [{"name": name, "counts": by_queue.get(name, dict.fromkeys(STATUSES, 0)), "paused": name in paused,
+             "rate_limit": ", ".join(limits[name]) if name in limits else None}
+            for name in sorted(set(by_queue) | paused | set(limits))]

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from runner_support import sql
+from runner_support import sql, wait_for
 
 import activejob
 from activejob import BaseJob, JobQueue, NoArgs, job
@@ -37,6 +37,9 @@ def jobs_stored(url: str) -> int:
 def test_an_enqueue_after_the_server_ended_the_connection_succeeds(queue: JobQueue, pg_url: str) -> None:
     Noop.perform_later()
     assert sql(pg_url, f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {OURS}")[0][0] >= 1
+    # pg_terminate_backend only signals: the sessions end (and say so on their sockets) a moment later.
+    wait_for(lambda: sql(pg_url, f"SELECT count(*) FROM pg_stat_activity WHERE {OURS}")[0][0] == 0, 10,
+             what="the terminated sessions to end")
 
     Noop.perform_later()
 

@@ -49,20 +49,15 @@ def stats(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_
 def queues(database_url: str | None, as_json: bool, as_table: bool) -> None:
     """Each queue's jobs per status, whether it is paused, and its rate limit as the live
     workers keep it."""
-    queue = open_queue(database_url)
-    stats = queue.stats()
-    paused = set(stats["paused_queues"])
-    limits = stats["queue_rate_limits"]
-    rows = {name: {**counts, "paused": name in paused} for name, counts in stats["by_queue"].items()}
-    for name in (paused | set(limits)) - set(rows):
-        rows[name] = {"paused": name in paused}
-    for name, row in rows.items():
-        row["rate_limit"] = ", ".join(limits[name]) if name in limits else None
+    from ..queue_reads import queue_rows
+
+    rows = {row["name"]: {**row["counts"], "paused": row["paused"], "rate_limit": row["rate_limit"]}
+            for row in queue_rows(open_queue(database_url).stats())}
     if wants_json(as_json, as_table, table_by_default=True):
-        echo_json(dict(sorted(rows.items())))
+        echo_json(rows)
         return
-    for name, row in sorted(rows.items()):
-        counts = "  ".join(f"{s}={row.get(s, 0)}" for s in ("pending", "running", "failed"))
+    for name, row in rows.items():
+        counts = "  ".join(f"{s}={row[s]}" for s in ("pending", "running", "failed"))
         rate = f"  rate={row['rate_limit']}" if row["rate_limit"] else ""
         click.echo(f"{name:<20} {'PAUSED ' if row['paused'] else '       '}{counts}{rate}")
 

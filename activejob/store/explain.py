@@ -7,7 +7,7 @@ its rate limits count, and the live workers. The decision itself is `activejob.e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,11 +83,12 @@ class Explaining(WorkerRegistry):
     """explain_facts."""
 
     def explain_facts(self, job_id: int, now: datetime, *, live_since: datetime,
-                      rate_limits: Callable[[JobInfo], KeyLimits] | None = None) -> ExplainFacts:
+                      rate_limits: Callable[[JobInfo, Sequence[WorkerInfo]], KeyLimits] | None = None
+                      ) -> ExplainFacts:
         """The facts about job `job_id` at `now`; workers count as live from `live_since` on
-        (`liveness.live_since`). `rate_limits(job)` names the rate-limit keys that apply to
-        the job and their limits (the process knows them, from `@job` and the settings).
-        Raises JobNotFound for an unknown id.
+        (`liveness.live_since`). `rate_limits(job, live_workers)` names the rate-limit keys
+        that apply to the job and their limits (from `@job`, the settings and the queue
+        limits the live workers keep). Raises JobNotFound for an unknown id.
 
             facts = store.explain_facts(12, now, live_since=now - timedelta(minutes=1))
             facts.job.status, facts.paused_since, facts.running_of_type
@@ -97,6 +98,7 @@ class Explaining(WorkerRegistry):
             if row is None:
                 raise JobNotFound(f"no job with id {job_id}")
             job = JobInfo.from_row(row)
+            live = self._workers(c, live_since)
             paused_since = c.execute(select(paused.c.paused_at).where(paused.c.queue == job.queue)).scalar()
             of_type = jobs.c.name == job.name
             running_of_type, running_of_key = c.execute(select(
@@ -107,13 +109,13 @@ class Explaining(WorkerRegistry):
                 jobs.c.parent_id == job.id, jobs.c.status.not_in(_FINISHED)))
             deps, open_deps = _blockers(c, _holding_dependencies(job.id))
             rates = tuple(_rate_use(c, key, count, window, now)
-                          for key, (count, window) in (rate_limits(job) if rate_limits else {}).items())
+                          for key, (count, window) in (rate_limits(job, live) if rate_limits else {}).items())
             ahead = _ahead(c, job, now) if job.status == PENDING and job.run_at <= now else 0
         return ExplainFacts(
             job=job, now=now, paused_since=paused_since, running_of_type=int(running_of_type),
             running_of_key=int(running_of_key), ahead=ahead, children=children, open_children=open_children,
             dependencies=deps, open_dependencies=open_deps, rates=rates,
-            workers=tuple(self.workers(since=live_since)),
+            workers=tuple(live),
         )
 
 

@@ -205,7 +205,7 @@ class WorkerStore:
         return await self._thread(self.store.prune_rate_starts, self.rates, now) if self.rates else 0
 
     async def unclaimable(self, now: datetime, live_since: datetime) -> dict[str, int]:
-        return await self._thread(self.store.unclaimable, now, live_since)
+        return await self._thread(lambda: self.store.unclaimable(now, self.store.workers(since=live_since)))
 
     @staticmethod
     async def _thread(fn: Callable[..., T], *args: Any) -> T:

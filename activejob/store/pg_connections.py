@@ -24,6 +24,9 @@ class PgHotConnections:
     """
 
     def __init__(self, dsn: str, limit: int) -> None:
+        from psycopg.pq import TransactionStatus  # here: psycopg is the postgres extra
+
+        self._idle_status = TransactionStatus.IDLE
         self._dsn, self._limit = dsn, limit
         self._idle: deque[Any] = deque()
         self._open = 0
@@ -58,10 +61,8 @@ class PgHotConnections:
     def give(self, cur: Any) -> None:
         """Back after a statement; a connection that broke or was interrupted mid-statement
         is closed."""
-        from psycopg.pq import TransactionStatus
-
         conn = cur.connection
-        if self._closed or conn.broken or conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+        if self._closed or conn.broken or conn.closed or conn.info.transaction_status != self._idle_status:
             self._discard(cur)
         else:
             self._idle.append(cur)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from ..records import STATUSES, EventRecord, JobInfo
+from ..records import STATUSES, EventRecord, JobInfo, WorkerInfo
 from .base import PENDING, RUNNING, events, jobs
 from .worker_registry import WorkerRegistry
 
@@ -24,11 +24,9 @@ class Reads(WorkerRegistry):
         with self.read() as c:
             return int(c.execute(stmt).scalar_one())
 
-    def unclaimable(self, now: datetime, live_since: datetime) -> dict[str, int]:
-        """Due pending jobs, by name, of types that no live worker has registered."""
-        known: set[str] = set()
-        for w in self.workers(since=live_since):
-            known.update(w.job_types)
+    def unclaimable(self, now: datetime, live: Iterable[WorkerInfo]) -> dict[str, int]:
+        """Due pending jobs, by name, of types that none of the `live` workers has registered."""
+        known = {name for w in live for name in w.job_types}
         with self.read() as c:
             rows = c.execute(
                 select(jobs.c.name, func.count())

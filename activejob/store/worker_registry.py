@@ -42,16 +42,21 @@ class WorkerRegistry(StoreBase):
             return int(c.execute(delete(workers).where(workers.c.heartbeat_at < cutoff)).rowcount)
 
     def workers(self, since: datetime | None = None) -> list[WorkerInfo]:
+        with self.read() as c:
+            return self._workers(c, since)
+
+    @staticmethod
+    def _workers(c: Connection, since: datetime | None) -> list[WorkerInfo]:
+        """The worker rows (with a heartbeat since `since`), oldest first, read on `c`."""
         stmt = select(workers).order_by(workers.c.started_at)
         if since is not None:
             stmt = stmt.where(workers.c.heartbeat_at >= since)
-        with self.read() as c:
-            return [
-                WorkerInfo(
-                    id=r["id"], host=r["host"], pid=r["pid"], queues=json.loads(r["queues"]),
-                    job_types=json.loads(r["job_types"]), concurrency=r["concurrency"],
-                    started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
-                    queue_rate_limits=json.loads(r["queue_rate_limits"] or "{}"),
-                )
-                for r in c.execute(stmt).mappings()
-            ]
+        return [
+            WorkerInfo(
+                id=r["id"], host=r["host"], pid=r["pid"], queues=json.loads(r["queues"]),
+                job_types=json.loads(r["job_types"]), concurrency=r["concurrency"],
+                started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
+                queue_rate_limits=json.loads(r["queue_rate_limits"] or "{}"),
+            )
+            for r in c.execute(stmt).mappings()
+        ]

@@ -302,12 +302,3 @@ def bulk_ids(body: dict[str, Any]) -> list[int]:
 
 # -- queues ------------------------------------------------------------------------------
 
-def queue_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """The queues page's rows: every queue with jobs, and every paused or rate-limited one
-    even without jobs (else it could not be resumed from the page, or its limit seen)."""
-    by_queue: dict[str, dict[str, int]] = stats["by_queue"]
-    paused = set(stats["paused_queues"])
-    limits: dict[str, list[str]] = stats.get("queue_rate_limits", {})
-    return [{"name": name, "counts": by_queue.get(name, dict.fromkeys(STATUSES, 0)), "paused": name in paused,
-             "rate_limit": ", ".join(limits[name]) if name in limits else None}
-            for name in sorted(set(by_queue) | paused | set(limits))]

@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from .. import __version__
 from ..definition import registry
+from ..queue_reads import queue_rows
 from ..records import STATUSES, EventRecord, JobInfo
 from . import core
 from .core import BadRequest, JobFilters, dashboard
@@ -257,7 +258,7 @@ async def queues_page(request: Request) -> Response:
     stats = await anyio.to_thread.run_sync(dash.queue.stats)
     workers = await anyio.to_thread.run_sync(dash.queue.workers)
     types = [core.type_info(n) | {"name": n} for n in sorted(set(stats["by_name"]) | set(registry))]
-    context = {"page": "queues", "stats": stats, "queues": core.queue_rows(stats), "workers": workers,
+    context = {"page": "queues", "stats": stats, "queues": queue_rows(stats), "workers": workers,
                "types": types, "cursor": cursor}
     return await _render(request, "_queues_live.html" if request.query_params.get("fragment") else "queues.html",
                          context)
