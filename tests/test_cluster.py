@@ -175,6 +175,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.serial  # restarts the server every other test process is using
 def test_workers_carry_on_through_a_postgresql_restart(pg_url: str, workers: Workers, tmp_path: Path) -> None:
     def restart(_total: int) -> None:
         _restart_postgres()
@@ -220,6 +221,7 @@ def _stop_postgres_for(seconds: float) -> None:
         subprocess.run([*command, "start"], capture_output=True, timeout=60)
 
 
+@pytest.mark.serial  # stops the server every other test process is using
 def test_outcomes_held_through_an_outage_are_written_before_anyone_recovers_their_leases(
         pg_url: str, workers: Workers, tmp_path: Path) -> None:
     # Two workers finish jobs while the database is away for longer than a lease; once it
