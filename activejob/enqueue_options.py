@@ -48,7 +48,7 @@ def check(job: str, given: dict[str, Any]) -> dict[str, Any]:
 
 def refuse_unknown(job: str, names: Iterable[str]) -> None:
     """Refuse option names `set(...)` does not take, listing those it does."""
-    unknown = sorted(set(names) - set(OPTIONS))
+    unknown = sorted(set(names) - _OPTION_NAMES)
     if unknown:
         raise ConfigurationError(f"{job}: unknown option(s) {unknown}; use {', '.join(OPTIONS)}")
 
@@ -168,6 +168,7 @@ class Given(BaseModel):
 
 OPTIONS = tuple(Given.model_fields)
 """Every option `set(...)` takes."""
+_OPTION_NAMES = frozenset(OPTIONS)
 
 
 def _refusal(job: str, error: ValidationError) -> JobOptionsError:

@@ -168,6 +168,8 @@ class ConfiguredJob(Generic[S]):
             object.__setattr__(self, option, value)
 
     def set(self, **options: Any) -> ConfiguredJob[S]:
+        if not options:  # frozen: the same options are the same object
+            return self
         enqueue_options.refuse_unknown(self.job.options.name, options)
         return replace(self, **options)
 
