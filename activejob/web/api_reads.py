@@ -206,7 +206,7 @@ async def stats(request: Request) -> Response:
     """Counts per status (plus `scheduled`, `total`), `by_name` and `by_queue` (per status),
     `unknown_job_types`: due jobs of types no live worker knows, and `paused_queues`."""
     dash = dashboard(request)
-    return JSONResponse(await anyio.to_thread.run_sync(dash.queue.stats))
+    return JSONResponse(await anyio.to_thread.run_sync(dash.stats))
 
 
 @doc("Live workers", response="WorkerList")

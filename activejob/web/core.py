@@ -3,7 +3,6 @@ job is presented (its type's label, phases and resource link, what can be done t
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ from ..records import STATUSES, JobInfo
 from ..relay import EventRelay
 from . import jsonio
 from .security import Authorize
+from .shared_reads import SharedReads
 
 ORDERS = ("newest", "oldest")
 MAX_LIMIT = 200
@@ -41,21 +41,27 @@ class Dashboard:
     title: str = "activejob"
     allowed_origins: tuple[str, ...] = ()
     poll_interval: float = 3.0
-    _activity: tuple[float, dict[str, Any]] | None = field(default=None, repr=False)
+    reads: SharedReads = field(default_factory=SharedReads, repr=False)
 
     async def cursor(self) -> int:
         """A safe `since` for a page rendered now: nothing after it is lost."""
         return await anyio.to_thread.run_sync(self.relay.since_now)
 
+    def stats(self) -> dict[str, Any]:
+        """`JobQueue.stats`, shared by every viewer (`shared_reads.py`); blocks."""
+        return self.reads.get("stats", self.queue.stats)
+
+    def counts(self, f: JobFilters) -> dict[str, int]:
+        """`JobQueue.count_by_status` for a list's filters (all but status), shared; blocks."""
+        key = ("counts", f.name, f.queue, f.owner, f.parent_id, f.search)
+        return self.reads.get(key, lambda: self.queue.count_by_status(
+            name=f.name, queue=f.queue, owner=f.owner, parent_id=f.parent_id, search=f.search))
+
     async def activity(self) -> dict[str, Any]:
-        """The charts' series (`JobQueue.activity`), read at most once per ACTIVITY_TTL
-        seconds however many browsers poll: each read scans the last hour of the log."""
-        cached = self._activity
-        if cached is not None and time.monotonic() - cached[0] < ACTIVITY_TTL:
-            return cached[1]
-        series = await anyio.to_thread.run_sync(self.queue.activity)
-        self._activity = (time.monotonic(), series)
-        return series
+        """The charts' series (`JobQueue.activity`), shared, and read at most once per
+        ACTIVITY_TTL seconds however many browsers poll: each read scans the last hour of the log."""
+        return await anyio.to_thread.run_sync(
+            lambda: self.reads.get("activity", self.queue.activity, min_age=ACTIVITY_TTL))
 
 
 def dashboard(conn: HTTPConnection) -> Dashboard:

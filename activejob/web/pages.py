@@ -184,10 +184,10 @@ async def _render(request: Request, name: str, context: dict[str, Any], *, statu
     return security_headers(response)
 
 
-def filtered_counts(queue: Any, f: JobFilters) -> dict[str, int]:
+def filtered_counts(dash: core.Dashboard, f: JobFilters) -> dict[str, int]:
     """Jobs per status among those the list's search and filters (all but status) match:
     the numbers on the status tabs."""
-    found = queue.count_by_status(name=f.name, queue=f.queue, owner=f.owner, parent_id=f.parent_id, search=f.search)
+    found = dash.counts(f)
     counts = {status: found.get(status, 0) for status in STATUSES}
     counts["total"] = sum(counts.values())
     return counts
@@ -204,8 +204,8 @@ async def jobs_page(request: Request) -> Response:
 
     def read() -> tuple[list[JobInfo], bool, dict[str, Any], dict[str, int]]:
         jobs, more = core.list_jobs(dash.queue, filters)
-        stats = dash.queue.stats()
-        counts = filtered_counts(dash.queue, filters) if filters.active else {
+        stats = dash.stats()
+        counts = filtered_counts(dash, filters) if filters.active else {
             s: stats[s] for s in (*STATUSES, "total")}
         return jobs, more, stats, counts
 
@@ -255,7 +255,7 @@ def _why(queue: Any, job_id: int) -> Any:
 async def queues_page(request: Request) -> Response:
     dash = dashboard(request)
     cursor = await dash.cursor()
-    stats = await anyio.to_thread.run_sync(dash.queue.stats)
+    stats = await anyio.to_thread.run_sync(dash.stats)
     workers = await anyio.to_thread.run_sync(dash.queue.workers)
     types = [core.type_info(n) | {"name": n} for n in sorted(set(stats["by_name"]) | set(registry))]
     context = {"page": "queues", "stats": stats, "queues": queue_rows(stats), "workers": workers,
