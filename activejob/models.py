@@ -111,6 +111,9 @@ class Job(SQLModel, table=True):
         _partial("uq_activejob_jobs_unique_key", "unique_key", where=UNIQUE_HELD, unique=True),
         _partial("ix_activejob_jobs_unique_keys", "unique_key", where="unique_key IS NOT NULL"),
         _partial("ix_activejob_jobs_batch", "batch_id", "status", where="batch_id IS NOT NULL"),
+        # Every worker looks for waiting jobs each poll (the parents' and dependents' safety
+        # net): few rows, which without this meant reading the whole table each time.
+        _partial("ix_activejob_jobs_waiting", "id", where="status = 'waiting'"),
         {"sqlite_autoincrement": True},  # ids are never reused
     )
 
