@@ -13,6 +13,9 @@
   claim times before / during / after it, and whether the worker's completions stalled.
 - **rss**: the big backlog drained for `--rss-seconds` (120), once per database, to see
   whether the worker's RSS levels off (and its rate over the first and the last 30 s).
+- **reads**: the reads that run again and again while workers and dashboards are up (each
+  worker's chores at every poll and every minute; the dashboard's counts and charts), timed
+  on the big backlog with half of it finished: a read that grows with the table shows here.
 
 `--merge` puts the parts just measured into the stored report. Results go to
 bench/results/scale.json; `--docs` writes the tables into docs/benchmark.md.
@@ -58,7 +61,7 @@ class ScaleConfig:
     workdir: Path
     runs: int = 3
     backends: tuple[str, ...] = ("sqlite", "postgres")
-    parts: tuple[str, ...] = ("backlog", "prune", "rss")
+    parts: tuple[str, ...] = ("backlog", "prune", "rss", "reads")
     concurrency: int = 4
     backlog_jobs: int = 1_000_000
     backlog_small: int = 10_000
@@ -311,6 +314,54 @@ def run_backlog(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[
     return out
 
 
+# -- repeated reads on a big table -------------------------------------------------------
+
+READS = (
+    ("poll.recover_ms", "recover"), ("poll.wake_waiting_ms", "wake_waiting"),
+    ("poll.settle_batches_ms", "settle_batches"), ("minute.unknown_types_ms", "unknown_types"),
+    ("dashboard.stats_ms", "stats"), ("dashboard.activity_ms", "activity"),
+)
+
+
+def run_reads(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[str, Any]:
+    """Each read, best of three, on the big backlog with every other job completed."""
+    from activejob import JobQueue, clock
+
+    from .harness import _configure
+
+    url, n, kind = db.fresh(), cfg.backlog_jobs, db.kind
+    log(f"[{kind}] reads: filling {n:,} jobs, then finishing half of them")
+    _fill(url, n, cfg.fill_batch)
+    with engine_for(url) as engine, engine.begin() as conn:
+        conn.execute(text("UPDATE activejob_jobs SET status = 'completed', attempts = 1, started_at = created_at, "
+                          "finished_at = created_at WHERE id % 2 = 0"))
+    queue = _configure(url)
+    try:
+        store, now = queue.store, clock.now()
+        reads: dict[str, Callable[[], Any]] = {
+            "recover": lambda: store.recover_expired(now),
+            "wake_waiting": lambda: store.wake_waiting(now),
+            "settle_batches": lambda: store.settle_open_batches(now),
+            "unknown_types": lambda: store.unclaimable(now, []),
+            "stats": queue.stats,
+            "activity": queue.activity,
+        }
+        out: dict[str, Any] = {"jobs": n, "poll": {}, "minute": {}, "dashboard": {}}
+        for path, name in READS:
+            took = []
+            for _ in range(3):
+                started = time.perf_counter()
+                reads[name]()
+                took.append((time.perf_counter() - started) * 1000)
+            group, key = path.split(".")
+            out[group][key] = min(took)
+        log(f"[{kind}]     " + ", ".join(f"{name} {out[p.split('.')[0]][p.split('.')[1]]:,.1f} ms"
+                                         for p, name in READS))
+        return out
+    finally:
+        JobQueue.reset()
+
+
 # -- prune under load --------------------------------------------------------------------
 
 _EVENT_KINDS = ((1, "enqueued", "pending", 0), (2, "started", "running", 1), (3, "completed", "completed", 1))
@@ -511,6 +562,9 @@ RSS_FIGURES = ("seconds", "completed", "rate_first_30s", "rate_last_30s", "peak_
                "end_mb", "growth_second_half_mb", "levels_off_at_s", "levels_off_after_jobs")
 
 
+READS_FIGURES = tuple(path for path, _ in READS)
+
+
 def medians(runs: list[dict[str, Any]], figures: tuple[str, ...]) -> dict[str, Any]:
     return {f: _median([_dig(r, f) for r in runs]) for f in figures}
 
@@ -548,7 +602,8 @@ def measure(cfg: ScaleConfig, save: Callable[[dict[str, Any]], None]) -> dict[st
     for kind in cfg.backends:
         db = Database(kind, Config(pg_admin_url=cfg.pg_admin_url), cfg.workdir, name=SCALE_DB)
         procs = Procs(cfg.workdir)
-        entry: dict[str, Any] = {"server_version": db.server_version, "backlog": [], "prune": [], "rss": []}
+        entry: dict[str, Any] = {"server_version": db.server_version, "backlog": [], "prune": [], "rss": [],
+                                 "reads": []}
         report["backends"][kind] = entry
 
         try:
@@ -557,7 +612,8 @@ def measure(cfg: ScaleConfig, save: Callable[[dict[str, Any]], None]) -> dict[st
                     name: _rows(db.url, f"SHOW {name}")[0][0]
                     for name in ("autovacuum", "shared_buffers", "synchronous_commit", "max_wal_size")}
             for run in range(cfg.runs):
-                for part, measure_part in (("backlog", run_backlog), ("prune", run_prune), ("rss", run_rss)):
+                for part, measure_part in (("backlog", run_backlog), ("prune", run_prune), ("rss", run_rss),
+                                           ("reads", run_reads)):
                     if part not in cfg.parts or (part == "rss" and run > 0):  # rss: once, it is not a rate
                         continue
                     entry[part].append(_attempt(partial(measure_part, db, cfg, procs, run), cfg, procs, report,
@@ -604,7 +660,8 @@ def _medians(entry: dict[str, Any]) -> dict[str, Any]:
     entry["rss"] = [_rss_rates(r) for r in entry.get("rss", [])]
     return {"backlog": medians(entry["backlog"], BACKLOG_FIGURES) if entry["backlog"] else {},
             "prune": medians(entry["prune"], PRUNE_FIGURES) if entry["prune"] else {},
-            "rss": medians(entry.get("rss", []), RSS_FIGURES) if entry.get("rss") else {}}
+            "rss": medians(entry.get("rss", []), RSS_FIGURES) if entry.get("rss") else {},
+            "reads": medians(entry.get("reads", []), READS_FIGURES) if entry.get("reads") else {}}
 
 
 def _drop_sqlite_files(workdir: Path) -> None:
@@ -614,7 +671,9 @@ def _drop_sqlite_files(workdir: Path) -> None:
 
 # -- the tables --------------------------------------------------------------------------
 
-TARGETS = {"ratio": (0.80, "higher"), "big.rss.growth_mb": (5.0, "lower"), "claim_ms.during.p99": (50.0, "lower")}
+TARGETS = {"ratio": (0.80, "higher"), "big.rss.growth_mb": (5.0, "lower"), "claim_ms.during.p99": (50.0, "lower"),
+           "poll.recover_ms": (5.0, "lower"), "poll.wake_waiting_ms": (5.0, "lower"),
+           "poll.settle_batches_ms": (5.0, "lower")}
 
 
 def _cell(value: Any, fmt: str, key: str) -> str:
@@ -680,6 +739,16 @@ RSS_ROWS = (
 )
 
 
+READS_ROWS = (
+    ("each worker, each poll: recover expired leases", "poll.recover_ms", "ms", ",.1f", "≤ 5"),
+    ("each worker, each poll: wake waiting parents and dependents", "poll.wake_waiting_ms", "ms", ",.1f", "≤ 5"),
+    ("each worker, each poll: settle open batches", "poll.settle_batches_ms", "ms", ",.1f", "≤ 5"),
+    ("each worker, each minute: due jobs of unknown types", "minute.unknown_types_ms", "ms", ",.1f", ""),
+    ("dashboard: counts (JobQueue.stats), shared by its viewers", "dashboard.stats_ms", "ms", ",.0f", ""),
+    ("dashboard: the charts' last hour ({big:,} events), shared", "dashboard.activity_ms", "ms", ",.0f", ""),
+)
+
+
 def table(report: dict[str, Any]) -> str:
     s = report["settings"]
     names = {"small": s["backlog_small"], "big": s["backlog_jobs"], "warm": s["backlog_warmup"],
@@ -688,7 +757,7 @@ def table(report: dict[str, Any]) -> str:
     head = "| | unit | " + " | ".join({"sqlite": "SQLite", "postgres": "PostgreSQL"}[k] for k in kinds) + " | target |"
     rule = "| --- | --- | " + " | ".join("---:" for _ in kinds) + " | --- |"
     out: list[str] = []
-    for part, rows in (("backlog", BACKLOG_ROWS), ("prune", PRUNE_ROWS), ("rss", RSS_ROWS)):
+    for part, rows in (("backlog", BACKLOG_ROWS), ("prune", PRUNE_ROWS), ("rss", RSS_ROWS), ("reads", READS_ROWS)):
         if not any(report["backends"][k]["median"].get(part) for k in kinds):
             continue
         out += ([""] if out else []) + [head, rule]
@@ -744,7 +813,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--scale", action="store_true",
                    help="a million-job backlog and a prune of a million finished jobs under load (slow: ~30 min); "
                         "honours --runs, --quick, --only, --pg-url, --out, --render, --docs")
-    g.add_argument("--scale-parts", default="backlog,prune,rss", help="comma-separated subset of %(default)s")
+    g.add_argument("--scale-parts", default="backlog,prune,rss,reads", help="comma-separated subset of %(default)s")
     g.add_argument("--backlog-jobs", type=int, default=None, help="the big backlog (1,000,000)")
     g.add_argument("--backlog-small", type=int, default=None, help="the backlog it is compared with (10,000)")
     g.add_argument("--backlog-warmup", type=float, default=None, help="seconds before the window (5)")
@@ -781,7 +850,7 @@ def _merged(base: dict[str, Any] | None, new: dict[str, Any], parts: tuple[str, 
         for part in parts:
             if entry.get(part):
                 into[part] = entry[part]
-        into["median"] = _medians({"backlog": [], "prune": [], "rss": [], **into})
+        into["median"] = _medians({"backlog": [], "prune": [], "rss": [], "reads": [], **into})
     return out
 
 
@@ -797,7 +866,7 @@ def main(args: argparse.Namespace) -> int:
     if args.render:
         report = json.loads(out.read_text())
         for entry in report["backends"].values():  # from the stored runs, with today's figures
-            entry["median"] = _medians({"backlog": [], "prune": [], "rss": [], **entry})
+            entry["median"] = _medians({"backlog": [], "prune": [], "rss": [], "reads": [], **entry})
     else:
         sys.path.insert(0, str(ROOT))
         signal.signal(signal.SIGTERM, _terminate)
