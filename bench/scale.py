@@ -320,7 +320,7 @@ READS = (
     ("poll.recover_ms", "recover"), ("poll.wake_waiting_ms", "wake_waiting"),
     ("poll.settle_batches_ms", "settle_batches"), ("minute.unknown_types_ms", "unknown_types"),
     ("dashboard.stats_ms", "stats"), ("dashboard.activity_ms", "activity"),
-    ("walk.other_queue_ms", "other_queue"),
+    ("walk.other_queue_ms", "other_queue"), ("limited.with_backlog_ms", "limited_with_backlog"),
     ("limited.behind_others_ms", "limited_behind_others"), ("limited.behind_full_key_ms", "limited_behind_full_key"),
 )
 BLOCKED = 100_000
@@ -343,6 +343,8 @@ def run_reads(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[st
     with engine_for(url) as engine, engine.begin() as conn:
         conn.execute(text("UPDATE activejob_jobs SET status = 'completed', attempts = 1, started_at = created_at, "
                           "finished_at = created_at WHERE id % 2 = 0"))
+        if kind == "postgres":  # as a worker's upkeep does soon after such growth (refresh_planner_stats)
+            conn.execute(text("ANALYZE activejob_jobs"))
     queue = _configure(url)
     try:
         store, now = queue.store, clock.now()
@@ -369,11 +371,18 @@ def run_reads(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[st
                 AccountSync.perform_all_later([{"account": 0}] * min(cfg.fill_batch, BLOCKED - start))
             three_accounts(4)
 
+        def four_of_both() -> None:  # a worker of both types, the backlog's and the keyed one
+            got = store.claim_limited(limit=4, now=clock.now(), **{
+                **limited, "names": ["bench_noop_sync", "bench_account_sync"]})[0]
+            assert len(got) == 4, "the claim did not take four jobs"
+
         prepare: dict[str, Callable[[], Any]] = {
             "other_queue": lambda: SyncNoop.set(queue="mail").perform_all_later([{}] * 3),
+            "limited_with_backlog": lambda: three_accounts(100),
             "limited_behind_others": lambda: three_accounts(1), "limited_behind_full_key": full_key_then_three}
         reads: dict[str, Callable[[], Any]] = {
             "other_queue": one_from_mail,
+            "limited_with_backlog": four_of_both,
             "limited_behind_others": claim_one,  # each of the three claims takes one account's job
             "limited_behind_full_key": claim_one,
             "recover": lambda: store.recover_expired(now),
@@ -710,9 +719,10 @@ def _drop_sqlite_files(workdir: Path) -> None:
 # -- the tables --------------------------------------------------------------------------
 
 TARGETS = {"ratio": (0.80, "higher"), "big.rss.growth_mb": (5.0, "lower"), "claim_ms.during.p99": (50.0, "lower"),
-           "poll.recover_ms": (5.0, "lower"), "poll.wake_waiting_ms": (5.0, "lower"),
-           "poll.settle_batches_ms": (5.0, "lower"), "walk.other_queue_ms": (5.0, "lower"),
-           "limited.behind_others_ms": (5.0, "lower"), "limited.behind_full_key_ms": (5.0, "lower")}
+           **dict.fromkeys(("poll.recover_ms", "poll.wake_waiting_ms", "poll.settle_batches_ms",
+                            "walk.other_queue_ms", "limited.behind_others_ms", "limited.behind_full_key_ms"),
+                           (5.0, "lower")),
+           "limited.with_backlog_ms": (10.0, "lower")}  # the general claim's own statements: ~7 ms on PostgreSQL
 
 
 def _cell(value: Any, fmt: str, key: str) -> str:
@@ -787,6 +797,8 @@ READS_ROWS = (
     ("dashboard: the charts' last hour ({big:,} events), shared", "dashboard.activity_ms", "ms", ",.0f", ""),
     ("claim by a worker of the mail queue, behind the default queue's due jobs", "walk.other_queue_ms", "ms",
      ",.1f", "≤ 5"),
+    ("claim of 4 by a worker of the backlog's type and a type with a concurrency key", "limited.with_backlog_ms",
+     "ms", ",.1f", "≤ 10"),
     ("claim of a type with a concurrency key, behind due jobs of a type the worker does not run",
      "limited.behind_others_ms", "ms", ",.1f", "≤ 5"),
     ("the same, behind them and 100,000 pending jobs of a key whose slot is taken", "limited.behind_full_key_ms",

@@ -11,8 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from activejob.store import Outcome, ProgressUpdate, WouldBlock
+from activejob.store.claim import WINDOW
 
-from .contract import LEASE, NAME, NOW, Jobs, OtherWriter, at, completed, writing_in_another_thread
+from .contract import LEASE, NAME, NOW, Jobs, OtherWriter, at, completed, request, writing_in_another_thread
 
 
 def test_a_claim_takes_due_jobs_under_one_fresh_lease(jobs: Jobs) -> None:
@@ -219,6 +220,22 @@ def test_jobs_without_a_key_share_one_limit(jobs: Jobs) -> None:
     first, _second = jobs.add(2)
     keyed = jobs.add(concurrency_key="a")[0]
     assert claim_limited(jobs, limits={NAME: 1}, per_key=(NAME,)) == [first, keyed]
+
+
+def test_a_full_keys_backlog_longer_than_the_first_look_does_not_hide_the_keys_behind_it(jobs: Jobs) -> None:
+    # The general claim looks among the first WINDOW due jobs, then among all of them.
+    jobs.add(concurrency_key="a")
+    assert len(claim_limited(jobs, limits={NAME: 1}, per_key=(NAME,))) == 1  # key a is now full
+    jobs.store.enqueue([request(concurrency_key="a") for _ in range(WINDOW + 10)], NOW)
+    behind = jobs.add(concurrency_key="b")[0]
+    assert claim_limited(jobs, limits={NAME: 1}, per_key=(NAME,)) == [behind]
+
+
+def test_a_claim_beyond_the_first_look_still_takes_jobs_in_claim_order(jobs: Jobs) -> None:
+    jobs.add(WINDOW + 10, name="free")
+    urgent = jobs.add(priority=5)[0]
+    first_free = jobs.store.list_jobs(name="free", order="oldest", limit=1)[0].id
+    assert claim_limited(jobs, limit=2) == [first_free, urgent]
 
 
 def test_a_claim_limited_skips_paused_queues(jobs: Jobs) -> None:
