@@ -11,7 +11,6 @@ from collections.abc import Callable
 import pytest
 
 from activejob.store import Outcome, ProgressUpdate, WouldBlock
-from activejob.store.claim import WINDOW
 
 from .contract import LEASE, NAME, NOW, Jobs, OtherWriter, at, completed, request, writing_in_another_thread
 
@@ -166,6 +165,9 @@ def test_a_nowait_claim_while_another_thread_writes_would_block_and_changes_noth
 
 # -- claim_limited ---------------------------------------------------------------------
 
+LONG = 300
+"""More due jobs than a claim asks for many times over."""
+
 
 def claim_limited(jobs: Jobs, limit: int = 10, *, worker: str = "w1", names: tuple[str, ...] = (NAME, "free"),
                   limits: dict[str, int] | None = None, per_key: tuple[str, ...] = ()) -> list[int]:
@@ -222,17 +224,16 @@ def test_jobs_without_a_key_share_one_limit(jobs: Jobs) -> None:
     assert claim_limited(jobs, limits={NAME: 1}, per_key=(NAME,)) == [first, keyed]
 
 
-def test_a_full_keys_backlog_longer_than_the_first_look_does_not_hide_the_keys_behind_it(jobs: Jobs) -> None:
-    # The general claim looks among the first WINDOW due jobs, then among all of them.
+def test_a_full_keys_long_backlog_does_not_hide_the_keys_behind_it(jobs: Jobs) -> None:
     jobs.add(concurrency_key="a")
     assert len(claim_limited(jobs, limits={NAME: 1}, per_key=(NAME,))) == 1  # key a is now full
-    jobs.store.enqueue([request(concurrency_key="a") for _ in range(WINDOW + 10)], NOW)
+    jobs.store.enqueue([request(concurrency_key="a") for _ in range(LONG)], NOW)
     behind = jobs.add(concurrency_key="b")[0]
     assert claim_limited(jobs, limits={NAME: 1}, per_key=(NAME,)) == [behind]
 
 
-def test_a_claim_beyond_the_first_look_still_takes_jobs_in_claim_order(jobs: Jobs) -> None:
-    jobs.add(WINDOW + 10, name="free")
+def test_a_limited_claim_behind_a_long_backlog_still_takes_jobs_in_claim_order(jobs: Jobs) -> None:
+    jobs.add(LONG, name="free")
     urgent = jobs.add(priority=5)[0]
     first_free = jobs.store.list_jobs(name="free", order="oldest", limit=1)[0].id
     assert claim_limited(jobs, limit=2) == [first_free, urgent]
