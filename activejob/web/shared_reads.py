@@ -47,7 +47,7 @@ class SharedReads:
     `clock`: monotonic seconds.
     """
 
-    def __init__(self, *, costly: float = 0.05, reuse: float = 4.0, keys: int = 64,
+    def __init__(self, *, costly: float = 0.25, reuse: float = 4.0, keys: int = 64,
                  clock: Callable[[], float] = clocks.monotonic) -> None:
         self.costly, self.reuse, self.keys, self._clock = costly, reuse, keys, clock
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
