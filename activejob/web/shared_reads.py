@@ -5,7 +5,7 @@ holds: on a million jobs (SQLite, here) the counts take about a second and the c
 Every open tab asks again at each status change and every few seconds, so a handful of
 viewers would keep a core busy recounting. A `SharedReads` runs one read at a time per key,
 hands its result to everyone who asked meanwhile, and keeps using a costly result for a few
-times what it cost: the server then spends at most about a fifth of a core on them, and
+times what it cost: the server then spends at most about a fifth of a core on each, and
 the numbers on a big table are a few seconds old. A read under `costly` is always run
 afresh, so a small table's pages show every change at once.
 
