@@ -85,6 +85,7 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._tg: TaskGroup | None = None
+        self._hops: set[asyncio.Task[None]] = set()  # see _begin_stop
         self._wake: anyio.Event | None = None
         self.lane: Lane[Running, Outcome | None] | None = None
 
@@ -99,7 +100,7 @@ class Runner:
         return WorkerStore(self.db, worker_id=self.worker_id, names=list(registry), queues=s.queues, lease=s.lease,
                            limits=self.limits,
                            per_key={name for name, cls in registry.items() if cls.options.concurrency_key is not None},
-                           rates=rates)
+                           rates=rates, recheck_after=s.poll_interval)
 
     # -- from any thread --------------------------------------------------------------
 
@@ -221,8 +222,21 @@ class Runner:
         deadline = clock.monotonic() + grace + self.settings.cancel_grace + STOP_MARGIN
         self.stop_deadline = deadline if self.stop_deadline is None else min(self.stop_deadline, deadline)
         self._set_wake()
-        if self._tg is not None:
+        if self._tg is None or self._loop is None:
+            return
+        if asyncio.current_task() is None:
+            # Called back by the loop (a signal, a request from another thread), not from a
+            # task: anyio (4.16 on) starts tasks only from a task, so hop into one first.
+            hop = self._loop.create_task(self._start_shutdown_timer(grace))
+            self._hops.add(hop)
+            hop.add_done_callback(self._hops.discard)
+        else:
             self._tg.start_soon(self._shutdown_after, grace)
+
+    async def _start_shutdown_timer(self, grace: float) -> None:
+        if self._tg is not None:
+            with contextlib.suppress(RuntimeError):  # the worker finished meanwhile
+                self._tg.start_soon(self._shutdown_after, grace)
 
     async def _shutdown_after(self, grace: float) -> None:
         await anyio.sleep(grace)
