@@ -349,7 +349,8 @@ def run_reads(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[st
     queue = _configure(url)
     try:
         store, now = queue.store, clock.now()
-        from .jobs import AccountSync, SyncNoop
+        from .jobs import SyncNoop
+        from .limited_jobs import AccountSync
 
         def one_from_mail() -> None:  # a worker of the mail queue, behind the backlog of the default queue
             got = store.claim(worker_id="bench-reads", names=["bench_noop_sync"], queues=["mail"], limit=1,
