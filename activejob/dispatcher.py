@@ -55,6 +55,7 @@ class Dispatcher:
         free = self.settings.concurrency - len(runner.running)
         if free <= 0:
             return Look(0, None)
+        runner.store.recheck_limits()  # a look that may follow a wake or a poll: limited types too
         claimed = 0
         more = False
         at = now or clock.now()

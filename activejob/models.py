@@ -95,6 +95,11 @@ class Job(SQLModel, table=True):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
+        # PostgreSQL only (see migration 0008): a queue's and a job type's due jobs in claim
+        # order, for the claims that ask for named queues or one limited type.
+        *(Index(f"ix_activejob_jobs_{column}_due", column, text("priority DESC"), "run_at", "id",
+                postgresql_where=text("status = 'pending'")).ddl_if(dialect="postgresql")
+          for column in ("queue", "name")),
         Index(
             "ix_activejob_jobs_leases",
             "lease_expires_at",

@@ -85,9 +85,8 @@ class Recorder:
             async with self._lock:
                 updates = self._updates([entry for entry, _, _ in batch])
                 # The slots this batch frees are refilled in the same trip to the database
-                # (not with limits: the claim loop claims those, each within its limit).
-                refill = len(batch) if runner.claiming and not runner.limits and not self.settings.queue_limits \
-                    else 0
+                # (not with per-queue caps: the claim loop claims those, each within its cap).
+                refill = len(batch) if runner.claiming and not self.settings.queue_limits else 0
                 written, records, claimed, started = await self._write(updates, [o for _, o, _ in batch], refill)
             # In `running` before the finished ones leave it, so the claim loop never
             # counts these slots as free.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect
@@ -118,6 +120,20 @@ def test_the_package_installs_into_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert check.stdout.split() == [activejob.__version__, migrate.head()]
 
 
+def _for_this_dialect(obj: object, conn: Any) -> bool:
+    """Whether the models build `obj` on this connection's database (an index built on one
+    dialect only says so with `ddl_if`)."""
+    only = getattr(obj, "_ddl_if", None)
+    return only is None or only.dialect is None or only.dialect == conn.dialect.name
+
+
+def _other_dialects_indexes(conn: Any) -> list[str]:
+    from sqlmodel import SQLModel
+
+    return [str(index.name) for table in SQLModel.metadata.tables.values() for index in table.indexes
+            if not _for_this_dialect(index, conn)]
+
+
 def test_the_migrations_build_the_schema_the_models_describe(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -131,11 +147,16 @@ def test_the_migrations_build_the_schema_the_models_describe(db_url: str) -> Non
             # Only our tables: the application's (and other tests') share the metadata and the database.
             context = MigrationContext.configure(conn, opts={
                 "include_name": lambda name, kind, _parent: kind != "table" or name.startswith("activejob_"),
-                "include_object": lambda _obj, name, kind, _reflected, _other: (
-                    kind != "table" or name.startswith("activejob_")),
+                "include_object": lambda obj, name, kind, _reflected, _other: (
+                    (kind != "table" or name.startswith("activejob_")) and _for_this_dialect(obj, conn)),
                 "version_table": "activejob_alembic_version",
             })
-            diff = compare_metadata(context, SQLModel.metadata)
+            with warnings.catch_warnings():
+                # Indexes for another dialect are left out (include_object), after Alembic
+                # has warned that it cannot compare them.
+                for index in _other_dialects_indexes(conn):
+                    warnings.filterwarnings("ignore", message=f".*index '{index}'")
+                diff = compare_metadata(context, SQLModel.metadata)
     finally:
         engine.dispose()
     # Alembic cannot compare an index on an expression (`priority DESC`) read back from

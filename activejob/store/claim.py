@@ -8,25 +8,28 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 
 from ..records import Claimed, EventRecord
 from .base import NO_PROGRESS, PENDING, RUNNING, dump, jobs, paused
 from .dbapi import PgCall, RawAccess
 from .rates import RateBook, RateLimits, prune_rate_starts
-from .sql import PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, sqlite_claim, sqlite_ts
+from .sql import PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, PG_PICK_ANY_QUEUE, PG_PICK_QUEUES, sqlite_claim, sqlite_ts
 
 LIMITS_LOCK = 0x61636A6C
 """The PostgreSQL advisory lock that claims of job types with a concurrency limit take turns on."""
 
 
 class GeneralClaim(NamedTuple):
-    """Jobs claimed, their `started` events, and when a rate limit holding back due jobs
-    next has room (None: none does)."""
+    """Jobs claimed, their `started` events, when a rate limit holding back due jobs next has
+    room (None: none does), and whether a due job of a limited type may be left that a
+    claim could take now (False: every limited type's look came back short, and all it
+    found was taken or held back by a limit)."""
 
     claimed: list[Claimed]
     started: list[EventRecord]
     frees_at: datetime | None
+    limited_left: bool = True
 
 
 class Claiming(RawAccess):
@@ -54,7 +57,7 @@ class Claiming(RawAccess):
         asked for no more than its room, and keys that are full are not asked for at all,
         so a backlog of one type or key never hides the others.
         """
-        claimed, started, _frees_at = self.claim_general(
+        claimed, started, *_ = self.claim_general(
             worker_id=worker_id, names=names, queues=queues, limit=limit, now=now, lease=lease, limits=limits,
             per_key=per_key, rates=rates)
         return claimed, started
@@ -93,13 +96,23 @@ class Claiming(RawAccess):
             full_queues = [q for q, room in book.queue_rooms().items() if room <= 0]
             if full_queues:
                 due = due.where(jobs.c.queue.not_in(full_queues))
+            # On PostgreSQL each named queue is asked on its own, from its own index (see
+            # PG_PICK_QUEUES); SQLite has the one due index, which serves them all at once.
+            by_queue = [jobs.c.queue == q for q in dict.fromkeys(queues)] \
+                if queues and self.dialect == "postgresql" else [true()]
             candidates: list[Any] = []
-            for where, most in _limited_picks(names, limit, limits, per_key, running, book):
-                pick = due.where(where).order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
-                if self._skip_locked:
-                    pick = pick.with_for_update(skip_locked=True)
-                candidates += c.execute(pick).all()
-            chosen = _within_limits(candidates, limit, limits, per_key, running, book)
+            limited_left = False  # a limited type's look that came back full may have left more
+            for where, most, is_limited in _limited_picks(names, limit, limits, per_key, running, book):
+                for in_queue in by_queue:
+                    pick = due.where(where, in_queue).order_by(
+                        jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
+                    if self._skip_locked:
+                        pick = pick.with_for_update(skip_locked=True)
+                    rows = c.execute(pick).all()
+                    limited_left = limited_left or (is_limited and len(rows) == most)
+                    candidates += rows
+            chosen, unseen = _within_limits(candidates, limit, limits, per_key, running, book)
+            limited_left = limited_left or any(r.name in limits or r.name in book.types for r in unseen)
             frees_at = book.frees_at()
             if frees_at is not None and len(chosen) == limit:
                 frees_at = None  # a full claim looks again at once anyway
@@ -108,7 +121,7 @@ class Claiming(RawAccess):
                 if c.execute(left.limit(1)).first() is None:
                     frees_at = None  # nothing due is held back
             if not chosen:
-                return GeneralClaim([], [], frees_at)
+                return GeneralClaim([], [], frees_at, limited_left)
             rows = sorted(c.execute(
                 update(jobs).where(jobs.c.id.in_([r.id for r in chosen]), jobs.c.status == PENDING)
                 .values(status=RUNNING, attempts=jobs.c.attempts + 1, worker_id=worker_id, lease_token=token,
@@ -124,7 +137,7 @@ class Claiming(RawAccess):
                  "status": RUNNING, "attempt": r.attempts, "data": dump(data), "created_at": now} for r in rows])
         claimed, started = self._claimed([(*r[:9], e.id, *r[9:]) for r, e in zip(rows, recorded, strict=True)],
                                          token, worker_id, now)
-        return GeneralClaim(claimed, started, frees_at)
+        return GeneralClaim(claimed, started, frees_at, limited_left)
 
     def prune_rate_starts(self, rates: RateLimits, now: datetime) -> int:
         """Delete the rate-limit starts of `rates` that left their window; how many."""
@@ -164,10 +177,10 @@ class Claiming(RawAccess):
         sql = self._sql.get(key)
         if sql is None:
             sql = self._sql[key] = PG_CLAIM.format(
-                queues="AND queue = ANY(%(queues)s)" if queues else "", notify=PG_EVENTS_NOTIFY_JOIN)
+                pick=PG_PICK_QUEUES if queues else PG_PICK_ANY_QUEUE, notify=PG_EVENTS_NOTIFY_JOIN)
         token = uuid.uuid4().hex
         params = {
-            "now": now, "names": list(names), "queues": list(queues or ()), "limit": limit,
+            "now": now, "names": list(names), "queues": list(dict.fromkeys(queues or ())), "limit": limit,
             "worker": worker_id, "claim_token": token, "expires": now + timedelta(seconds=lease),
             "start_data": dump({"worker_id": worker_id}),
         }
@@ -193,11 +206,12 @@ class Claiming(RawAccess):
 
 
 def _limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], per_key: Collection[str],
-                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> list[tuple[Any, int]]:
-    """What claim_general asks for: (which jobs, how many at most), one per limited type
-    with room, and for all the other types one per rate-limited queue with room and one for
-    the rest (each rate-limited queue asked for no more than its room)."""
-    picks: list[tuple[Any, int]] = []
+                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> list[tuple[Any, int, bool]]:
+    """What claim_general asks for: (which jobs, how many at most, whether for a limited
+    type), one per limited type with room, and for all the other types one per
+    rate-limited queue with room and one for the rest (each rate-limited queue asked for no
+    more than its room)."""
+    picks: list[tuple[Any, int, bool]] = []
     queue_rooms = {q: room for q, room in book.queue_rooms().items() if room > 0}
     for name in names:
         if name not in limits and name not in book.types:
@@ -230,26 +244,28 @@ def _limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], 
             most = max(most, limit * 4)
         if queue_rooms:
             most = max(most, limit * 4)  # a rate-limited queue may take fewer than asked for
-        picks.append((where, most))
+        picks.append((where, most, True))
     free = [n for n in names if n not in limits and n not in book.types]
     if free:
         if queue_rooms:
             for queue, room in queue_rooms.items():
-                picks.append((jobs.c.name.in_(free) & (jobs.c.queue == queue), min(limit, room)))
-            picks.append((jobs.c.name.in_(free) & jobs.c.queue.not_in(list(book.queues)), limit))
+                picks.append((jobs.c.name.in_(free) & (jobs.c.queue == queue), min(limit, room), False))
+            picks.append((jobs.c.name.in_(free) & jobs.c.queue.not_in(list(book.queues)), limit, False))
         else:
-            picks.append((jobs.c.name.in_(free), limit))
+            picks.append((jobs.c.name.in_(free), limit, False))
     return picks
 
 
 def _within_limits(candidates: list[Any], limit: int, limits: Mapping[str, int], per_key: Collection[str],
-                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> list[Any]:
-    """The best `limit` candidates by priority and age, each type, key and queue within its room."""
+                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> tuple[list[Any], list[Any]]:
+    """The best `limit` candidates by priority and age, each type, key and queue within its
+    room; and the candidates not looked at, once `limit` were chosen."""
     chosen: list[Any] = []
     taken: dict[tuple[str, str | None], int] = {}
-    for r in sorted({r.id: r for r in candidates}.values(), key=lambda r: (-r.priority, r.run_at, r.id)):
+    ordered = sorted({r.id: r for r in candidates}.values(), key=lambda r: (-r.priority, r.run_at, r.id))
+    for i, r in enumerate(ordered):
         if len(chosen) == limit:
-            break
+            return chosen, ordered[i:]
         key: tuple[str, str | None] | None = None
         if r.name in limits:
             key = (r.name, r.concurrency_key if r.name in per_key else None)
@@ -264,4 +280,4 @@ def _within_limits(candidates: list[Any], limit: int, limits: Mapping[str, int],
         if key is not None:
             taken[key] = taken.get(key, 0) + 1
         chosen.append(r)
-    return chosen
+    return chosen, []

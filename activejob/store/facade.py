@@ -8,7 +8,10 @@ cheapest way its database allows, so the worker only says what it wants.
   (about 100 µs of C, less than a hop to a thread and back), else in a thread.
 - Job types with a concurrency limit, and rate-limited types and queues, are claimed by the
   general path, in a thread (`claim_general`); it says when a rate limit that holds back due
-  jobs next has room (`frees_at`), for the dispatcher to look again then.
+  jobs next has room (`frees_at`), for the dispatcher to look again then. While the last
+  general claim left no due job of a limited type, the other types are claimed by the fast
+  paths above (see `recheck_limits`): one limited type no longer makes a worker claim every
+  job the slow way.
 
 Each verb makes one attempt and raises what the database said: what to do about a
 failure (try again, write apart, give up) is the caller's.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -48,7 +51,7 @@ class WorkerStore:
 
     def __init__(self, store: Store, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None,
                  lease: float, limits: Mapping[str, int] | None = None, per_key: Collection[str] = (),
-                 rates: RateLimits | None = None) -> None:
+                 rates: RateLimits | None = None, recheck_after: float = 1.0) -> None:
         self.store = store
         self.worker_id = worker_id
         self.names = list(names)
@@ -60,6 +63,14 @@ class WorkerStore:
         # Only the general claim counts what runs and starts everywhere.
         self.general = bool(self.limits) or bool(self.rates)
         self.frees_at: datetime | None = None  # what the last claim said (claim_general)
+        # The types no limit concerns, claimed the fast way until `_fast_until` when the last
+        # general claim left no due job of a limited type. A queue rate limit holds back every
+        # type, so with one there is no such time. `_looks` counts `recheck_limits` calls: a
+        # general claim that began before one says nothing of what came after.
+        self.free_names = [n for n in self.names if n not in self.limits and n not in self.rates.types]
+        self.recheck_after = recheck_after
+        self._fast_until: datetime | None = None
+        self._looks = 0
         self._aio = LoopConnection(store) if store.dialect == "postgresql" else None
 
     async def aclose(self) -> None:
@@ -69,45 +80,77 @@ class WorkerStore:
 
     # -- the hot verbs ------------------------------------------------------------------
 
+    def recheck_limits(self) -> None:
+        """Have the next claim look at the limited types again: a wake or a poll (a limited
+        job may have been enqueued, or become due), or a limited job's end (its slot is free).
+        Without one, they are looked at again `recheck_after` seconds after the last look
+        found none, as a poll would."""
+        self._looks += 1
+        self._fast_until = None
+
+    def _general_now(self, now: datetime) -> bool:
+        """Whether a claim now must be the general one."""
+        return self.general and (self._fast_until is None or now >= self._fast_until)
+
+    def _claim_names(self) -> list[str]:
+        """The types a fast claim takes: all of them, or, beside limits, the free ones."""
+        return self.free_names if self.general else self.names
+
     async def claim(self, limit: int, queues: Sequence[str] | None, now: datetime) -> Claim:
         """Take up to `limit` due jobs of `queues` (None: the worker's)."""
         if limit <= 0 or not self.names:
             return [], []
-        if self.general:
-            got, started, self.frees_at = await self._thread(self._claim_general, limit, queues, now)
-            return got, started
+        if self._general_now(now):
+            got = await self._thread(self._claim_general, limit, queues, now)
+            return got.claimed, got.started
+        if not self._claim_names():
+            return [], []
         if self._aio is not None:
-            return await self._aio.claim(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
-                                         now=now, lease=self.lease)
+            return await self._aio.claim(worker_id=self.worker_id, names=self._claim_names(), queues=queues,
+                                         limit=limit, now=now, lease=self.lease)
         if self.store.dialect == "sqlite":
             with contextlib.suppress(WouldBlock):
                 return self._claim(limit, queues, now, nowait=True)
         return await self._thread(self._claim, limit, queues, now)
 
     def _claim_general(self, limit: int, queues: Sequence[str] | None, now: datetime) -> GeneralClaim:
-        return self.store.claim_general(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
-                                        now=now, lease=self.lease, limits=self.limits, per_key=self.per_key,
-                                        rates=self.rates)
+        looks = self._looks
+        got = self.store.claim_general(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
+                                       now=now, lease=self.lease, limits=self.limits, per_key=self.per_key,
+                                       rates=self.rates)
+        self.frees_at = got.frees_at
+        # A look at some queues only (a worker's per-queue caps) says nothing of the others.
+        if got.limited_left or self.rates.queues or looks != self._looks or queues != self.queues:
+            self._fast_until = None
+        else:
+            until = now + timedelta(seconds=self.recheck_after)
+            self._fast_until = until if got.frees_at is None else min(until, got.frees_at)
+        return got
 
     def _claim(self, limit: int, queues: Sequence[str] | None, now: datetime, nowait: bool = False) -> Claim:
-        if self.general:
+        if self._general_now(now):
             got = self._claim_general(limit, queues, now)
             return got.claimed, got.started
-        return self.store.claim(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit, now=now,
-                                lease=self.lease, nowait=nowait)
+        if not self._claim_names():
+            return [], []
+        return self.store.claim(worker_id=self.worker_id, names=self._claim_names(), queues=queues, limit=limit,
+                                now=now, lease=self.lease, nowait=nowait)
 
     async def finish(self, updates: Sequence[ProgressUpdate], outcomes: Sequence[Outcome], now: datetime,
                      *, refill: int = 0) -> Written:
         """Write progress (first) and outcomes, and claim up to `refill` jobs for the
         slots they free, in as few round trips as the case allows (one, usually)."""
-        if self.general:
-            refill = 0  # only the claim that counts what runs everywhere may take limited types
+        if any(o.frees_limited_slot for o in outcomes):
+            self.recheck_limits()
+        # Only the claim that counts what runs everywhere may take limited types: while it
+        # must, the slots are refilled by it, in the thread that writes the outcomes.
+        inline = not updates and not (refill and self._general_now(now))
         written: set[int] = set()
         records: list[EventRecord] = []
         claimed: list[Claimed] = []
         started: list[EventRecord] = []
         rest = list(outcomes)
-        if not updates and rest:
+        if inline and rest:
             with contextlib.suppress(Exception):  # busy, or a case for the general path below
                 written, records, claimed, started, rest = await self._finish_inline(rest, now, refill)
                 refill = 0  # it claimed all there was
@@ -121,7 +164,7 @@ class WorkerStore:
 
     async def _finish_inline(self, outcomes: list[Outcome], now: datetime, refill: int
                              ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord], list[Outcome]]:
-        names = self.names if refill else []
+        names = self._claim_names() if refill else []
         if self._aio is not None:
             return await self._aio.finish_and_claim(outcomes, now, worker_id=self.worker_id, names=names,
                                                     queues=self.queues, limit=refill, lease=self.lease)
@@ -137,10 +180,10 @@ class WorkerStore:
         records: list[EventRecord] = []
         if updates:
             records = self.store.save_progress(updates, now)[1]
-        if refill > 0 and self.store.dialect == "postgresql":
+        if refill > 0 and self.store.dialect == "postgresql" and not self._general_now(now):
             with contextlib.suppress(WouldBlock):  # one statement: outcomes written, slots refilled
                 written, finished, claimed, started = self.store.finish_and_claim(
-                    outcomes, now, worker_id=self.worker_id, names=self.names, queues=self.queues,
+                    outcomes, now, worker_id=self.worker_id, names=self._claim_names(), queues=self.queues,
                     limit=refill, lease=self.lease)
                 return written, records + finished, claimed, started
         written, finished = self.store.finish(outcomes, now) if outcomes else (set(), [])

@@ -25,6 +25,8 @@ from .sql import (
     PG_FINISH_AND_CLAIM,
     PG_NOTIFY_FROM,
     PG_NOTIFY_JOIN,
+    PG_PICK_ANY_QUEUE,
+    PG_PICK_QUEUES,
     sqlite_finish,
     sqlite_ts,
 )
@@ -151,12 +153,12 @@ class Finishing(Claiming, Parents):
         sql = self._sql.get(key)
         if sql is None:
             sql = self._sql[key] = PG_FINISH_AND_CLAIM.format(
-                queues="AND queue = ANY(%(queues)s)" if queues else "",
+                pick=PG_PICK_QUEUES if queues else PG_PICK_ANY_QUEUE,
                 notify=PG_NOTIFY_FROM if wake else PG_EVENTS_NOTIFY_FROM)
         token = uuid.uuid4().hex
         params = {
             **self._pg_outcome_params(outcomes, datas), "now": now,
-            "names": list(names), "queues": list(queues or ()), "limit": limit, "worker": worker_id,
+            "names": list(names), "queues": list(dict.fromkeys(queues or ())), "limit": limit, "worker": worker_id,
             "claim_token": token, "expires": now + timedelta(seconds=lease),
             "start_data": dump({"worker_id": worker_id}),
         }

@@ -119,13 +119,27 @@ SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('act
 # Paused queues: `coalesce(..., true)` changes nothing (queue is never NULL) but hides the
 # test from the planner's estimates. Without it a generic plan guesses that the test drops
 # nearly every row and sorts the whole pending set instead of reading the due index.
-PG_CLAIM_CTES = """
-picked AS MATERIALIZED (
+PG_PICK_ANY_QUEUE = """
     SELECT id FROM activejob_jobs
-     WHERE status = 'pending' AND run_at <= %(now)s AND name = ANY(%(names)s) {queues}
+     WHERE status = 'pending' AND run_at <= %(now)s AND name = ANY(%(names)s)
        AND coalesce(queue <> ALL(ARRAY(SELECT queue FROM activejob_paused_queues)), true)
      ORDER BY priority DESC, run_at, id
-     LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+     LIMIT %(limit)s FOR UPDATE SKIP LOCKED"""
+# A worker of named queues takes each queue's first jobs from the queue's own index and
+# keeps the best of them: `queue = ANY(...)` would walk the due index past every other
+# queue's backlog (a mail worker behind 500,000 due `default` jobs: 120 ms a claim). A
+# paused queue is tested before its branch runs, so none of its rows is even locked.
+PG_PICK_QUEUES = """
+    SELECT p.id FROM unnest(%(queues)s::text[]) AS q(queue), LATERAL (
+        SELECT id, priority, run_at FROM activejob_jobs
+         WHERE queue = q.queue AND status = 'pending' AND run_at <= %(now)s AND name = ANY(%(names)s)
+         ORDER BY queue, priority DESC, run_at, id
+         LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS p
+     WHERE coalesce(q.queue <> ALL(ARRAY(SELECT queue FROM activejob_paused_queues)), true)
+     ORDER BY p.priority DESC, p.run_at, p.id
+     LIMIT %(limit)s"""
+PG_CLAIM_CTES = """
+picked AS MATERIALIZED ({pick}
 ), c AS (
     UPDATE activejob_jobs AS j
        SET status = 'running', attempts = j.attempts + 1, worker_id = %(worker)s, lease_token = %(claim_token)s,

@@ -79,6 +79,19 @@ def test_only_the_given_queues_are_taken(jobs: Jobs) -> None:
     assert [c.id for c in jobs.claim(queues=["mail", "reports"])] == [mail]
 
 
+def test_a_claim_of_several_queues_takes_the_best_jobs_across_them(jobs: Jobs) -> None:
+    old_mail = jobs.add(queue="mail", run_at=at(-60))[0]
+    jobs.add(queue="mail")
+    urgent_report = jobs.add(queue="reports", priority=5)[0]
+    jobs.add(queue="default", priority=9)
+    assert {c.id for c in jobs.claim(2, queues=["mail", "reports"])} == {urgent_report, old_mail}
+
+
+def test_a_queue_named_twice_is_claimed_from_once(jobs: Jobs) -> None:
+    mail = jobs.add(3, queue="mail")
+    assert sorted(c.id for c in jobs.claim(3, queues=["mail", "mail"])) == sorted(mail)
+
+
 def test_no_room_or_no_job_types_claims_nothing(jobs: Jobs) -> None:
     jobs.add()
     assert jobs.claim(0) == []

@@ -24,8 +24,8 @@ def on_loop(store: Store, steps: Callable[[WorkerStore], Awaitable[T]], **option
     """Run `steps` with a WorkerStore of worker w1 on a fresh event loop, closed after."""
 
     async def main() -> T:
-        ws = WorkerStore(store, worker_id="w1", names=[NAME], queues=options.pop("queues", None), lease=LEASE,
-                         **options)
+        ws = WorkerStore(store, worker_id="w1", names=options.pop("names", [NAME]), queues=options.pop("queues", None),
+                         lease=LEASE, **options)
         try:
             with anyio.fail_after(20):
                 return await steps(ws)
@@ -229,3 +229,77 @@ def test_finish_refills_within_concurrency_limits(jobs: Jobs) -> None:
 
     refilled = on_loop(jobs.store, steps, limits={NAME: 1})
     assert len(refilled) <= 1 and jobs.store.count(status="running") <= 1
+
+
+# -- a limited type beside free ones ---------------------------------------------------------
+# While the last general claim left no due job of a limited type, the free types are claimed
+# the fast way; a wake or poll (`recheck_limits`), a limited job's end, or `recheck_after`
+# seconds have the next claim look at the limited types again.
+
+BOTH = {"names": [NAME, "free"], "limits": {NAME: 1}}
+
+
+def ids(claimed: Sequence[Claimed]) -> list[int]:
+    return [c.id for c in claimed]
+
+
+def test_after_a_look_finds_no_limited_job_the_free_types_are_claimed_alone(jobs: Jobs) -> None:
+    free = jobs.add(3, name="free")
+
+    async def steps(ws: WorkerStore) -> tuple[list[int], list[int]]:
+        first = ids((await ws.claim(1, None, NOW))[0])
+        jobs.add(name=NAME)  # unannounced: no wake, no poll yet
+        return first, ids((await ws.claim(5, None, NOW))[0])
+
+    assert on_loop(jobs.store, steps, **BOTH) == (free[:1], free[1:])
+
+
+def test_a_wake_has_the_next_claim_look_at_the_limited_types(jobs: Jobs) -> None:
+    jobs.add(1, name="free")
+
+    async def steps(ws: WorkerStore) -> list[int]:
+        await ws.claim(1, None, NOW)
+        limited = jobs.add(name=NAME)
+        ws.recheck_limits()
+        return [*limited, *ids((await ws.claim(5, None, NOW))[0])]
+
+    limited, *taken = on_loop(jobs.store, steps, **BOTH)
+    assert taken == [limited]
+
+
+def test_the_limited_types_are_looked_at_again_after_recheck_after(jobs: Jobs) -> None:
+    jobs.add(1, name="free")
+
+    async def steps(ws: WorkerStore) -> tuple[list[int], list[int], list[int]]:
+        await ws.claim(1, None, NOW)
+        limited = jobs.add(name=NAME)
+        early = ids((await ws.claim(5, None, at(0.5)))[0])
+        return limited, early, ids((await ws.claim(5, None, at(2)))[0])
+
+    limited, early, late = on_loop(jobs.store, steps, recheck_after=1.0, **BOTH)
+    assert (early, late) == ([], limited)
+
+
+def test_a_limited_jobs_end_refills_its_slot_with_the_next_limited_job(jobs: Jobs) -> None:
+    first, second = jobs.add(2, name=NAME)
+
+    async def steps(ws: WorkerStore) -> list[int]:
+        running = (await ws.claim(5, None, NOW))[0]
+        assert ids(running) == [first]  # the limit: one at a time
+        outcome = completed(running[0])
+        outcome.frees_limited_slot = True
+        return ids((await ws.finish([], [outcome], DONE, refill=1))[2])
+
+    assert on_loop(jobs.store, steps, **BOTH) == [second]
+
+
+def test_a_limited_job_passed_over_for_better_ones_keeps_the_claims_general(jobs: Jobs) -> None:
+    limited = jobs.add(name=NAME)[0]
+    urgent = jobs.add(2, name="free", priority=5)
+
+    async def steps(ws: WorkerStore) -> tuple[list[int], list[int]]:
+        first = ids((await ws.claim(1, None, NOW))[0])
+        return first, ids((await ws.claim(5, None, NOW))[0])
+
+    first, second = on_loop(jobs.store, steps, **BOTH)
+    assert first == urgent[:1] and sorted(second) == sorted([urgent[1], limited])
