@@ -14,7 +14,7 @@ from ..records import Claimed, EventRecord
 from .base import NO_PROGRESS, PENDING, RUNNING, dump, jobs, paused
 from .dbapi import PgCall, RawAccess
 from .rates import RateBook, RateLimits, prune_rate_starts
-from .sql import PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, PG_PICK_ANY_QUEUE, PG_PICK_QUEUES, sqlite_claim, sqlite_ts
+from .sql import PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, PG_PICK_ANY_QUEUE, pg_pick_queues, sqlite_claim, sqlite_ts
 
 LIMITS_LOCK = 0x61636A6C
 """The PostgreSQL advisory lock that claims of job types with a concurrency limit take turns on."""
@@ -173,14 +173,15 @@ class Claiming(RawAccess):
                       now: datetime, lease: float) -> PgCall[tuple[list[Claimed], list[EventRecord]]]:
         """PostgreSQL's claim as one statement and how to read its rows, for whoever runs it:
         the pool (`claim`) or a worker's own connection (`LoopConnection`)."""
-        key = ("claim", bool(queues))
+        queues = list(dict.fromkeys(queues or ()))
+        key = ("claim", *queues)
         sql = self._sql.get(key)
         if sql is None:
             sql = self._sql[key] = PG_CLAIM.format(
-                pick=PG_PICK_QUEUES if queues else PG_PICK_ANY_QUEUE, notify=PG_EVENTS_NOTIFY_JOIN)
+                pick=pg_pick_queues(queues) if queues else PG_PICK_ANY_QUEUE, notify=PG_EVENTS_NOTIFY_JOIN)
         token = uuid.uuid4().hex
         params = {
-            "now": now, "names": list(names), "queues": list(dict.fromkeys(queues or ())), "limit": limit,
+            "now": now, "names": list(names), "limit": limit,
             "worker": worker_id, "claim_token": token, "expires": now + timedelta(seconds=lease),
             "start_data": dump({"worker_id": worker_id}),
         }

@@ -120,7 +120,8 @@ class WorkerStore:
                                        rates=self.rates)
         self.frees_at = got.frees_at
         # A look at some queues only (a worker's per-queue caps) says nothing of the others.
-        if got.limited_left or self.rates.queues or looks != self._looks or queues != self.queues:
+        if (got.limited_left or self.rates.queues or not self.free_names or looks != self._looks
+                or queues != self.queues):
             self._fast_until = None
         else:
             until = now + timedelta(seconds=self.recheck_after)

@@ -26,7 +26,7 @@ from .sql import (
     PG_NOTIFY_FROM,
     PG_NOTIFY_JOIN,
     PG_PICK_ANY_QUEUE,
-    PG_PICK_QUEUES,
+    pg_pick_queues,
     sqlite_finish,
     sqlite_ts,
 )
@@ -149,16 +149,17 @@ class Finishing(Claiming, Parents):
         are the general path's."""
         datas = {o.job_id: finish_data(o) for o in outcomes}
         wake = any(o.wakes_workers for o in outcomes)
-        key = ("finish_and_claim", wake, bool(queues))
+        queues = list(dict.fromkeys(queues or ()))
+        key = ("finish_and_claim", wake, *queues)
         sql = self._sql.get(key)
         if sql is None:
             sql = self._sql[key] = PG_FINISH_AND_CLAIM.format(
-                pick=PG_PICK_QUEUES if queues else PG_PICK_ANY_QUEUE,
+                pick=pg_pick_queues(queues) if queues else PG_PICK_ANY_QUEUE,
                 notify=PG_NOTIFY_FROM if wake else PG_EVENTS_NOTIFY_FROM)
         token = uuid.uuid4().hex
         params = {
             **self._pg_outcome_params(outcomes, datas), "now": now,
-            "names": list(names), "queues": list(dict.fromkeys(queues or ())), "limit": limit, "worker": worker_id,
+            "names": list(names), "limit": limit, "worker": worker_id,
             "claim_token": token, "expires": now + timedelta(seconds=lease),
             "start_data": dump({"worker_id": worker_id}),
         }

@@ -92,6 +92,12 @@ def test_a_queue_named_twice_is_claimed_from_once(jobs: Jobs) -> None:
     assert sorted(c.id for c in jobs.claim(3, queues=["mail", "mail"])) == sorted(mail)
 
 
+def test_a_queue_named_with_quotes_and_percent_signs_is_claimed_from(jobs: Jobs) -> None:
+    odd = jobs.add(queue="it's 100% {mail}")[0]
+    jobs.add(queue="it")
+    assert [c.id for c in jobs.claim(queues=["it's 100% {mail}"])] == [odd]
+
+
 def test_no_room_or_no_job_types_claims_nothing(jobs: Jobs) -> None:
     jobs.add()
     assert jobs.claim(0) == []
