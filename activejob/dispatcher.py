@@ -62,11 +62,12 @@ class Dispatcher:
         frees_at: datetime | None = None
         try:
             for queues, room in self.rooms(free):
-                got, started = await runner.store.claim(room, queues, at)
-                for job in got:
-                    runner.start(job)
-                if started:
-                    await aemit(started)
+                async with runner.in_signal_order():
+                    got, started = await runner.store.claim(room, queues, at)
+                    for job in got:
+                        runner.start(job)
+                    if started:
+                        await aemit(started)
                 claimed += len(got)
                 more = more or len(got) == room
                 held = runner.store.frees_at

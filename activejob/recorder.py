@@ -50,6 +50,12 @@ class Recorder:
         self._wake = anyio.Event()
         self._lock = anyio.Lock()
 
+    def in_signal_order(self) -> anyio.Lock:
+        """Held while a write and the sending of its events' signals: whoever else writes
+        about jobs and sends their signals holds it too, so one job's signals go out in
+        the order of the event log."""
+        return self._lock
+
     # -- taking outcomes --------------------------------------------------------------
 
     async def record(self, entry: Running, outcome: Outcome) -> None:
@@ -82,30 +88,34 @@ class Recorder:
             batch, self._pending = self._pending, []
             if not batch:
                 continue
-            async with self._lock:
-                updates = self._updates([entry for entry, _, _ in batch])
-                # The slots this batch frees are refilled in the same trip to the database
-                # (not with per-queue caps: the claim loop claims those, each within its cap).
-                refill = len(batch) if runner.claiming and not self.settings.queue_limits else 0
-                written, records, claimed, started = await self._write(updates, [o for _, o, _ in batch], refill)
-            # In `running` before the finished ones leave it, so the claim loop never
-            # counts these slots as free.
-            for job in claimed:
-                runner.start(job)
-            for entry, outcome, _done in batch:
-                if outcome.job_id not in written:
-                    log.warning("%s #%s: lease lost before its outcome was written; another worker owns it",
-                                entry.job.name, entry.job.id)
-            # Signals go out here, in the order of the event log: these outcomes (and the
-            # parents they woke), then the starts of the jobs that took their slots (maybe
-            # the same job, retried at once). The waiting jobs are released whatever happens.
             try:
-                await aemit(records)
+                async with self._lock:
+                    updates = self._updates([entry for entry, _, _ in batch])
+                    # The slots this batch frees are refilled in the same trip to the database
+                    # (not with per-queue caps: the claim loop claims those, each within its cap).
+                    refill = len(batch) if runner.claiming and not self.settings.queue_limits else 0
+                    written, records, claimed, started = await self._write(
+                        updates, [o for _, o, _ in batch], refill)
+                    # In `running` before the finished ones leave it, so the claim loop never
+                    # counts these slots as free.
+                    for job in claimed:
+                        runner.start(job)
+                    for entry, outcome, _done in batch:
+                        if outcome.job_id not in written:
+                            log.warning("%s #%s: lease lost before its outcome was written; another worker owns it",
+                                        entry.job.name, entry.job.id)
+                    # Signals go out in the order of the event log: these outcomes (and the
+                    # parents they woke), then the starts of the jobs that took their slots
+                    # (maybe the same job, retried at once). Still under the lock, which the
+                    # claim loop takes too (`in_signal_order`): a job retried at once and
+                    # claimed there cannot have its next start sent before this outcome.
+                    await aemit(records)
                 # Before the slots are freed, so a worker running until idle still counts
                 # these jobs while what they release (callbacks, dependents) is written.
                 await self._settle([(entry, outcome) for entry, outcome, _ in batch
                                     if outcome.job_id in written])
             finally:
+                # The waiting jobs are released whatever happens.
                 for entry, outcome, done in batch:
                     if done is None:
                         runner.finished(entry, outcome)

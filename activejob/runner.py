@@ -17,6 +17,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -273,6 +274,11 @@ class Runner:
         self._wake = anyio.Event()
 
     # -- jobs in flight ---------------------------------------------------------------
+
+    def in_signal_order(self) -> AbstractAsyncContextManager[Any]:
+        """Held around a claim and the sending of its `started` signals (see
+        `Recorder.in_signal_order`); nothing when no recorder runs (a test driving looks)."""
+        return self.recorder.in_signal_order() if self.recorder is not None else contextlib.nullcontext()
 
     def start(self, job: Claimed) -> None:
         """A claimed job starts: an async one as a task of the worker's task group, a sync

@@ -208,7 +208,10 @@ def test_dashboard_counts_what_workers_did_since_it_started(queue: JobQueue) -> 
             assert response.status_code == 200, response.text
             assert response.headers["content-type"].startswith("text/plain")
             found = samples(response.text)
-            return found if value(found, "activejob_jobs_failed_total", job_name="mx_flaky") == 1 else None
+            # Both jobs' last events: either may be the last one in the log.
+            done = (value(found, "activejob_jobs_failed_total", job_name="mx_flaky") == 1
+                    and value(found, "activejob_jobs_completed_total", job_name="mx_ok") == 1)
+            return found if done else None
 
         found = wait_for(scraped, what="the dashboard to count the jobs")
     assert value(found, "activejob_jobs_started_total", job_name="mx_ok") == 1
