@@ -1,4 +1,9 @@
-"""The jobs the benchmark runs: no-ops, so what is measured is the queue itself."""
+"""The jobs the benchmark runs: no-ops, so what is measured is the queue itself.
+
+Every benchmark worker imports this module, so no job here has a concurrency or rate limit
+(those live in bench/limited_jobs.py): a worker that runs a limited type claims by the
+general path while a limited job may be due, and the drains would measure that.
+"""
 
 from __future__ import annotations
 
