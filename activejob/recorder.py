@@ -174,9 +174,11 @@ class Recorder:
                     runner.noted(error)
                     log.warning("saving progress failed (%s); the next report will carry it", error)
                     continue
+                # Under the lock, as the outcomes' (see in_signal_order): a job's progress
+                # is never sent after its outcome.
+                await aemit(records)
             for job_id in lost:
                 runner.stop_job(job_id, "lease_lost")
-            await aemit(records)
 
     def _updates(self, entries: list[Running]) -> list[ProgressUpdate]:
         updates = []

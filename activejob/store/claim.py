@@ -97,7 +97,7 @@ class Claiming(RawAccess):
             if full_queues:
                 due = due.where(jobs.c.queue.not_in(full_queues))
             # On PostgreSQL each named queue is asked on its own, from its own index (see
-            # PG_PICK_QUEUES); SQLite has the one due index, which serves them all at once.
+            # sql.pg_pick_queues); SQLite has the one due index, which serves them all at once.
             by_queue = [jobs.c.queue == q for q in dict.fromkeys(queues)] \
                 if queues and self.dialect == "postgresql" else [true()]
             candidates: list[Any] = []
