@@ -62,8 +62,11 @@ class Dispatcher:
         frees_at: datetime | None = None
         try:
             for queues, room in self.rooms(free):
+                got, started = await runner.store.claim(room, queues, at)
+                # Started and announced under the recorder's lock: a retry claimed here
+                # waits for its last attempt's outcome signal, and its own outcome waits for
+                # this start's (see Runner.in_signal_order).
                 async with runner.in_signal_order():
-                    got, started = await runner.store.claim(room, queues, at)
                     for job in got:
                         runner.start(job)
                     if started:

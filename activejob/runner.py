@@ -276,8 +276,10 @@ class Runner:
     # -- jobs in flight ---------------------------------------------------------------
 
     def in_signal_order(self) -> AbstractAsyncContextManager[Any]:
-        """Held around a claim and the sending of its `started` signals (see
-        `Recorder.in_signal_order`); nothing when no recorder runs (a test driving looks)."""
+        """Held while claimed jobs start and their `started` signals go out (see
+        `Recorder.in_signal_order`): a claim's job exists only once its last attempt's
+        outcome is committed, which the recorder does under the same lock, before that
+        outcome's signals; nothing when no recorder runs (a test driving looks)."""
         return self.recorder.in_signal_order() if self.recorder is not None else contextlib.nullcontext()
 
     def start(self, job: Claimed) -> None:

@@ -68,6 +68,8 @@ class WorkerStore:
         # type, so with one there is no such time. `_looks` counts `recheck_limits` calls: a
         # general claim that began before one says nothing of what came after.
         self.free_names = [n for n in self.names if n not in self.limits and n not in self.rates.types]
+        # What a fast claim takes: every type, or, beside limits, the free ones.
+        self.fast_names = self.free_names if self.general else self.names
         self.recheck_after = recheck_after
         self._fast_until: datetime | None = None
         self._looks = 0
@@ -92,10 +94,6 @@ class WorkerStore:
         """Whether a claim now must be the general one."""
         return self.general and (self._fast_until is None or now >= self._fast_until)
 
-    def _claim_names(self) -> list[str]:
-        """The types a fast claim takes: all of them, or, beside limits, the free ones."""
-        return self.free_names if self.general else self.names
-
     async def claim(self, limit: int, queues: Sequence[str] | None, now: datetime) -> Claim:
         """Take up to `limit` due jobs of `queues` (None: the worker's)."""
         if limit <= 0 or not self.names:
@@ -103,10 +101,10 @@ class WorkerStore:
         if self._general_now(now):
             got = await self._thread(self._claim_general, limit, queues, now)
             return got.claimed, got.started
-        if not self._claim_names():
+        if not self.fast_names:
             return [], []
         if self._aio is not None:
-            return await self._aio.claim(worker_id=self.worker_id, names=self._claim_names(), queues=queues,
+            return await self._aio.claim(worker_id=self.worker_id, names=self.fast_names, queues=queues,
                                          limit=limit, now=now, lease=self.lease)
         if self.store.dialect == "sqlite":
             with contextlib.suppress(WouldBlock):
@@ -132,9 +130,9 @@ class WorkerStore:
         if self._general_now(now):
             got = self._claim_general(limit, queues, now)
             return got.claimed, got.started
-        if not self._claim_names():
+        if not self.fast_names:
             return [], []
-        return self.store.claim(worker_id=self.worker_id, names=self._claim_names(), queues=queues, limit=limit,
+        return self.store.claim(worker_id=self.worker_id, names=self.fast_names, queues=queues, limit=limit,
                                 now=now, lease=self.lease, nowait=nowait)
 
     async def finish(self, updates: Sequence[ProgressUpdate], outcomes: Sequence[Outcome], now: datetime,
@@ -165,7 +163,7 @@ class WorkerStore:
 
     async def _finish_inline(self, outcomes: list[Outcome], now: datetime, refill: int
                              ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord], list[Outcome]]:
-        names = self._claim_names() if refill else []
+        names = self.fast_names if refill else []
         if self._aio is not None:
             return await self._aio.finish_and_claim(outcomes, now, worker_id=self.worker_id, names=names,
                                                     queues=self.queues, limit=refill, lease=self.lease)
@@ -184,7 +182,7 @@ class WorkerStore:
         if refill > 0 and self.store.dialect == "postgresql" and not self._general_now(now):
             with contextlib.suppress(WouldBlock):  # one statement: outcomes written, slots refilled
                 written, finished, claimed, started = self.store.finish_and_claim(
-                    outcomes, now, worker_id=self.worker_id, names=self._claim_names(), queues=self.queues,
+                    outcomes, now, worker_id=self.worker_id, names=self.fast_names, queues=self.queues,
                     limit=refill, lease=self.lease)
                 return written, records + finished, claimed, started
         written, finished = self.store.finish(outcomes, now) if outcomes else (set(), [])

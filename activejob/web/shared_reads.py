@@ -3,8 +3,8 @@
 The counts on the jobs and queues pages and the charts' hour of events cost what the table
 holds: on a million jobs (SQLite, here) the counts take about a second and the charts two.
 Every open tab asks again at each status change and every few seconds, so a handful of
-viewers would keep a core busy recounting. A `SharedReads` runs one read at a time per key,
-hands its result to everyone who asked meanwhile, and keeps using a costly result for a few
+viewers would keep a core busy recounting. A `SharedReads` runs one read at a time per key
+(those who ask while one runs share the next), and keeps using a costly result for a few
 times what it cost: the server then spends at most about a fifth of a core on each, and
 the numbers on a big table are a few seconds old. A read under `costly` is always run
 afresh, so a small table's pages show every change at once.
@@ -31,12 +31,13 @@ T = TypeVar("T")
 
 
 class _Entry:
-    __slots__ = ("fresh_until", "lock", "value")
+    __slots__ = ("fresh_until", "lock", "read_from", "value")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.value: Any = None
         self.fresh_until = float("-inf")
+        self.read_from = float("-inf")  # when the read that gave `value` began
 
 
 class SharedReads:
@@ -58,14 +59,17 @@ class SharedReads:
         the same time wait for a single read). Blocks: call it from a thread. `min_age`:
         reuse any result that long, whatever it cost."""
         entry = self._entry(key)
+        asked = self._clock()
         with entry.lock:
-            if self._clock() < entry.fresh_until:
+            # A read that began once this caller asked saw all it would see: cheap or not,
+            # whoever waited for it takes its result.
+            if self._clock() < entry.fresh_until or entry.read_from >= asked:
                 return entry.value  # type: ignore[no-any-return]
             started = self._clock()
             value = read()
             ended = self._clock()
             took = ended - started
-            entry.value = value
+            entry.value, entry.read_from = value, started
             entry.fresh_until = ended + max(min_age, self.reuse * took if took >= self.costly else 0.0)
             return value
 

@@ -119,3 +119,29 @@ def test_callers_at_the_same_time_share_one_read() -> None:
         t.join(timeout=10)
     assert results == [1, 1, 1, 1]
     assert calls == [1]
+
+
+def test_callers_waiting_for_a_cheap_read_share_it_too() -> None:
+    reads = SharedReads(costly=60.0)  # never kept afterwards: only those who waited share it
+    release = threading.Event()
+    calls: list[int] = []
+
+    def read() -> int:
+        calls.append(1)
+        release.wait(10)  # the first read holds the others back until all have asked
+        return len(calls)
+
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(reads.get("stats", read)))
+    first.start()
+    while not calls:
+        time.sleep(0.001)
+    waiting = [threading.Thread(target=lambda: results.append(reads.get("stats", read))) for _ in range(3)]
+    for t in waiting:
+        t.start()
+    time.sleep(0.1)  # they asked after the read began: it saw less than they want
+    release.set()
+    for t in [first, *waiting]:
+        t.join(timeout=10)
+    assert calls == [1, 1]  # one more read, shared by the three that waited
+    assert sorted(results) == [1, 2, 2, 2]
