@@ -8,6 +8,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Iterable, Iterator
+from functools import lru_cache
 from typing import Any
 
 from blinker import NamedSignal
@@ -78,11 +79,12 @@ def _failed(signal: NamedSignal, receiver: Any) -> None:
     log.exception("receiver %r of %s raised; the job goes on", receiver, signal.name)
 
 
-def _signals_for(event: str) -> list[NamedSignal]:
+@lru_cache(maxsize=256)  # the table is fixed at import; asked once per event sent
+def _signals_for(event: str) -> tuple[NamedSignal, ...]:
     out = [signals.BY_EVENT[event]] if event in signals.BY_EVENT else []
     if event in signals.STATUS_EVENTS and signals.job_status_changed not in out:  # "waiting" maps to it already
         out.append(signals.job_status_changed)
-    return out
+    return tuple(out)
 
 
 def send(signal: NamedSignal, sender: Any, payload: dict[str, Any]) -> None:

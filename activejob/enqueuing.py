@@ -196,10 +196,11 @@ class ConfiguredJob(Generic[S]):
         out once per call, so a bulk enqueue does not redo it a thousand times."""
         opts = self.job.options
         parent, owner = self.parent, self.owner
-        if hasattr(parent, "context"):  # a running job passed as `parent=self`
-            owner = owner if owner is not None else parent.context.owner
-            parent = parent.job_id
-        parent = getattr(parent, "id", parent)
+        if parent is not None:  # (most calls have none: spare them two failed attribute lookups)
+            if hasattr(parent, "context"):  # a running job passed as `parent=self`
+                owner = owner if owner is not None else parent.context.owner
+                parent = parent.job_id
+            parent = getattr(parent, "id", parent)
         until = self.unique_until if self.unique_until is not None else opts.unique_until
         batch = self.batch if self.batch is not None else current_batch()
         meta = {"timeout": _seconds(self.timeout)} if self.timeout is not None else None

@@ -72,6 +72,9 @@ class JobQueue(QueueReads, QueueChanges, QueueBatches):
     @classmethod
     def get(cls) -> JobQueue:
         """The process-wide queue (configured from the environment on first use)."""
+        current = cls._current  # once made, read without the lock: every perform_later asks
+        if current is not None:
+            return current
         with cls._current_lock:
             if cls._current is None:
                 cls._current = cls()

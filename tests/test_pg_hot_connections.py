@@ -1,16 +1,20 @@
 """The store's own autocommit PostgreSQL connections for one-statement writes
-(`PgHotConnections`): a single `perform_later` runs there, outside SQLAlchemy's pool."""
+(`PgHotConnections`): a single `perform_later` runs there, outside SQLAlchemy's pool, as a
+statement prepared on the connection and run by libpq (`HotConnection.run`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from runner_support import sql, wait_for
+from sqlalchemy.exc import DBAPIError
 
 import activejob
 from activejob import BaseJob, JobQueue, NoArgs, job
+from activejob.store.pg_connections import _MAX_STATEMENTS
 
 pytestmark = pytest.mark.postgres
 
@@ -55,21 +59,22 @@ def test_no_more_than_pool_size_are_opened_and_past_that_the_pool_serves(queue: 
         assert hot.take() is None
         Noop.perform_later()  # on a connection of SQLAlchemy's pool
     finally:
-        for cur in taken:
-            hot.give(cur)
+        for conn in taken:
+            hot.give(conn)  # type: ignore[arg-type]
     assert jobs_stored(pg_url) == 1
 
 
 def test_a_connection_given_back_in_a_transaction_is_closed_not_reused(queue: JobQueue) -> None:
     hot = queue.store._pg_hot
     assert hot is not None
-    cur = hot.take()
-    cur.connection.autocommit = False
-    cur.execute("SELECT 1")  # leaves a transaction open, as an interrupted statement would
-    hot.give(cur)
+    conn = hot.take()
+    assert conn is not None
+    conn.connection.autocommit = False
+    conn.connection.execute("SELECT 1")  # leaves a transaction open, as an interrupted statement would
+    hot.give(conn)
 
-    assert cur.connection.closed
-    assert hot.take() is not cur
+    assert conn.connection.closed
+    assert hot.take() is not conn
 
 
 def test_closing_the_queue_closes_its_connections(queue: JobQueue, pg_url: str) -> None:
@@ -105,3 +110,46 @@ def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone(
     Noop.perform_later()
     assert hot._idle[-1] is parents
     assert jobs_stored(pg_url) == 3
+
+
+def test_a_statement_reads_and_writes_values_as_psycopg_does(queue: JobQueue) -> None:
+    hot = queue.store._pg_hot
+    assert hot is not None
+    conn = hot.take()
+    assert conn is not None
+    at = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    try:
+        rows = conn.run("SELECT %(n)s::int + 1, %(t)s, %(at)s::timestamptz, %(names)s::text[], %(none)s::bigint, "
+                        "'100%%', %(n)s", {"n": 41, "t": "it's", "at": at, "names": ["a", "b'c"], "none": None})
+    finally:
+        hot.give(conn)
+
+    assert rows == [(42, "it's", at, ["a", "b'c"], None, "100%", 41)]
+
+
+def test_a_failed_statement_raises_sqlalchemys_error_and_its_connection_serves_on(queue: JobQueue) -> None:
+    hot = queue.store._pg_hot
+    assert hot is not None
+    Noop.perform_later()
+    pid = hot._idle[-1].connection.info.backend_pid
+
+    with pytest.raises(DBAPIError, match="division by zero"):
+        queue.store._pg_one("SELECT 1 / %(zero)s", {"zero": 0})
+
+    Noop.perform_later()
+    assert hot._idle[-1].connection.info.backend_pid == pid
+
+
+def test_a_connection_keeps_a_bounded_number_of_prepared_statements(queue: JobQueue) -> None:
+    hot = queue.store._pg_hot
+    assert hot is not None
+    conn = hot.take()
+    assert conn is not None
+    try:
+        for i in range(_MAX_STATEMENTS + 5):
+            assert conn.run(f"SELECT {i} + %(x)s", {"x": 1}) == [(i + 1,)]
+        kept = conn.run("SELECT count(*) FROM pg_prepared_statements", {})
+    finally:
+        hot.give(conn)
+
+    assert 0 < kept[0][0] <= _MAX_STATEMENTS

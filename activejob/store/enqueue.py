@@ -172,18 +172,36 @@ class Enqueuing(RawAccess, Dependencies):
             data["previous_run_at"] = holder["run_at"].isoformat()
         return True, self._event(holder, "replaced", now, data)
 
-    def _enqueue_fast(self, new: Sequence[EnqueueRequest], now: datetime) -> tuple[list[int], list[EventRecord]]:
-        datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]
-        if self.dialect == "postgresql" and len(new) == 1:
-            j = new[0]
-            rows = self._pg_one(PG_ENQUEUE_ONE, {
+    def _enqueue_one(self, j: EnqueueRequest, now: datetime) -> tuple[list[int], list[EventRecord]]:
+        data = {"run_at": j.run_at.isoformat()} if j.run_at > now else None
+        if self.dialect == "postgresql":
+            (job_id, event_id), = self._pg_one(PG_ENQUEUE_ONE, {
                 "name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args,
                 "max_retries": j.max_retries, "run_at": j.run_at, "owner": j.owner, "parent_id": j.parent_id,
-                "concurrency_key": j.concurrency_key, "data": dump(datas[0]), "now": now,
+                "concurrency_key": j.concurrency_key, "data": dump(data), "now": now,
                 "batch_id": j.batch_id, "rate_key": j.rate_key, "args_version": j.args_version, "meta": j.meta,
             })
-            ids, event_ids = [rows[0][0]], [rows[0][1]]
-        elif self.dialect == "postgresql":
+            self._written((event_id,))  # committed with the statement: the id comes with its row
+        else:
+            now_s = sqlite_ts(now)
+            with self._sqlite_tx() as cur:
+                cur.execute(SQLITE_JOB_INSERT, (j.name, j.queue, j.priority, j.args, j.max_retries,
+                                                 sqlite_ts(j.run_at), now_s, j.owner, j.parent_id,
+                                                 j.concurrency_key, j.batch_id, j.rate_key, j.args_version,
+                                                 j.meta))
+                job_id = cur.lastrowid
+                cur.execute(EVENT_INSERT, (job_id, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(data),
+                                           now_s))
+                event_id = cur.lastrowid
+                self._written((event_id,))  # before COMMIT
+        return [job_id], [EventRecord(id=event_id, job_id=job_id, type="enqueued", name=j.name, queue=j.queue,
+                                      owner=j.owner, status=PENDING, attempt=0, created_at=now, data=data or {})]
+
+    def _enqueue_fast(self, new: Sequence[EnqueueRequest], now: datetime) -> tuple[list[int], list[EventRecord]]:
+        if len(new) == 1:  # perform_later: most enqueues, so without the lists of a bulk one
+            return self._enqueue_one(new[0], now)
+        datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]
+        if self.dialect == "postgresql":
             rows = self._pg_one(PG_ENQUEUE, {
                 "name": [j.name for j in new], "queue": [j.queue for j in new],
                 "priority": [j.priority for j in new], "args": [j.args for j in new],
@@ -198,26 +216,15 @@ class Enqueuing(RawAccess, Dependencies):
         else:
             now_s = sqlite_ts(now)
             with self._sqlite_tx() as cur:
-                if len(new) == 1:
-                    j = new[0]
-                    cur.execute(SQLITE_JOB_INSERT, (j.name, j.queue, j.priority, j.args, j.max_retries,
-                                                     sqlite_ts(j.run_at), now_s, j.owner, j.parent_id,
-                                                     j.concurrency_key, j.batch_id, j.rate_key, j.args_version,
-                                                     j.meta))
-                    ids = [cur.lastrowid]
-                    cur.execute(EVENT_INSERT, (ids[0], "enqueued", j.name, j.queue, j.owner, PENDING, 0,
-                                                dump(datas[0]), now_s))
-                    event_ids = [cur.lastrowid]
-                else:
-                    stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
-                    ids = self._sqlite_insert_many(cur, "activejob_jobs", SQLITE_JOB_INSERT, [
-                        (j.name, j.queue, j.priority, j.args, j.max_retries,
-                         stamps.get(j.run_at) or stamps.setdefault(j.run_at, sqlite_ts(j.run_at)), now_s,
-                         j.owner, j.parent_id, j.concurrency_key, j.batch_id, j.rate_key, j.args_version, j.meta)
-                        for j in new])
-                    event_ids = self._sqlite_insert_many(cur, "activejob_events", EVENT_INSERT, [
-                        (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(d), now_s)
-                        for i, j, d in zip(ids, new, datas, strict=True)])
+                stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
+                ids = self._sqlite_insert_many(cur, "activejob_jobs", SQLITE_JOB_INSERT, [
+                    (j.name, j.queue, j.priority, j.args, j.max_retries,
+                     stamps.get(j.run_at) or stamps.setdefault(j.run_at, sqlite_ts(j.run_at)), now_s,
+                     j.owner, j.parent_id, j.concurrency_key, j.batch_id, j.rate_key, j.args_version, j.meta)
+                    for j in new])
+                event_ids = self._sqlite_insert_many(cur, "activejob_events", EVENT_INSERT, [
+                    (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(d), now_s)
+                    for i, j, d in zip(ids, new, datas, strict=True)])
                 self._written(event_ids)  # before COMMIT
         if self.dialect == "postgresql":
             self._written(event_ids)  # committed with the statement: the ids come with its rows

@@ -5,11 +5,85 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections import deque
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from .. import dialects
+
+_MAX_STATEMENTS = 200
+"""Prepared statements a hot connection keeps before it forgets them all (a statement is one
+per SQL text and parameter types: a handful in practice, one per queue list at most)."""
+
+
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> tuple[tuple[str, ...], bytes]:
+    """psycopg's `%(name)s` SQL as libpq's `$1`: the parameter names in order, and the text."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"  # `%%`, as psycopg reads it
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    text = re.sub(r"%%|%\((\w+)\)s", number, sql).encode()
+    return tuple(names), text
+
+
+class HotConnection:
+    """One autocommit connection of `PgHotConnections`, and its prepared statements.
+
+    `run` hands a statement to libpq's own blocking call (PQexecPrepared, with the GIL
+    released) and converts parameters and rows with psycopg's adapters. psycopg's cursor
+    drives the same call from Python, step by step, so that a main thread's Ctrl-C can
+    break into a query: per statement that cost about 30 us of CPU, a twentieth of a
+    `perform_later` here. These statements only ever take a moment; `tcp_user_timeout`
+    (dialects.pg_connect_args) bounds a server that stops answering.
+    """
+
+    __slots__ = ("_statements", "_tx", "connection")
+
+    def __init__(self, connection: Any) -> None:
+        from psycopg.adapt import Transformer  # here: psycopg is the postgres extra
+
+        self.connection = connection
+        self._tx = Transformer(connection)
+        self._statements: dict[tuple[str, tuple[int, ...]], bytes] = {}
+
+    def run(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run `sql` (psycopg's `%(name)s` style) with `params`; its rows as tuples."""
+        from psycopg.adapt import PyFormat
+
+        names, text = _numbered(sql)
+        tx = self._tx
+        values = tx.dump_sequence([params[name] for name in names], [PyFormat.AUTO] * len(names))
+        pgconn = self.connection.pgconn
+        key = (sql, tuple(tx.types or ()))
+        statement = self._statements.get(key)
+        if statement is None:
+            if len(self._statements) >= _MAX_STATEMENTS:
+                self._check(pgconn.exec_(b"DEALLOCATE ALL"))
+                self._statements.clear()
+            statement = f"activejob_{len(self._statements)}".encode()
+            self._check(pgconn.prepare(statement, text, param_types=key[1]))
+            self._statements[key] = statement
+        result = self._check(pgconn.exec_prepared(statement, values, param_formats=tx.formats))
+        tx.set_pgresult(result)
+        return tx.load_rows(0, result.ntuples, tuple)  # type: ignore[no-any-return]
+
+    def _check(self, result: Any) -> Any:
+        from psycopg import errors
+        from psycopg.pq import ExecStatus
+
+        if result.status not in (ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK):
+            raise errors.error_from_result(result, encoding=self.connection.info.encoding)
+        return result
 
 
 class PgHotConnections:
@@ -18,9 +92,9 @@ class PgHotConnections:
 
     Through the pool a single `perform_later` paid a checkout, a reset on return and two
     autocommit switches: about a tenth of its time here, with the round trip and the commit
-    the rest. Taking and giving back is a deque pop and append, and each connection keeps
-    one cursor. At most `limit` are open; past that `take` returns None and the caller uses
-    the pool, so a process holds at most `limit` connections more than the pool's own.
+    the rest. Taking and giving back is a deque pop and append. At most `limit` are open;
+    past that `take` returns None and the caller uses the pool, so a process holds at most
+    `limit` connections more than the pool's own.
     """
 
     def __init__(self, dsn: str, limit: int) -> None:
@@ -28,44 +102,43 @@ class PgHotConnections:
 
         self._idle_status = TransactionStatus.IDLE
         self._dsn, self._limit = dsn, limit
-        self._idle: deque[Any] = deque()
+        self._idle: deque[HotConnection] = deque()
         self._open = 0
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
 
-    def take(self) -> Any | None:
-        """The cursor of an idle connection, or of a new one; None when `limit` are open
-        (or these are closed)."""
+    def take(self) -> HotConnection | None:
+        """An idle connection, or a new one; None when `limit` are open (or these are closed)."""
         if self._pid != os.getpid():
             self._forked()
         while True:
             try:
-                cur = self._idle.pop()  # the most recent: its server process is still warm
+                hot = self._idle.pop()  # the most recent: its server process is still warm
             except IndexError:
                 break
-            if not cur.connection.closed and dialects.pg_quiet(cur.connection):
-                return cur
-            self._discard(cur)  # the server ended it (a restart, pg_terminate_backend)
+            if not hot.connection.closed and dialects.pg_quiet(hot.connection):
+                return hot
+            self._discard(hot)  # the server ended it (a restart, pg_terminate_backend)
         with self._lock:
             if self._closed or self._open >= self._limit:
                 return None
             self._open += 1
         try:
-            return self._connect().cursor()
+            return HotConnection(self._connect())
         except BaseException:
             with self._lock:
                 self._open -= 1
             raise
 
-    def give(self, cur: Any) -> None:
+    def give(self, hot: HotConnection) -> None:
         """Back after a statement; a connection that broke or was interrupted mid-statement
         is closed."""
-        conn = cur.connection
+        conn = hot.connection
         if self._closed or conn.broken or conn.closed or conn.info.transaction_status != self._idle_status:
-            self._discard(cur)
+            self._discard(hot)
         else:
-            self._idle.append(cur)
+            self._idle.append(hot)
 
     def close(self) -> None:
         """Close the idle ones; those in use are closed as they are given back."""
@@ -76,19 +149,18 @@ class PgHotConnections:
     def _connect(self) -> Any:
         import psycopg
 
-        conn = psycopg.connect(self._dsn, autocommit=True, prepare_threshold=0,
-                               **dialects.pg_connect_args("activejob"))
+        conn = psycopg.connect(self._dsn, autocommit=True, **dialects.pg_connect_args("activejob"))
         # Only the hot statements run here, written for their generic plan (as on a
-        # worker's LoopConnection): prepared at once, never planned again.
+        # worker's LoopConnection): prepared at once (HotConnection.run), never planned again.
         with contextlib.suppress(psycopg.Error):  # a pooler that refuses it: plans as usual
             conn.execute("SET plan_cache_mode = force_generic_plan")
         return conn
 
-    def _discard(self, cur: Any) -> None:
+    def _discard(self, hot: HotConnection) -> None:
         with self._lock:
             self._open -= 1
         with contextlib.suppress(Exception):  # already gone: nothing to close
-            cur.connection.close()
+            hot.connection.close()
 
     def _forked(self) -> None:
         # A child shares the parent's sockets: closing them, or letting them be collected
@@ -97,4 +169,4 @@ class PgHotConnections:
         self._idle, self._open, self._pid = deque(), 0, os.getpid()
 
 
-_INHERITED: list[Any] = []
+_INHERITED: list[HotConnection] = []

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 def sqlite_ts(value: datetime) -> str:
     """The text form UTCDateTime stores in SQLite (naive UTC, always with microseconds):
     `2026-01-02 03:04:05.000006`, ISO 8601 cut before the UTC offset."""
-    v = value.astimezone(UTC) if value.tzinfo is not None else value
-    return v.isoformat(" ", "microseconds")[:26]
+    if value.tzinfo is not UTC and value.tzinfo is not None:  # clock.now() is UTC already
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 EVENT_INSERT = (
