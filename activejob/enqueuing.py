@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from . import arguments, callbacks, clock, enqueue_options, middleware
+from . import arguments, callbacks, clock, enqueue_options, job_keys, middleware
 from .errors import ConfigurationError, JobArgumentsError, JobOptionsError
 from .options import show
-from .request import MAX_LENGTH, text_problem
 from .request import EnqueueRequest as EnqueueRequest  # re-exported: the JobQueue and tests import it from here
 
 if TYPE_CHECKING:
@@ -230,12 +229,13 @@ class ConfiguredJob(Generic[S]):
             args = None
         model = arguments.validate(opts.name, opts.schema, args, kwargs)
         text = arguments.encode(opts.name, model, max_args_bytes)
-        unique_key = self.unique_key if self.unique_key is not None else _key_of(opts.name, "unique_key",
-                                                                                  opts.unique_key, model)
+        unique_key = self.unique_key
+        if unique_key is None:
+            unique_key = job_keys.key_of(opts.name, "unique_key", opts.unique_key, model)
         return EnqueueRequest(
             args=text, unique_key=None if unique_key is None else str(unique_key),
-            concurrency_key=_concurrency_key(opts.name, opts.concurrency_key, model),
-            rate_key=_key_of(opts.name, "rate_limit_key", opts.rate_limit_key, model), **shared,
+            concurrency_key=job_keys.concurrency_key(opts.name, opts.concurrency_key, model),
+            rate_key=job_keys.key_of(opts.name, "rate_limit_key", opts.rate_limit_key, model), **shared,
         )
 
     # -- enqueue verbs ----------------------------------------------------------------
@@ -368,44 +368,5 @@ def reset_current_batch(token: contextvars.Token[Any]) -> None:
     _current_batch.reset(token)
 
 
-def _key_of(job: str, option: str, key: Any, args: Any) -> str | None:
-    """A per-type key: a fixed string, or what a function of the arguments gives (refused
-    before anything is written when the function raises or gives what no column holds)."""
-    if key is None:
-        return None
-    if isinstance(key, str):
-        return key
-    try:
-        value = key(args)
-    except Exception as error:
-        raise JobArgumentsError(job, f"{option} raised {type(error).__name__}: {error}") from error
-    text = "" if value is None else str(value)
-    if not text:
-        raise JobArgumentsError(job, f"{option} must give a non-empty key, got {show(value)}")
-    problem = text_problem(text, "unique_key" if option == "unique_key" else "concurrency_key")
-    if problem:
-        raise JobArgumentsError(job, f"{option} gave a key that {problem}")
-    return text
-
-
 def is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn)
-
-
-def _concurrency_key(job: str, key: Callable[[Any], Any] | None, args: Any) -> str | None:
-    """The key a per-key concurrency limit counts this job under (refused before anything is written)."""
-    if key is None:
-        return None
-    try:
-        value = key(args)
-    except Exception as error:
-        raise JobArgumentsError(job, f"concurrency_key raised {type(error).__name__}: {error}") from error
-    text = str(value)
-    limit = MAX_LENGTH["concurrency_key"]
-    if value is None or not text or len(text) > limit:
-        raise JobArgumentsError(job, f"concurrency_key must give a non-empty key of at most {limit} characters, "
-                                     f"got {show(value)}")
-    problem = text_problem(text, "concurrency_key")
-    if problem:
-        raise JobArgumentsError(job, f"concurrency_key gave a key that {problem}")
-    return text
