@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from .jobs import event_data, job_rows
 from .options import open_queue, url_option
-from .output import echo_json, echo_line, json_option, print_table, show_time, wants_json
+from .output import echo_json, echo_line, follow, interval_option, json_option, print_table, show_time, wants_json
 
 
 @click.command()
@@ -50,8 +48,7 @@ def _batch_state(batch: Any) -> str:
 @click.option("--follow", "-f", is_flag=True,
               help="Print the batch's events as they come until it finishes; exit 0 if every member "
                    "completed, 1 if not.")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
-              help="Seconds between looks for new events, with --follow.")
+@interval_option
 def batch(database_url: str | None, batch_id: int, as_json: bool, as_table: bool, follow: bool,
           interval: float) -> None:
     """One batch: its counts, its members and its events (its own and its members')."""
@@ -89,26 +86,27 @@ def _batch_event_rows(events: Sequence[Any], *, header: bool) -> None:
             click.echo("  ".join(str(c) for c in row).rstrip())
 
 
-def _follow_batch(queue: Any, batch_id: int, in_json: bool, interval: float) -> None:
+def _follow_batch(queue: Any, batch_id: int, in_json: bool, interval: float) -> NoReturn:
     """Print the batch's events, old then new, until it finishes; exit 0 if every member
     completed, 1 if not, 130 on Ctrl-C."""
     seen = 0
-    try:
-        while True:
-            info = queue.get_batch(batch_id)  # before the events: none before it finished is missed
-            while events := queue.events(batch_id=batch_id, after=seen, limit=1000):
-                seen = events[-1].id
-                for event in events:
-                    echo_line(event.to_dict()) if in_json else _batch_event_rows([event], header=False)
-            if info is None:
-                raise click.ClickException(f"batch {batch_id} is gone")
-            if info.finished:
-                if in_json:
-                    echo_line(info.to_dict())
-                else:
-                    click.echo(f"batch {batch_id} {_batch_state(info)}: {info.completed} completed, "
-                               f"{info.failed} failed, {info.cancelled} cancelled")
-                sys.exit(0 if info.completed == info.total else 1)
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        sys.exit(130)
+
+    def look() -> int | None:
+        nonlocal seen
+        info = queue.get_batch(batch_id)  # before the events: none before it finished is missed
+        while events := queue.events(batch_id=batch_id, after=seen, limit=1000):
+            seen = events[-1].id
+            for event in events:
+                echo_line(event.to_dict()) if in_json else _batch_event_rows([event], header=False)
+        if info is None:
+            raise click.ClickException(f"batch {batch_id} is gone")
+        if not info.finished:
+            return None
+        if in_json:
+            echo_line(info.to_dict())
+        else:
+            click.echo(f"batch {batch_id} {_batch_state(info)}: {info.completed} completed, "
+                       f"{info.failed} failed, {info.cancelled} cancelled")
+        return 0 if info.completed == info.total else 1
+
+    follow(look, interval)

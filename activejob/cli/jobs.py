@@ -4,17 +4,26 @@ and event rows that `batch` prints too."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from .errors import refusals
 from .options import import_modules, imports_option, open_queue, url_option
-from .output import echo_json, echo_line, json_option, print_table, show_time, stdout_is_terminal, wants_json
+from .output import (
+    echo_json,
+    echo_line,
+    follow,
+    interval_option,
+    json_option,
+    print_table,
+    show_time,
+    stdout_is_terminal,
+    wants_json,
+)
 
 
 def _statuses(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
@@ -90,8 +99,7 @@ def job_rows(found: Sequence[Any]) -> None:
 @json_option(table_by_default=False)
 @click.option("--follow", "-f", is_flag=True,
               help="Print new events as they come until the job finishes; exit 0 if it completed, 1 if not.")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
-              help="Seconds between looks for new events, with --follow.")
+@interval_option
 def show(database_url: str | None, job_id: int, as_json: bool, as_table: bool, follow: bool,
          interval: float) -> None:
     """One job, with its events."""
@@ -155,28 +163,29 @@ def _event_rows(events: Sequence[Any], *, header: bool) -> None:
             click.echo("  ".join(str(c) for c in row).rstrip())
 
 
-def _follow(queue: Any, job_id: int, in_json: bool, interval: float) -> None:
+def _follow(queue: Any, job_id: int, in_json: bool, interval: float) -> NoReturn:
     """Print the job's events, old then new, until it finishes; exit 0 if it completed, 1 if
     it failed or was cancelled, 130 on Ctrl-C."""
     from ..models import FINISHED
 
     seen = 0
-    try:
-        while True:
-            info = queue.get_job(job_id)  # before the events: none after the last status is missed
-            events = queue.events(job_id, after=seen)
-            if events:
-                seen = events[-1].id
-                for event in events:
-                    echo_line(event.to_dict()) if in_json else _event_rows([event], header=False)
-            if info is None:
-                raise click.ClickException(f"job {job_id} was deleted")
-            if info.status in FINISHED:
-                if in_json:
-                    echo_line(info.to_dict())
-                else:
-                    click.echo(f"job {job_id} {info.status}" + (f": {info.error}" if info.error else ""))
-                sys.exit(0 if info.status == "completed" else 1)
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        sys.exit(130)
+
+    def look() -> int | None:
+        nonlocal seen
+        info = queue.get_job(job_id)  # before the events: none after the last status is missed
+        events = queue.events(job_id, after=seen)
+        if events:
+            seen = events[-1].id
+            for event in events:
+                echo_line(event.to_dict()) if in_json else _event_rows([event], header=False)
+        if info is None:
+            raise click.ClickException(f"job {job_id} was deleted")
+        if info.status not in FINISHED:
+            return None
+        if in_json:
+            echo_line(info.to_dict())
+        else:
+            click.echo(f"job {job_id} {info.status}" + (f": {info.error}" if info.error else ""))
+        return 0 if info.status == "completed" else 1
+
+    follow(look, interval)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -21,6 +22,20 @@ def echo_line(data: Any) -> None:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+interval_option = click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
+                               help="Seconds between looks for new events, with --follow.")
+
+
+def follow(look: Callable[[], int | None], interval: float) -> NoReturn:
+    """`--follow`: call `look` (which prints what is new) every `interval` seconds until it
+    gives an exit code, and exit with it; 130 on Ctrl-C."""
+    try:
+        while (code := look()) is None:
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code)
 
 
 def json_option(*, table_by_default: bool) -> Callable[[_F], _F]:
