@@ -68,16 +68,21 @@ class QueueCollector(Collector):
     """The gauges, read from the database through `queue` at each scrape.
 
         registry.register(QueueCollector(queue))
+
+    `stats`: where the counts come from (default `queue.stats`); the dashboard passes the
+    counts its pages share, so a scrape on a big table reuses the viewers' recent count
+    instead of counting again (`web/shared_reads.py`).
     """
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, stats: Callable[[], dict[str, Any]] | None = None) -> None:
         self.queue = queue
+        self._stats = stats or queue.stats
 
     def describe(self) -> list[Metric]:
         return []  # registering must not read the database; the names are never shared
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.queue.stats()
+        stats = self._stats()
         ages = self.queue.oldest_pending_age()
         workers = self.queue.workers()
         paused = set(stats.get("paused_queues", ()))
@@ -164,11 +169,12 @@ class JobCounters:
 class _Exporter:
     """A registry of its own, and the text format of what it holds."""
 
-    def __init__(self, queue: JobQueue, *, gauges: bool = True) -> None:
+    def __init__(self, queue: JobQueue, *, gauges: bool = True,
+                 stats: Callable[[], dict[str, Any]] | None = None) -> None:
         self.queue = queue
         self.registry = CollectorRegistry(auto_describe=False)
         if gauges:
-            self.registry.register(QueueCollector(queue))
+            self.registry.register(QueueCollector(queue, stats))
         self.counters = JobCounters(self.registry)
 
     def exposition(self) -> bytes:
@@ -242,8 +248,9 @@ class DashboardMetrics(_Exporter):
         text = metrics.exposition()
     """
 
-    def __init__(self, queue: JobQueue, relay: EventRelay) -> None:
-        super().__init__(queue)
+    def __init__(self, queue: JobQueue, relay: EventRelay, *,
+                 stats: Callable[[], dict[str, Any]] | None = None) -> None:
+        super().__init__(queue, stats=stats)
         self.relay = relay
         self._task: asyncio.Task[None] | None = None
 

@@ -238,6 +238,30 @@ def test_dashboard_counts_events_of_worker_processes(sqlite_queue: JobQueue, sql
     assert value(found, "activejob_job_duration_seconds_count", job_name="wk_quick") == 1
 
 
+def test_dashboard_metrics_take_the_counts_the_pages_share(queue: JobQueue) -> None:
+    from activejob.web.shared_reads import SharedReads
+
+    ticks = [0.0]
+
+    def clock() -> float:  # a second passes at each look: every count "takes" one, as on a big table
+        ticks[0] += 1.0
+        return ticks[0]
+
+    app = create_app(queue)
+    app.state.activejob.reads = SharedReads(costly=0.5, reuse=1000.0, clock=clock)
+    with dashboard(app) as client:
+        Ok.perform_later()
+        assert client.get("/api/stats").json()["pending"] == 1
+        Ok.perform_later()
+
+        shared = samples(client.get("/metrics").text)  # the viewers' count, not a second one
+        ticks[0] += 10_000.0
+        fresh = samples(client.get("/metrics").text)
+
+    assert value(shared, "activejob_jobs", queue="mail", status="pending") == 1
+    assert value(fresh, "activejob_jobs", queue="mail", status="pending") == 2
+
+
 def test_dashboard_metrics_need_the_token_when_one_is_set(queue: JobQueue) -> None:
     with dashboard(create_app(queue, token="s3cret")) as client:
         assert client.get("/metrics").status_code == 401

@@ -62,9 +62,9 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     owns_relay = relay is None
     if relay is None:
         relay = EventRelay(queue)
-    metrics = _metrics(queue, relay)
     dash = Dashboard(queue=queue, relay=relay, token=token, authorize=authorize, title=title,
                      allowed_origins=tuple(allowed_origins), poll_interval=poll_interval)
+    metrics = _metrics(dash)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -107,13 +107,14 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
     return app
 
 
-def _metrics(queue: JobQueue, relay: EventRelay) -> DashboardMetrics | None:
-    """The exporter of `/metrics`, or None without the metrics extra (prometheus_client)."""
+def _metrics(dash: Dashboard) -> DashboardMetrics | None:
+    """The exporter of `/metrics`, or None without the metrics extra (prometheus_client).
+    Its gauges take the counts the pages share: a scrape and the viewers count once."""
     try:
         from ..metrics import DashboardMetrics
     except ImportError:
         return None
-    return DashboardMetrics(queue, relay)
+    return DashboardMetrics(dash.queue, dash.relay, stats=dash.stats)
 
 
 async def _no_metrics(request: Request) -> Response:
