@@ -67,8 +67,7 @@ class ActiveJobRunner(Runner):
         self.measures_enqueue = sync  # enqueueing does not depend on the job's perform
         self.worker = f"activejob worker --concurrency {cfg.concurrency}"
         if sqlite_synchronous:
-            self.worker = f"python -m bench.aj_worker --concurrency {cfg.concurrency} " \
-                          f"--sqlite-synchronous {sqlite_synchronous}"
+            self.worker += f" --sqlite-synchronous {sqlite_synchronous}"
         workdir = cfg.workdir / self.key  # SQLite files of its own
         workdir.mkdir(parents=True, exist_ok=True)
         self.db = Database(storage, Config(pg_admin_url=cfg.pg_admin_url), workdir,
@@ -112,10 +111,8 @@ class ActiveJobRunner(Runner):
         fill(url, n, FILL_BATCH, self._job())
         argv = [sys.executable, "-m", "activejob", "worker", "--database-url", url, "--import", "bench.jobs",
                 "--concurrency", str(self.cfg.concurrency), "--poll-interval", "1.0"]
-        if self.synchronous:  # `activejob worker` has no flag for it: the same worker, configured by bench/
-            argv = [sys.executable, "-m", "bench.aj_worker", "--database-url", url, "--import", "bench.jobs",
-                    "--concurrency", str(self.cfg.concurrency), "--poll-interval", "1.0",
-                    "--sqlite-synchronous", self.synchronous]
+        if self.synchronous:
+            argv += ["--sqlite-synchronous", self.synchronous]
         from sqlalchemy import text
 
         counts = ("SELECT count(*) FILTER (WHERE status NOT IN ('pending', 'running')), "
