@@ -1,9 +1,9 @@
 """`python -m bench --peers`: activejob against huey, procrastinate and rq, in one run, on one
 machine, with the same sync no-op job, the same concurrency (4) and a worker process each.
 
-Per run, every system is measured in turn (the order rotates from run to run, so no system
-always follows the same neighbour): single enqueue, then a drain of `--jobs` jobs queued
-beforehand. Each figure is the median of `--runs` runs; the ratios are ratios of medians.
+Per run, every system's single enqueues are measured in turn, then every system's drain of
+`--jobs` jobs queued beforehand (the order rotates from run to run, so no system always
+follows the same neighbour). Each figure is the median of `--runs` runs; the ratios are ratios of medians.
 Results go to bench/results/peers.json and a markdown table on stdout; `--docs` puts the
 table into docs/benchmark.md, and `--render` prints (and with `--docs` writes) a stored one.
 """
@@ -120,11 +120,16 @@ def measure(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             active = [r for r in runners if not r.skip]
             for run in range(runs):
                 shift = run % max(1, len(active))
-                for r in active[shift:] + active[:shift]:
-                    entry = report["systems"][r.key]["runs"]
+                turn = active[shift:] + active[:shift]
+                # Every system's enqueues first, back to back, then the drains: enqueue rates
+                # follow the CPU this shared machine gives, which drifts over a run, so the
+                # enqueues being compared are measured seconds apart, not minutes.
+                for r in turn:
                     if r.measures_enqueue:
                         log(f"run {run + 1}/{runs}: {r.key}: enqueue {jobs}")
-                        entry["enqueue"].append(_retried(r.enqueue, cfg, log, report))
+                        report["systems"][r.key]["runs"]["enqueue"].append(_retried(r.enqueue, cfg, log, report))
+                for r in turn:
+                    entry = report["systems"][r.key]["runs"]
                     log(f"run {run + 1}/{runs}: {r.key}: drain {jobs}")
                     entry["drain"].append(_retried(r.drain, cfg, log, report))
                     log(f"    {entry['drain'][-1]:,.0f} jobs/s")
