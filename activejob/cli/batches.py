@@ -9,7 +9,7 @@ import click
 
 from .jobs import event_data, job_rows
 from .options import open_queue, url_option
-from .output import echo_json, echo_line, follow, interval_option, json_option, print_table, show_time, wants_json
+from .output import echo_json, echo_line, follow_until, interval_option, json_option, print_table, show_time, wants_json
 
 
 @click.command()
@@ -109,4 +109,4 @@ def _follow_batch(queue: Any, batch_id: int, in_json: bool, interval: float) -> 
                        f"{info.failed} failed, {info.cancelled} cancelled")
         return 0 if info.completed == info.total else 1
 
-    follow(look, interval)
+    follow_until(look, interval)

@@ -16,7 +16,7 @@ from .options import import_modules, imports_option, open_queue, url_option
 from .output import (
     echo_json,
     echo_line,
-    follow,
+    follow_until,
     interval_option,
     json_option,
     print_table,
@@ -188,4 +188,4 @@ def _follow(queue: Any, job_id: int, in_json: bool, interval: float) -> NoReturn
             click.echo(f"job {job_id} {info.status}" + (f": {info.error}" if info.error else ""))
         return 0 if info.status == "completed" else 1
 
-    follow(look, interval)
+    follow_until(look, interval)

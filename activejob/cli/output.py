@@ -27,7 +27,7 @@ interval_option = click.option("--interval", type=click.FloatRange(min=0.05), de
                                help="Seconds between looks for new events, with --follow.")
 
 
-def follow(look: Callable[[], int | None], interval: float) -> NoReturn:
+def follow_until(look: Callable[[], int | None], interval: float) -> NoReturn:
     """`--follow`: call `look` (which prints what is new) every `interval` seconds until it
     gives an exit code, and exit with it; 130 on Ctrl-C."""
     try:
