@@ -79,6 +79,16 @@ is marked 'expired' by the enqueue that finds it). The unique index's predicate,
 store's ON CONFLICT target."""
 
 
+DEFAULT_QUEUE = "default"
+"""The queue a job goes to unless told otherwise: on SQLite the one queue left out of the
+named-queue index (`SQLITE_NAMED_QUEUE_WHERE`), since it holds most jobs."""
+
+SQLITE_NAMED_QUEUE_WHERE = f"status = 'pending' AND queue <> '{DEFAULT_QUEUE}'"
+"""Which rows SQLite's `ix_activejob_jobs_named_queue_due` holds: due jobs of every queue but
+the default one. An enqueue to the default queue (most of them) writes nothing there; one
+to a named queue writes an entry more (about a fifth of its SQLite time, measured)."""
+
+
 def _partial(name: str, *columns: str, where: str, unique: bool = False) -> Index:
     return Index(name, *columns, unique=unique, sqlite_where=text(where), postgresql_where=text(where))
 
@@ -100,6 +110,10 @@ class Job(SQLModel, table=True):
         *(Index(f"ix_activejob_jobs_{column}_due", column, text("priority DESC"), "run_at", "id",
                 postgresql_where=text("status = 'pending'")).ddl_if(dialect="postgresql")
           for column in ("queue", "name")),
+        # SQLite only (see migration 0009): the due jobs of every queue but the default one, for
+        # the claims of workers of named queues; an enqueue to the default queue writes nothing here.
+        Index("ix_activejob_jobs_named_queue_due", "queue", text("priority DESC"), "run_at", "id",
+              sqlite_where=text(SQLITE_NAMED_QUEUE_WHERE)).ddl_if(dialect="sqlite"),
         Index(
             "ix_activejob_jobs_leases",
             "lease_expires_at",
@@ -124,7 +138,7 @@ class Job(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=_id())
     name: str = Field(max_length=MAX_LENGTH["name"])
-    queue: str = Field(default="default", max_length=MAX_LENGTH["queue"])
+    queue: str = Field(default=DEFAULT_QUEUE, max_length=MAX_LENGTH["queue"])
     priority: int = 0
     status: str = Field(default=JobStatus.PENDING, max_length=20)
     args: str = Field(default="{}", sa_column=Column(Text, nullable=False))
@@ -182,7 +196,7 @@ class JobEvent(SQLModel, table=True):
     batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     type: str = Field(max_length=40)
     name: str = Field(max_length=MAX_LENGTH["name"])
-    queue: str = Field(default="default", max_length=MAX_LENGTH["queue"])
+    queue: str = Field(default=DEFAULT_QUEUE, max_length=MAX_LENGTH["queue"])
     owner: str | None = Field(default=None, max_length=MAX_LENGTH["owner"])
     status: str = Field(max_length=20)
     attempt: int = 0

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, true, update
 
+from ..models import DEFAULT_QUEUE
 from ..records import Claimed, EventRecord
 from .base import NO_PROGRESS, PENDING, RUNNING, dump, jobs, paused
 from .dbapi import PgCall, RawAccess
@@ -154,14 +155,16 @@ class Claiming(RawAccess):
         token = uuid.uuid4().hex
         data = dump({"worker_id": worker_id})
         expires = now + timedelta(seconds=lease)
-        skey = ("claim", len(names), len(queues or ()))
+        queues = list(dict.fromkeys(queues or ()))
+        defaults = tuple(q == DEFAULT_QUEUE for q in queues)
+        skey = ("claim", len(names), defaults)
         sql = self._sql.get(skey)
         if sql is None:
-            sql = self._sql[skey] = sqlite_claim(len(names), len(queues or ()))
+            sql = self._sql[skey] = sqlite_claim(len(names), defaults)
         now_s = sqlite_ts(now)
+        picks = [value for queue in queues for value in (queue, now_s, *names, limit)] if queues else [now_s, *names]
         with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
-            rows = cur.execute(sql, (worker_id, token, sqlite_ts(expires), now_s, now_s, *names,
-                                     *(queues or ()), limit)).fetchall()
+            rows = cur.execute(sql, (worker_id, token, sqlite_ts(expires), now_s, *picks, limit)).fetchall()
             rows.sort()
             event_ids = self._sqlite_events(cur, [(r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s)
                                                   for r in rows])

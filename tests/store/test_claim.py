@@ -87,6 +87,22 @@ def test_a_claim_of_several_queues_takes_the_best_jobs_across_them(jobs: Jobs) -
     assert {c.id for c in jobs.claim(2, queues=["mail", "reports"])} == {urgent_report, old_mail}
 
 
+def test_a_claim_of_the_default_queue_and_named_ones_takes_the_best_jobs_across_them(jobs: Jobs) -> None:
+    jobs.add(queue="default", run_at=at(-10))
+    urgent_default = jobs.add(queue="default", priority=5)[0]
+    old_mail = jobs.add(queue="mail", run_at=at(-60))[0]
+    jobs.add(queue="mail")
+    jobs.add(queue="reports", priority=9)  # not this worker's
+    assert [c.id for c in jobs.claim(2, queues=["mail", "default"])] == sorted([urgent_default, old_mail])
+
+
+def test_a_claim_of_named_queues_passes_over_jobs_not_due_and_of_other_types(jobs: Jobs) -> None:
+    jobs.add(queue="mail", priority=9, run_at=at(60))
+    jobs.add(queue="mail", priority=8, name="other_type")
+    due = jobs.add(queue="mail")[0]
+    assert [c.id for c in jobs.claim(queues=["mail"])] == [due]
+
+
 def test_a_queue_named_twice_is_claimed_from_once(jobs: Jobs) -> None:
     mail = jobs.add(3, queue="mail")
     assert sorted(c.id for c in jobs.claim(3, queues=["mail", "mail"])) == sorted(mail)
