@@ -56,9 +56,9 @@ def sqlite_event_insert(rows: int) -> str:
 
 def sqlite_claim(names: int, queues: Sequence[bool]) -> str:
     """The claim of up to LIMIT due jobs among `names` job names, of any queue (`queues`
-    empty) or of the queues whose parameters come one per branch, `True` where that queue
-    is the default one. Parameters: worker, token, expiry, start time, then per branch the
-    queue (for named queues), the time, the names and the limit, then the claim's limit."""
+    empty) or of named queues, one branch each (`True` where that queue is the default one).
+    Parameters: worker, token, expiry, start time; then the time and the names (any queue),
+    or per branch its queue, the time, the names and the limit; then the claim's limit."""
     # INDEXED BY: without statistics SQLite may pick the (status, finished_at) index
     # and sort every pending row; the due index yields them in claim order. And
     # `+status` keeps the outer UPDATE on rowid lookups instead of walking every
