@@ -97,10 +97,10 @@ class Claiming(RawAccess):
             full_queues = [q for q, room in book.queue_rooms().items() if room <= 0]
             if full_queues:
                 due = due.where(jobs.c.queue.not_in(full_queues))
-            # On PostgreSQL each named queue is asked on its own, from its own index (see
-            # sql.pg_pick_queues); SQLite has the one due index, which serves them all at once.
-            by_queue = [jobs.c.queue == q for q in dict.fromkeys(queues)] \
-                if queues and self.dialect == "postgresql" else [true()]
+            # Each named queue is asked on its own, from its own index: PostgreSQL's queue
+            # index (see sql.pg_pick_queues), or on SQLite the named-queue index, which the
+            # `queue <> 'default'` term lets it use (the default queue's from the due index).
+            by_queue = [_one_queue(q, self.dialect) for q in dict.fromkeys(queues)] if queues else [true()]
             candidates: list[Any] = []
             limited_left = False  # a limited type's look that came back full may have left more
             for where, most, is_limited in _limited_picks(names, limit, limits, per_key, running, book):
@@ -258,6 +258,13 @@ def _limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], 
         else:
             picks.append((jobs.c.name.in_(free), limit, False))
     return picks
+
+
+def _one_queue(queue: str, dialect: str) -> Any:
+    """The condition of a pick of one named queue's due jobs (see claim_general)."""
+    if dialect == "sqlite" and queue != DEFAULT_QUEUE:
+        return (jobs.c.queue == queue) & (jobs.c.queue != DEFAULT_QUEUE)
+    return jobs.c.queue == queue
 
 
 def _within_limits(candidates: list[Any], limit: int, limits: Mapping[str, int], per_key: Collection[str],

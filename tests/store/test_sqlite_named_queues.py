@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from activejob.store import Store
 
-from .contract import Jobs, at
+from .contract import LEASE, NAME, NOW, Jobs, at
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's alone
 
@@ -78,3 +80,43 @@ def test_the_default_queues_jobs_have_no_entry_in_the_named_queue_index(jobs: Jo
     assert entries == 2
     assert "ix_activejob_jobs_named_queue_due" in plan
 
+
+
+@contextmanager
+def counting_general_steps(store: Store) -> Iterator[list[int]]:
+    """Count, in hundreds, the steps SQLite runs on the store's pooled connections meanwhile
+    (where the general path writes): every connection opened from now on is counted."""
+    steps = [0]
+
+    def step() -> int:
+        steps[0] += 1
+        return 0
+
+    def counted(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_progress_handler(step, 100)
+
+    store.engine.dispose()
+    event.listen(store.engine, "connect", counted)
+    try:
+        yield steps
+    finally:
+        event.remove(store.engine, "connect", counted)
+        store.engine.dispose()
+
+
+def general_claim_steps(jobs: Jobs) -> int:
+    with counting_general_steps(jobs.store) as steps:
+        claimed = jobs.store.claim_general(worker_id="w1", names=[NAME], queues=["mail"], limit=1, now=NOW,
+                                           lease=LEASE, limits={NAME: 5}).claimed
+    assert len(claimed) == 1
+    return steps[0]
+
+
+def test_the_general_claim_of_a_named_queue_does_not_walk_the_default_queues_backlog(jobs: Jobs) -> None:
+    jobs.add(2, queue="mail")
+    alone = general_claim_steps(jobs)
+
+    jobs.add(BACKLOG, queue="default", run_at=at(-60))
+    behind = general_claim_steps(jobs)
+
+    assert behind < 2 * alone + 5, f"{behind} hundred steps behind {BACKLOG} default jobs, {alone} without them"
