@@ -17,12 +17,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import CancelScope
-from sqlalchemy.exc import DBAPIError
 
 from .. import dialects
 from ..models import JobStatus
 from ..records import Claimed, EventRecord
-from .dbapi import PgCall, WouldBlock
+from .dbapi import PgCall, WouldBlock, as_sqlalchemy
 from .values import Outcome
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ class LoopConnection:
                 rows = await cursor.fetchall()
             except psycopg.Error as error:
                 await self._drop_if_broken()
-                raise DBAPIError.instance(None, None, error, psycopg.Error) from error
+                raise as_sqlalchemy(error, psycopg.Error) from error
             except BaseException:
                 await self._drop_if_broken()
                 raise

@@ -61,7 +61,7 @@ class SqliteTx:
         except BaseException as error:
             lock.release()
             if isinstance(error, sqlite3.Error):
-                raise _translated_sqlite(error) from error
+                raise as_sqlalchemy(error, sqlite3.Error) from error
             raise
         self._cur = cur
         return cur
@@ -77,16 +77,18 @@ class SqliteTx:
             if kind is None and conn.in_transaction:
                 conn.rollback()
             if isinstance(failed, sqlite3.Error):
-                raise _translated_sqlite(failed) from failed
+                raise as_sqlalchemy(failed, sqlite3.Error) from failed
             raise
         finally:
             self._access._write_lock.release()  # type: ignore[union-attr]
         if isinstance(error, sqlite3.Error):  # raised inside the block: as `_translated` does
-            raise _translated_sqlite(error) from error
+            raise as_sqlalchemy(error, sqlite3.Error) from error
 
 
-def _translated_sqlite(error: sqlite3.Error) -> Exception:
-    return DBAPIError.instance(None, None, error, sqlite3.Error)
+def as_sqlalchemy(error: Exception, dbapi_error: type[Exception]) -> Exception:
+    """A driver's error (an instance of its DBAPI `Error` class, `dbapi_error`) as
+    SQLAlchemy's exception class for it, as the rest of the store raises them."""
+    return DBAPIError.instance(None, None, error, dbapi_error)
 
 
 class RawAccess(StoreBase):
@@ -99,7 +101,7 @@ class RawAccess(StoreBase):
         try:
             yield
         except dbapi.Error as error:
-            raise DBAPIError.instance(None, None, error, dbapi.Error) from error
+            raise as_sqlalchemy(error, dbapi.Error) from error
 
     def _sqlite_tx(self, *, nowait: bool = False) -> SqliteTx:
         """A cursor in a BEGIN IMMEDIATE transaction on the store's own write connection
@@ -138,7 +140,7 @@ class RawAccess(StoreBase):
         try:
             return conn.run(sql, params)
         except self.engine.dialect.loaded_dbapi.Error as error:  # as `_translated` does, inline: per job
-            raise DBAPIError.instance(None, None, error, self.engine.dialect.loaded_dbapi.Error) from error
+            raise as_sqlalchemy(error, self.engine.dialect.loaded_dbapi.Error) from error
         finally:
             hot.give(conn)  # type: ignore[union-attr]
 
