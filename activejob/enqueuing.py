@@ -234,7 +234,7 @@ class ConfiguredJob(Generic[S]):
             unique_key = job_keys.key_of(opts.name, "unique_key", opts.unique_key, model)
         return EnqueueRequest(
             args=text, unique_key=None if unique_key is None else str(unique_key),
-            concurrency_key=job_keys.concurrency_key(opts.name, opts.concurrency_key, model),
+            concurrency_key=job_keys.key_of(opts.name, "concurrency_key", opts.concurrency_key, model),
             rate_key=job_keys.key_of(opts.name, "rate_limit_key", opts.rate_limit_key, model), **shared,
         )
 
