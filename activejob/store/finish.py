@@ -4,7 +4,6 @@ the lease token; and finish_and_claim, which refills the freed slots in the same
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +13,7 @@ from sqlalchemy import update
 from .. import dialects
 from ..models import FINISHED, JobStatus
 from ..records import Claimed, EventRecord
-from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs
+from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs, new_lease_token, start_data
 from .claim import Claiming
 from .dbapi import GeneralPath, PgCall, WouldBlock
 from .parents import Parents
@@ -156,12 +155,12 @@ class Finishing(Claiming, Parents):
             sql = self._sql[key] = PG_FINISH_AND_CLAIM.format(
                 pick=pg_pick_queues(queues) if queues else PG_PICK_ANY_QUEUE,
                 notify=PG_NOTIFY_FROM if wake else PG_EVENTS_NOTIFY_FROM)
-        token = uuid.uuid4().hex
+        token = new_lease_token()
         params = {
             **self._pg_outcome_params(outcomes, datas), "now": now,
             "names": list(names), "limit": limit, "worker": worker_id,
             "claim_token": token, "expires": now + timedelta(seconds=lease),
-            "start_data": dump({"worker_id": worker_id}),
+            "start_data": start_data(worker_id),
         }
 
         def read(rows: list[Any]) -> HotBatch:

@@ -1,60 +1,21 @@
 """On SQLite, a worker of named queues seeks to its queues' due jobs (the named-queue index,
 migration 0009) instead of walking the due index past the default queue's backlog, in the
 fast claim and in the general one alike; the default queue's jobs, most of them, have no
-entry in that index.
-
-The work a claim does is counted in SQLite's virtual-machine steps (a progress handler),
-which, unlike a timing, does not move with the machine's load."""
+entry in that index. The work a claim does is counted in SQLite's steps (`steps.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-
-from activejob.store import Store
 
 from .contract import LEASE, NAME, NOW, Jobs, at
+from .steps import counting
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's alone
 
 BACKLOG = 5_000
-
-
-class Steps:
-    """Hundreds of steps SQLite ran on the connections given to `watch`."""
-
-    def __init__(self) -> None:
-        self.hundreds = 0
-
-    def _step(self) -> int:
-        self.hundreds += 1
-        return 0  # go on
-
-    def watch(self, dbapi_connection: Any, _record: Any = None) -> None:
-        dbapi_connection.set_progress_handler(self._step, 100)
-
-
-@contextmanager
-def counting(store: Store) -> Iterator[Steps]:
-    """Count the steps of the store's write connection (the fast paths) and of every pooled
-    connection opened meanwhile (the general path's)."""
-    steps = Steps()
-    with store._sqlite_tx():  # opens the write connection if it is not yet
-        pass
-    hot = store._hot.connection
-    steps.watch(hot)
-    store.engine.dispose()
-    event.listen(store.engine, "connect", steps.watch)
-    try:
-        yield steps
-    finally:
-        event.remove(store.engine, "connect", steps.watch)
-        store.engine.dispose()
-        hot.set_progress_handler(None, 0)
 
 
 def fast_claim(jobs: Jobs) -> list[Any]:
