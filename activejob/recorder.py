@@ -48,7 +48,10 @@ class Recorder:
         # job's task (an event), or nothing (a sync job: the outcome loop frees its slot).
         self._pending: list[tuple[Running, Outcome, anyio.Event | None]] = []
         self._wake = anyio.Event()
-        self._lock = anyio.Lock()
+        # fast_acquire: a free lock is taken without a trip round the event loop, which
+        # every group commit paid for (a sync no-op drain on SQLite: 10 to 20% more jobs/s).
+        # Each holder awaits between turns anyway (the outcome loop its next wake-up).
+        self._lock = anyio.Lock(fast_acquire=True)
 
     def in_signal_order(self) -> anyio.Lock:
         """Held while a write and the sending of its events' signals: whoever else writes
