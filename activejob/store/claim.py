@@ -10,12 +10,32 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select, true, update
 from sqlalchemy.engine import Connection
 
+from .. import clock
 from ..models import DEFAULT_QUEUE
 from ..records import Claimed, EventRecord
 from .base import NO_PROGRESS, PENDING, RUNNING, jobs, new_lease_token, paused, start_data
-from .dbapi import PgCall, RawAccess
+from .dbapi import PgCall, RawAccess, WouldBlock
 from .rates import RateBook, RateLimits, prune_rate_starts
-from .sql import PG_CLAIM, PG_EVENTS_NOTIFY_JOIN, PG_PICK_ANY_QUEUE, pg_pick_queues, sqlite_claim, sqlite_ts
+from .sql import (
+    PG_CLAIM,
+    PG_EVENTS_NOTIFY_JOIN,
+    PG_PICK_ANY_QUEUE,
+    pg_pick_queues,
+    sqlite_claim,
+    sqlite_claim_found,
+    sqlite_pick,
+    sqlite_ts,
+)
+
+LONG_LOOK = 100
+"""Thousands of SQLite steps a claim may take looking for its jobs under the write lock
+before this store's claims look first, in a read transaction, for LOOK_FIRST_FOR seconds. A
+claim walks the due index past due jobs it cannot take (of types its worker does not import,
+say, after a deploy added one): behind 100,000 such jobs, tens of milliseconds in which
+every enqueue and outcome of every process waits for the lock. A claim of a few jobs
+normally takes a few hundred steps, and then one statement is cheapest. Counted in steps
+rather than time, so that a busy machine does not trip it."""
+LOOK_FIRST_FOR = 60.0
 
 LIMITS_LOCK = 0x61636A6C
 """The PostgreSQL advisory lock that claims of job types with a concurrency limit take turns on."""
@@ -70,6 +90,8 @@ def _book(c: Connection, rates: RateLimits | None, names: Sequence[str], queues:
 
 class Claiming(RawAccess):
     """claim, one statement per dialect."""
+
+    _look_first_until = float("-inf")  # see LONG_LOOK
 
     def claim(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None,
               limit: int, now: datetime, lease: float, nowait: bool = False
@@ -197,24 +219,63 @@ class Claiming(RawAccess):
                     ) -> tuple[list[Claimed], list[EventRecord]]:
         if self.dialect == "postgresql":
             return self._pg_run(self.pg_claim_call(worker_id, names, queues, limit, now, lease))
-        token = new_lease_token()
-        data = start_data(worker_id)
-        expires = now + timedelta(seconds=lease)
         queues = list(dict.fromkeys(queues or ()))
         defaults = tuple(q == DEFAULT_QUEUE for q in queues)
+        now_s = sqlite_ts(now)
+        picks: list[Any] = [value for queue in queues for value in (queue, now_s, *names, limit)] if queues \
+            else [now_s, *names]
+        picks.append(limit)
+        if cur is None and self.looks_first():
+            if nowait:  # the look may be long: not on the caller's event loop
+                raise WouldBlock("this worker's claims look first, in a read transaction")
+            return self._claim_found(self._find(len(names), defaults, picks), worker_id, now, lease)
         skey = ("claim", len(names), defaults)
         sql = self._sql.get(skey)
         if sql is None:
             sql = self._sql[skey] = sqlite_claim(len(names), defaults)
-        now_s = sqlite_ts(now)
-        picks = [value for queue in queues for value in (queue, now_s, *names, limit)] if queues else [now_s, *names]
+        head = (worker_id, new_lease_token(), sqlite_ts(now + timedelta(seconds=lease)), now_s)
         with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
-            rows = cur.execute(sql, (worker_id, token, sqlite_ts(expires), now_s, *picks, limit)).fetchall()
-            rows.sort()
-            event_ids = self._sqlite_events(cur, [(r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s)
-                                                  for r in rows])
-            rows = [(*r[:9], e, *r[9:]) for r, e in zip(rows, event_ids, strict=True)]
-            self._written(event_ids)  # before COMMIT
+            before = self.steps
+            rows = cur.execute(sql, (*head, *picks)).fetchall()
+            if self.steps - before > LONG_LOOK:
+                self._look_first_until = clock.monotonic() + LOOK_FIRST_FOR
+            return self._claimed_here(cur, rows, head, now)
+
+    def looks_first(self) -> bool:
+        """Whether SQLite claims look for their jobs in a read transaction first, for a
+        while after one of them walked long under the write lock (see LONG_LOOK)."""
+        return self._look_first_until > clock.monotonic()
+
+    def _find(self, names: int, defaults: tuple[bool, ...], picks: list[Any]) -> list[int]:
+        """The ids a claim would take now, read in a read transaction."""
+        key = ("pick", names, defaults)
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = sqlite_pick(names, defaults)
+        with self.read() as r:
+            return [row[0] for row in r.exec_driver_sql(sql, tuple(picks))]
+
+    def _claim_found(self, ids: list[int], worker_id: str, now: datetime, lease: float
+                     ) -> tuple[list[Claimed], list[EventRecord]]:
+        """Claim those of `ids` still pending and due (another worker may have taken some)."""
+        if not ids:
+            return [], []
+        now_s = sqlite_ts(now)
+        head = (worker_id, new_lease_token(), sqlite_ts(now + timedelta(seconds=lease)), now_s)
+        with self._sqlite_tx() as cur:
+            rows = cur.execute(sqlite_claim_found(len(ids)), (*head, *ids, now_s)).fetchall()
+            return self._claimed_here(cur, rows, head, now)
+
+    def _claimed_here(self, cur: Any, rows: list[Any], head: tuple[str, str, str, str], now: datetime
+                      ) -> tuple[list[Claimed], list[EventRecord]]:
+        """The claimed rows' `started` events, written in the claim's transaction (cursor `cur`)."""
+        worker_id, token, _expires, now_s = head
+        data = start_data(worker_id)
+        rows.sort()
+        event_ids = self._sqlite_events(cur, [(r[0], "started", r[1], r[2], r[3], RUNNING, r[5], data, now_s)
+                                              for r in rows])
+        rows = [(*r[:9], e, *r[9:]) for r, e in zip(rows, event_ids, strict=True)]
+        self._written(event_ids)  # before COMMIT
         return self._claimed(rows, token, worker_id, now)
 
     def pg_claim_call(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,

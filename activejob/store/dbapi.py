@@ -113,7 +113,24 @@ class RawAccess(StoreBase):
         """
         return SqliteTx(self, nowait)
 
+    steps = 0
+    """Thousands of SQLite VM steps run on the hot connection: how much work a statement did,
+    whatever the machine's load (claim.py's LONG_LOOK)."""
+
+    def watch_steps(self, conn: Any) -> None:
+        """Count `conn`'s steps in `steps` (a progress handler, called every thousand)."""
+        conn.set_progress_handler(self._count_steps, 1000)
+
+    def _count_steps(self) -> int:
+        self.steps += 1
+        return 0  # go on
+
     def _open_hot(self) -> Any:
+        conn = self._connect_hot()
+        self.watch_steps(conn)
+        return conn
+
+    def _connect_hot(self) -> Any:
         if self._memory:  # one shared connection (StaticPool): write on that same one
             fairy = self.engine.raw_connection()
             conn = fairy.driver_connection

@@ -244,12 +244,18 @@ class Finishing(Claiming, Parents):
                 written |= more_written
                 recorded += more
             return written, recorded, claimed, started
+        refill = limit > 0 and bool(names)
+        later = refill and self.looks_first()  # the claim looks first, in a transaction of its own
+        if later and nowait:
+            raise WouldBlock("this worker's claims look first, in a read transaction")
         datas = {o.job_id: finish_data(o) for o in outcomes}
         try:
             with self._sqlite_tx(nowait=nowait) as cur:
                 done, recorded = self._sqlite_finish(cur, outcomes, now, datas)
                 claimed, started = self._claim_fast(worker_id, names, queues, limit, now, lease, cur=cur) \
-                    if limit > 0 and names else ([], [])
+                    if refill and not later else ([], [])
         except GeneralPath:
             raise WouldBlock("an outcome needs the general path") from None
+        if later:
+            claimed, started = self._claim_fast(worker_id, names, queues, limit, now, lease)
         return done, recorded, claimed, started

@@ -54,45 +54,61 @@ def sqlite_event_insert(rows: int) -> str:
                                 "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
 
 
-def sqlite_claim(names: int, queues: Sequence[bool]) -> str:
-    """The claim of up to LIMIT due jobs among `names` job names, of any queue (`queues`
-    empty) or of named queues, one branch each (`True` where that queue is the default one).
-    Parameters: worker, token, expiry, start time; then the time and the names (any queue),
-    or per branch its queue, the time, the names and the limit; then the claim's limit."""
+def sqlite_pick(names: int, queues: Sequence[bool]) -> str:
+    """The ids of up to LIMIT due jobs among `names` job names, in claim order, of any queue
+    (`queues` empty) or of named queues, one branch each (`True` where that queue is the
+    default one). Parameters: the time and the names (any queue), or per branch its queue,
+    the time, the names and the limit; then the limit."""
     # INDEXED BY: without statistics SQLite may pick the (status, finished_at) index
-    # and sort every pending row; the due index yields them in claim order. And
-    # `+status` keeps the outer UPDATE on rowid lookups instead of walking every
-    # pending row through that same index.
+    # and sort every pending row; the due index yields them in claim order.
     in_names = f"name IN ({', '.join('?' * names)})"
-    not_paused = "queue NOT IN (SELECT queue FROM activejob_paused_queues)"
     if not queues:
-        pick = (f"SELECT id FROM activejob_jobs INDEXED BY ix_activejob_jobs_due WHERE status = 'pending' "
-                f"AND run_at <= ? AND {in_names} AND {not_paused} ORDER BY priority DESC, run_at, id LIMIT ?")
-    else:
-        # A worker of named queues takes each queue's first jobs and keeps the best of them:
-        # `queue IN (...)` on the due index walked past every other queue's due jobs (190 ms
-        # a claim behind 500,000 of the default queue's, holding the write lock). A named
-        # queue's branch seeks into the named-queue index (the `queue <> 'default'` term lets
-        # SQLite use that partial index); the default queue's walks the due index, where the
-        # other queues' rows are the few.
-        branches = []
-        for default in queues:
-            source = ("INDEXED BY ix_activejob_jobs_due WHERE queue = ?" if default else
-                      f"INDEXED BY ix_activejob_jobs_named_queue_due WHERE queue = ? AND {SQLITE_NAMED_QUEUE_WHERE}")
-            branches.append(f"SELECT * FROM (SELECT id, priority, run_at FROM activejob_jobs {source} "
-                            f"AND status = 'pending' AND run_at <= ? AND {in_names} AND {not_paused} "
-                            "ORDER BY priority DESC, run_at, id LIMIT ?)")
-        pick = f"SELECT id FROM ({' UNION ALL '.join(branches)}) ORDER BY priority DESC, run_at, id LIMIT ?"
-    return (
-        "UPDATE activejob_jobs SET status = 'running', attempts = attempts + 1, worker_id = ?, "
-        "lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0, "
-        # A new attempt starts with no progress: the last attempt's bar is not this one's.
-        "progress = NULL, progress_message = NULL, progress_phase = NULL, progress_current = NULL, "
-        "progress_total = NULL "
-        f"WHERE id IN ({pick}) AND +status = 'pending' "
-        "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id, "
-        "batch_id, args_version, meta"
-    )
+        return (f"SELECT id FROM activejob_jobs INDEXED BY ix_activejob_jobs_due WHERE status = 'pending' "
+                f"AND run_at <= ? AND {in_names} AND {_NOT_PAUSED} ORDER BY priority DESC, run_at, id LIMIT ?")
+    # A worker of named queues takes each queue's first jobs and keeps the best of them:
+    # `queue IN (...)` on the due index walked past every other queue's due jobs (190 ms
+    # a claim behind 500,000 of the default queue's, holding the write lock). A named
+    # queue's branch seeks into the named-queue index (the `queue <> 'default'` term lets
+    # SQLite use that partial index); the default queue's walks the due index, where the
+    # other queues' rows are the few.
+    branches = []
+    for default in queues:
+        source = ("INDEXED BY ix_activejob_jobs_due WHERE queue = ?" if default else
+                  f"INDEXED BY ix_activejob_jobs_named_queue_due WHERE queue = ? AND {SQLITE_NAMED_QUEUE_WHERE}")
+        branches.append(f"SELECT * FROM (SELECT id, priority, run_at FROM activejob_jobs {source} "
+                        f"AND status = 'pending' AND run_at <= ? AND {in_names} AND {_NOT_PAUSED} "
+                        "ORDER BY priority DESC, run_at, id LIMIT ?)")
+    return f"SELECT id FROM ({' UNION ALL '.join(branches)}) ORDER BY priority DESC, run_at, id LIMIT ?"
+
+
+def sqlite_claim(names: int, queues: Sequence[bool]) -> str:
+    """The claim of the jobs `sqlite_pick` gives, in one statement. Parameters: worker,
+    token, expiry, start time, then the pick's."""
+    # `+status` keeps the UPDATE on rowid lookups instead of walking every pending row
+    # through the due index.
+    return _SQLITE_CLAIM.format(where=f"id IN ({sqlite_pick(names, queues)}) AND +status = 'pending'")
+
+
+def sqlite_claim_found(jobs: int) -> str:
+    """The claim of `jobs` jobs a look found in a read transaction (`sqlite_pick`): those of
+    them still pending, due and outside paused queues. Parameters: worker, token, expiry,
+    start time, the ids, then the time."""
+    return _SQLITE_CLAIM.format(where=f"id IN ({', '.join('?' * jobs)}) AND status = 'pending' "
+                                      f"AND run_at <= ? AND {_NOT_PAUSED}")
+
+
+_NOT_PAUSED = "queue NOT IN (SELECT queue FROM activejob_paused_queues)"
+
+_SQLITE_CLAIM = (
+    "UPDATE activejob_jobs SET status = 'running', attempts = attempts + 1, worker_id = ?, "
+    "lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0, "
+    # A new attempt starts with no progress: the last attempt's bar is not this one's.
+    "progress = NULL, progress_message = NULL, progress_phase = NULL, progress_current = NULL, "
+    "progress_total = NULL "
+    "WHERE {where} "
+    "RETURNING id, name, queue, owner, args, attempts, max_retries, checkpoint, parent_id, "
+    "batch_id, args_version, meta"
+)
 
 
 PG_ENQUEUE = """

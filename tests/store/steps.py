@@ -47,4 +47,4 @@ def counting(store: Store) -> Iterator[Steps]:
     finally:
         event.remove(store.engine, "connect", steps.watch)
         store.engine.dispose()
-        hot.set_progress_handler(None, 0)
+        store.watch_steps(hot)  # the store's own count again
