@@ -235,9 +235,9 @@ class Claiming(RawAccess):
             sql = self._sql[skey] = sqlite_claim(len(names), defaults)
         head = (worker_id, new_lease_token(), sqlite_ts(now + timedelta(seconds=lease)), now_s)
         with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
-            before = self.steps
+            before = self.sqlite_steps
             rows = cur.execute(sql, (*head, *picks)).fetchall()
-            if self.steps - before > LONG_LOOK:
+            if self.sqlite_steps - before > LONG_LOOK:
                 self._look_first_until = clock.monotonic() + LOOK_FIRST_FOR
             return self._claimed_here(cur, rows, head, now)
 

@@ -113,16 +113,16 @@ class RawAccess(StoreBase):
         """
         return SqliteTx(self, nowait)
 
-    steps = 0
+    sqlite_steps = 0
     """Thousands of SQLite VM steps run on the hot connection: how much work a statement did,
     whatever the machine's load (claim.py's LONG_LOOK)."""
 
     def watch_steps(self, conn: Any) -> None:
-        """Count `conn`'s steps in `steps` (a progress handler, called every thousand)."""
+        """Count `conn`'s steps in `sqlite_steps` (a progress handler, called every thousand)."""
         conn.set_progress_handler(self._count_steps, 1000)
 
     def _count_steps(self) -> int:
-        self.steps += 1
+        self.sqlite_steps += 1
         return 0  # go on
 
     def _open_hot(self) -> Any:

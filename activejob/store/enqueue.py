@@ -62,8 +62,12 @@ class Enqueuing(RawAccess, Dependencies):
         id, in order; a job whose unique key is taken gets the existing job's id and no event."""
         if not new:
             return [], []
-        if conn is None and all(j.plain for j in new):
-            return self._enqueue_fast(new, now)
+        if conn is None:
+            if len(new) == 1:  # perform_later: most enqueues, so without the lists of a bulk one
+                if new[0].plain:
+                    return self._enqueue_one(new[0], now)
+            elif all(j.plain for j in new):
+                return self._enqueue_fast(new, now)
         params = [
             {
                 "name": j.name, "queue": j.queue, "priority": j.priority,
@@ -198,8 +202,6 @@ class Enqueuing(RawAccess, Dependencies):
                                       owner=j.owner, status=PENDING, attempt=0, created_at=now, data=data or {})]
 
     def _enqueue_fast(self, new: Sequence[EnqueueRequest], now: datetime) -> tuple[list[int], list[EventRecord]]:
-        if len(new) == 1:  # perform_later: most enqueues, so without the lists of a bulk one
-            return self._enqueue_one(new[0], now)
         datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]
         if self.dialect == "postgresql":
             rows = self._pg_one(PG_ENQUEUE, {

@@ -232,7 +232,8 @@ class Finishing(Claiming, Parents):
 
         Raises WouldBlock, having changed nothing, when an outcome needs the general path
         (`finish`, then `claim`), or on SQLite when `nowait` and the write lock (this
-        process's or another's) is taken: so a caller on an event loop can try it inline.
+        process's or another's) is taken or the claims look first (claim.LONG_LOOK): so a
+        caller on an event loop can try it inline.
         """
         if any(o.status == JobStatus.WAITING.value for o in outcomes):
             raise WouldBlock("not a hot-path case")
