@@ -404,10 +404,40 @@ def run_reads(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[st
                 took.append((time.perf_counter() - started) * 1000)
             group, key = path.split(".")
             out[group][key] = min(took)
-        log(f"[{kind}]     " + ", ".join(f"{name} {_dig(out, path):,.1f} ms" for path, name in READS))
+        # Last: what such claims, one after another, cost the process's other writers.
+        out["limited"]["enqueue_beside_p99_ms"] = enqueues_beside(
+            lambda: store.claim_limited(limit=1, now=clock.now(), **limited), SyncNoop.perform_later)
+        log(f"[{kind}]     " + ", ".join(f"{name} {_dig(out, path):,.1f} ms" for path, name in READS)
+            + f", an enqueue beside limited claims (p99) {out['limited']['enqueue_beside_p99_ms']:,.1f} ms")
         return out
     finally:
         JobQueue.reset()
+
+
+def enqueues_beside(claim: Callable[[], Any], enqueue: Callable[[], Any], n: int = 200) -> float:
+    """The p99 (ms) of `n` single enqueues, 5 ms apart, while `claim` runs again and again on
+    another thread: what a claim that looks long costs whoever else writes. (On SQLite a look
+    under the write lock made every enqueue wait for it.)"""
+    stop = threading.Event()
+
+    def claims() -> None:
+        while not stop.is_set():
+            claim()
+
+    thread = threading.Thread(target=claims, daemon=True)
+    thread.start()
+    took: list[float] = []
+    try:
+        time.sleep(0.5)
+        for _ in range(n):
+            started = time.perf_counter()
+            enqueue()
+            took.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.005)
+    finally:
+        stop.set()
+        thread.join()
+    return statistics.quantiles(took, n=100)[98]
 
 
 # -- prune under load --------------------------------------------------------------------
@@ -610,7 +640,7 @@ RSS_FIGURES = ("seconds", "completed", "rate_first_30s", "rate_last_30s", "peak_
                "end_mb", "growth_second_half_mb", "levels_off_at_s", "levels_off_after_jobs")
 
 
-READS_FIGURES = tuple(path for path, _ in READS)
+READS_FIGURES = (*(path for path, _ in READS), "limited.enqueue_beside_p99_ms")
 
 
 def medians(runs: list[dict[str, Any]], figures: tuple[str, ...]) -> dict[str, Any]:
@@ -800,6 +830,7 @@ READS_LIMITS = (
      "limited.behind_others_ms", ",.1f", 10.0),
     ("the same, behind them and 100,000 pending jobs of a key whose slot is taken", "limited.behind_full_key_ms",
      ",.1f", 10.0),
+    ("a single enqueue while such claims run back to back (p99)", "limited.enqueue_beside_p99_ms", ",.1f", 10.0),
 )
 READS_ROWS = tuple((label, figure, "ms", fmt, "" if most is None else f"≤ {most:g}")
                    for label, figure, fmt, most in READS_LIMITS)
