@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import func, select, true, update
 from sqlalchemy.engine import Connection
@@ -13,9 +13,20 @@ from sqlalchemy.engine import Connection
 from .. import clock
 from ..models import DEFAULT_QUEUE
 from ..records import Claimed, EventRecord
-from .base import NO_PROGRESS, PENDING, RUNNING, jobs, new_lease_token, paused, start_data
+from .base import NO_PROGRESS, PENDING, RUNNING, jobs, new_lease_token, start_data
 from .dbapi import PgCall, RawAccess, WouldBlock
-from .rates import RateBook, RateLimits, prune_rate_starts
+from .limits import (
+    LIMITS_LOCK,
+    GeneralClaim,
+    Look,
+    due_jobs,
+    limited_picks,
+    one_queue,
+    rate_book,
+    running_counts,
+    within_limits,
+)
+from .rates import RateLimits, prune_rate_starts
 from .sql import (
     PG_CLAIM,
     PG_EVENTS_NOTIFY_JOIN,
@@ -36,57 +47,6 @@ every enqueue and outcome of every process waits for the lock. A claim of a few 
 normally takes a few hundred steps, and then one statement is cheapest. Counted in steps
 rather than time, so that a busy machine does not trip it."""
 LOOK_FIRST_FOR = 60.0
-
-LIMITS_LOCK = 0x61636A6C
-"""The PostgreSQL advisory lock that claims of job types with a concurrency limit take turns on."""
-
-
-class GeneralClaim(NamedTuple):
-    """Jobs claimed, their `started` events, when a rate limit holding back due jobs next has
-    room (None: none does), and whether a due job of a limited type may be left that a
-    claim could take now (False: every limited type's look came back short, and all it
-    found was taken or held back by a limit)."""
-
-    claimed: list[Claimed]
-    started: list[EventRecord]
-    frees_at: datetime | None
-    limited_left: bool = True
-
-
-class _Look(NamedTuple):
-    """What a general claim's look found, and the counts it went by."""
-
-    candidates: list[Any]
-    limited_left: bool
-    running: dict[tuple[str, str | None], int]
-    book: RateBook
-
-
-def _due(now: datetime, queues: Sequence[str] | None) -> Any:
-    """Due pending jobs (of `queues`, if given) outside paused queues, with what the limits need."""
-    due = (select(jobs.c.id, jobs.c.name, jobs.c.queue, jobs.c.concurrency_key, jobs.c.rate_key,
-                  jobs.c.priority, jobs.c.run_at)
-           .where(jobs.c.status == PENDING, jobs.c.run_at <= now,
-                  func.coalesce(jobs.c.queue.not_in(select(paused.c.queue)), True)))  # see sql.py
-    return due.where(jobs.c.queue.in_(list(queues))) if queues else due
-
-
-def _running(c: Connection, limits: Mapping[str, int]) -> dict[tuple[str, str | None], int]:
-    """Running jobs of the limited types, by type and concurrency key."""
-    if not limits:
-        return {}
-    return {(name, key): n for name, key, n in c.execute(
-        select(jobs.c.name, jobs.c.concurrency_key, func.count())
-        .where(jobs.c.status == RUNNING, jobs.c.name.in_(list(limits)))
-        .group_by(jobs.c.name, jobs.c.concurrency_key))}
-
-
-def _book(c: Connection, rates: RateLimits | None, names: Sequence[str], queues: Sequence[str] | None,
-          now: datetime) -> RateBook:
-    book = RateBook(rates or RateLimits(), names, queues, now)
-    book.count(c)
-    return book
-
 
 class Claiming(RawAccess):
     """claim, one statement per dialect."""
@@ -134,7 +94,7 @@ class Claiming(RawAccess):
         limits = dict(limits or {})
         token = new_lease_token()
         expires = now + timedelta(seconds=lease)
-        ahead: _Look | None = None
+        ahead: Look | None = None
         if self.dialect == "sqlite":
             # A limited type's look walks SQLite's due index past other types' due jobs (an
             # index by type would cost every enqueue a seventh): 300 ms behind half a million.
@@ -150,16 +110,17 @@ class Claiming(RawAccess):
                 look = self._look(c, names, queues, limit, now, limits, per_key, rates)
             else:
                 ids = [r.id for r in ahead.candidates]
-                look = _Look(list(c.execute(_due(now, queues).where(jobs.c.id.in_(ids))).all()) if ids else [],
-                             ahead.limited_left, _running(c, limits), _book(c, rates, names, queues, now))
+                look = Look(list(c.execute(due_jobs(now, queues).where(jobs.c.id.in_(ids))).all()) if ids else [],
+                             ahead.limited_left, running_counts(c, limits), rate_book(c, rates, names, queues, now))
             candidates, limited_left, running, book = look
-            chosen, unseen = _within_limits(candidates, limit, limits, per_key, running, book)
+            chosen, unseen = within_limits(candidates, limit, limits, per_key, running, book)
             limited_left = limited_left or any(r.name in limits or r.name in book.types for r in unseen)
             frees_at = book.frees_at()
             if frees_at is not None and len(chosen) == limit:
                 frees_at = None  # a full claim looks again at once anyway
             if frees_at is not None:
-                left = _due(now, queues).where(jobs.c.name.in_(list(names)), jobs.c.id.not_in([r.id for r in chosen]))
+                left = due_jobs(now, queues).where(jobs.c.name.in_(list(names)),
+                                                   jobs.c.id.not_in([r.id for r in chosen]))
                 if c.execute(left.limit(1)).first() is None:
                     frees_at = None  # nothing due is held back
             if not chosen:
@@ -182,22 +143,22 @@ class Claiming(RawAccess):
         return GeneralClaim(claimed, started, frees_at, limited_left)
 
     def _look(self, c: Connection, names: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime,
-              limits: Mapping[str, int], per_key: Collection[str], rates: RateLimits | None) -> _Look:
+              limits: Mapping[str, int], per_key: Collection[str], rates: RateLimits | None) -> Look:
         """The candidates of a general claim: for each limited type with room, and for the
         other types (see _limited_picks), its first due jobs in claim order."""
-        running = _running(c, limits)
-        book = _book(c, rates, names, queues, now)
-        due = _due(now, queues)
+        running = running_counts(c, limits)
+        book = rate_book(c, rates, names, queues, now)
+        due = due_jobs(now, queues)
         full_queues = [q for q, room in book.queue_rooms().items() if room <= 0]
         if full_queues:
             due = due.where(jobs.c.queue.not_in(full_queues))
         # Each named queue is asked on its own, from its own index: PostgreSQL's queue
         # index (see sql.pg_pick_queues), or on SQLite the named-queue index, which the
         # `queue <> 'default'` term lets it use (the default queue's from the due index).
-        by_queue = [_one_queue(q, self.dialect) for q in dict.fromkeys(queues)] if queues else [true()]
+        by_queue = [one_queue(q, self.dialect) for q in dict.fromkeys(queues)] if queues else [true()]
         candidates: list[Any] = []
         limited_left = False  # a limited type's look that came back full may have left more
-        for where, most, is_limited in _limited_picks(names, limit, limits, per_key, running, book):
+        for where, most, is_limited in limited_picks(names, limit, limits, per_key, running, book):
             for in_queue in by_queue:
                 pick = due.where(where, in_queue).order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
                 if self._skip_locked:
@@ -205,7 +166,7 @@ class Claiming(RawAccess):
                 rows = c.execute(pick).all()
                 limited_left = limited_left or (is_limited and len(rows) == most)
                 candidates += rows
-        return _Look(candidates, limited_left, running, book)
+        return Look(candidates, limited_left, running, book)
 
     def prune_rate_starts(self, rates: RateLimits, now: datetime) -> int:
         """Delete the rate-limit starts of `rates` that left their window; how many."""
@@ -313,88 +274,3 @@ class Claiming(RawAccess):
                                 status=RUNNING, attempt=r[5], created_at=now, data={"worker_id": worker_id})
                     for r in rows]
         return claimed, recorded
-
-
-def _limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], per_key: Collection[str],
-                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> list[tuple[Any, int, bool]]:
-    """What claim_general asks for: (which jobs, how many at most, whether for a limited
-    type), one per limited type with room, and for all the other types one per
-    rate-limited queue with room and one for the rest (each rate-limited queue asked for no
-    more than its room)."""
-    picks: list[tuple[Any, int, bool]] = []
-    queue_rooms = {q: room for q, room in book.queue_rooms().items() if room > 0}
-    for name in names:
-        if name not in limits and name not in book.types:
-            continue
-        where = jobs.c.name == name
-        most = limit
-        if name in limits and name in per_key:
-            full = {key for (n, key), count in running.items() if n == name and count >= limits[name]}
-            named = [key for key in full if key is not None]
-            if named:  # a job without a key is not in the list: coalesce keeps it
-                where = where & func.coalesce(jobs.c.concurrency_key.not_in(named), True)
-            if None in full:
-                where = where & jobs.c.concurrency_key.is_not(None)
-            # A few per free slot: several may share a key that has room for only one.
-            most = limit * 4
-        elif name in limits:
-            room = limits[name] - sum(count for (n, _key), count in running.items() if n == name)
-            if room <= 0:
-                continue
-            most = min(most, room)
-        rate_room = book.type_room(name)
-        if rate_room is not None:
-            if rate_room <= 0:
-                continue
-            most = min(most, rate_room)
-        full_keys = book.full_rate_keys(name)
-        if full_keys:
-            where = where & func.coalesce(jobs.c.rate_key.not_in(full_keys), True)
-        if name in book.types and name in book.limits.per_key:
-            most = max(most, limit * 4)
-        if queue_rooms:
-            most = max(most, limit * 4)  # a rate-limited queue may take fewer than asked for
-        picks.append((where, most, True))
-    free = [n for n in names if n not in limits and n not in book.types]
-    if free:
-        if queue_rooms:
-            for queue, room in queue_rooms.items():
-                picks.append((jobs.c.name.in_(free) & (jobs.c.queue == queue), min(limit, room), False))
-            picks.append((jobs.c.name.in_(free) & jobs.c.queue.not_in(list(book.queues)), limit, False))
-        else:
-            picks.append((jobs.c.name.in_(free), limit, False))
-    return picks
-
-
-def _one_queue(queue: str, dialect: str) -> Any:
-    """The condition of a pick of one named queue's due jobs (see claim_general)."""
-    if dialect == "sqlite" and queue != DEFAULT_QUEUE:
-        return (jobs.c.queue == queue) & (jobs.c.queue != DEFAULT_QUEUE)
-    return jobs.c.queue == queue
-
-
-def _within_limits(candidates: list[Any], limit: int, limits: Mapping[str, int], per_key: Collection[str],
-                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> tuple[list[Any], list[Any]]:
-    """The best `limit` candidates by priority and age, each type, key and queue within its
-    room; and the candidates not looked at, once `limit` were chosen."""
-    chosen: list[Any] = []
-    taken: dict[tuple[str, str | None], int] = {}
-    ordered = sorted({r.id: r for r in candidates}.values(), key=lambda r: (-r.priority, r.run_at, r.id))
-    for i, r in enumerate(ordered):
-        if len(chosen) == limit:
-            return chosen, ordered[i:]
-        key: tuple[str, str | None] | None = None
-        if r.name in limits:
-            key = (r.name, r.concurrency_key if r.name in per_key else None)
-            if r.name in per_key:
-                used = running.get(key, 0) + taken.get(key, 0)
-            else:
-                used = sum(n for (name, _k), n in running.items() if name == r.name) + taken.get(key, 0)
-            if used >= limits[r.name]:
-                continue
-        if not book.take(r.name, r.rate_key, r.queue):
-            continue
-        if key is not None:
-            taken[key] = taken.get(key, 0) + 1
-        chosen.append(r)
-    return chosen, []

@@ -28,8 +28,8 @@ import anyio
 
 from ..records import Claimed, EventRecord, WorkerInfo
 from .aio import LoopConnection
-from .claim import GeneralClaim
 from .dbapi import WouldBlock
+from .limits import GeneralClaim
 from .rates import RateLimits
 from .values import Heartbeat, NewJob, Outcome, ProgressUpdate
 

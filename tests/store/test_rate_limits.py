@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from activejob.store import Outcome
-from activejob.store.claim import GeneralClaim
+from activejob.store.limits import GeneralClaim
 from activejob.store.rates import RateLimits, rate_starts
 
 from .contract import LEASE, NAME, NOW, Jobs, at, completed
