@@ -110,8 +110,9 @@ class Claiming(RawAccess):
                 look = self._look(c, names, queues, limit, now, limits, per_key, rates)
             else:
                 ids = [r.id for r in ahead.candidates]
-                look = Look(list(c.execute(due_jobs(now, queues).where(jobs.c.id.in_(ids))).all()) if ids else [],
-                             ahead.limited_left, running_counts(c, limits), rate_book(c, rates, names, queues, now))
+                still = list(c.execute(due_jobs(now, queues).where(jobs.c.id.in_(ids))).all()) if ids else []
+                look = Look(still, ahead.limited_left, running_counts(c, limits),
+                            rate_book(c, rates, names, queues, now))
             candidates, limited_left, running, book = look
             chosen, unseen = within_limits(candidates, limit, limits, per_key, running, book)
             limited_left = limited_left or any(r.name in limits or r.name in book.types for r in unseen)
