@@ -42,8 +42,8 @@ LONG_LOOK = 100
 """Thousands of SQLite steps a claim may take looking for its jobs under the write lock
 before this store's claims look first, in a read transaction, for LOOK_FIRST_FOR seconds. A
 claim walks the due index past due jobs it cannot take (of types its worker does not import,
-say, after a deploy added one): behind 100,000 such jobs, tens of milliseconds in which
-every enqueue and outcome of every process waits for the lock. A claim of a few jobs
+say, after a deploy added one), about six steps a job: behind 100,000 such jobs, tens of
+milliseconds in which every enqueue and outcome of every process waits for the lock. A claim of a few jobs
 normally takes a few hundred steps, and then one statement is cheapest. Counted in steps
 rather than time, so that a busy machine does not trip it."""
 LOOK_FIRST_FOR = 60.0
