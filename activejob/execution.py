@@ -6,6 +6,7 @@ timeout → turn what happened into an `Outcome` for the store.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -176,10 +177,13 @@ async def _perform(entry: Running) -> Outcome | None:
     instance = cls(entry.context)
     attempt = Attempt()
     scope = entry.scope = entry.scope or CancelScope()
+    timeout = timeout_of(entry.job, cls)
     with scope:
         deadline: CancelScope | None = None
         try:
-            with anyio.fail_after(timeout_of(entry.job, cls)) as deadline:
+            # No deadline scope without a timeout: an attempt's scopes are much of what an
+            # async no-op costs the worker's loop.
+            with anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext() as deadline:
                 if callbacks.of(cls).on_perform or middleware.wraps_aperform():
                     attempt.result = await _hooked(entry, instance, args)
                 else:
