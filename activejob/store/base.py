@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NoReturn
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, event, insert, select
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from .. import dialects
@@ -110,6 +110,23 @@ class StoreBase:
         self._skip_locked = dialects.claim_lock_clause(self.engine)
         self._insert_events = insert(events).returning(*events.c, sort_by_parameter_order=True)
         self._sql: dict[Any, str] = {}  # prebuilt hot-path statements
+        self._steps = threading.local()
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", lambda conn, _record: self.watch_steps(conn))
+
+    def watch_steps(self, conn: Any) -> None:
+        """Count the SQLite VM steps `conn` runs (a progress handler, called every thousand)
+        for the thread running them: `steps_here()` before and after a statement tells how
+        much work it did, whatever the machine's load (claim.py's LONG_LOOK)."""
+        conn.set_progress_handler(self._count_steps, 1000)
+
+    def _count_steps(self) -> int:
+        self._steps.thousands = getattr(self._steps, "thousands", 0) + 1
+        return 0  # go on
+
+    def steps_here(self) -> int:
+        """Thousands of SQLite steps this thread's statements on the store's connections ran."""
+        return getattr(self._steps, "thousands", 0)
 
     @contextmanager
     def write(self, conn: Connection | None = None) -> Iterator[Connection]:

@@ -95,19 +95,22 @@ class Claiming(RawAccess):
         token = new_lease_token()
         expires = now + timedelta(seconds=lease)
         ahead: Look | None = None
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite" and self.looks_first():
             # A limited type's look walks SQLite's due index past other types' due jobs (an
             # index by type would cost every enqueue a seventh): 300 ms behind half a million.
-            # Taken in a read transaction, which holds back no writer, rather than under the
-            # one write lock, which would stall every enqueue and outcome meanwhile. The write
-            # transaction then counts again and keeps only what is still due and pending.
+            # Once one did (LONG_LOOK), looks are taken in a read transaction, which holds back
+            # no writer, rather than under the one write lock, which would stall every enqueue
+            # and outcome meanwhile. The write transaction then counts again and keeps only
+            # what is still due and pending.
             with self.read() as r:
                 ahead = self._look(r, names, queues, limit, now, limits, per_key, rates)
         with self.write() as c:
             if self.dialect == "postgresql":
                 c.execute(select(func.pg_advisory_xact_lock(LIMITS_LOCK)))
             if ahead is None:
+                before = self.steps_here()
                 look = self._look(c, names, queues, limit, now, limits, per_key, rates)
+                self._note_look(before)
             else:
                 ids = [r.id for r in ahead.candidates]
                 still = list(c.execute(due_jobs(now, queues).where(jobs.c.id.in_(ids))).all()) if ids else []
@@ -187,26 +190,31 @@ class Claiming(RawAccess):
         picks: list[Any] = [value for queue in queues for value in (queue, now_s, *names, limit)] if queues \
             else [now_s, *names]
         picks.append(limit)
+        head = (worker_id, new_lease_token(), sqlite_ts(now + timedelta(seconds=lease)), now_s)
         if cur is None and self.looks_first():
             if nowait:  # the look may be long: not on the caller's event loop
                 raise WouldBlock("this worker's claims look first, in a read transaction")
-            return self._claim_found(self._find(len(names), defaults, picks), worker_id, now, lease)
+            return self._claim_found(self._find(len(names), defaults, picks), head, now)
         skey = ("claim", len(names), defaults)
         sql = self._sql.get(skey)
         if sql is None:
             sql = self._sql[skey] = sqlite_claim(len(names), defaults)
-        head = (worker_id, new_lease_token(), sqlite_ts(now + timedelta(seconds=lease)), now_s)
         with nullcontext(cur) if cur is not None else self._sqlite_tx(nowait=nowait) as cur:
-            before = self.sqlite_steps
+            before = self.steps_here()
             rows = cur.execute(sql, (*head, *picks)).fetchall()
-            if self.sqlite_steps - before > LONG_LOOK:
-                self._look_first_until = clock.monotonic() + LOOK_FIRST_FOR
+            self._note_look(before)
             return self._claimed_here(cur, rows, head, now)
 
     def looks_first(self) -> bool:
         """Whether SQLite claims look for their jobs in a read transaction first, for a
         while after one of them walked long under the write lock (see LONG_LOOK)."""
         return self._look_first_until > clock.monotonic()
+
+    def _note_look(self, before: int) -> None:
+        """After a look under the write lock that began at `steps_here() == before`: if it
+        walked long, this store's claims look first for a while."""
+        if self.steps_here() - before > LONG_LOOK:
+            self._look_first_until = clock.monotonic() + LOOK_FIRST_FOR
 
     def _find(self, names: int, defaults: tuple[bool, ...], picks: list[Any]) -> list[int]:
         """The ids a claim would take now, read in a read transaction."""
@@ -217,15 +225,14 @@ class Claiming(RawAccess):
         with self.read() as r:
             return [row[0] for row in r.exec_driver_sql(sql, tuple(picks))]
 
-    def _claim_found(self, ids: list[int], worker_id: str, now: datetime, lease: float
+    def _claim_found(self, ids: list[int], head: tuple[str, str, str, str], now: datetime
                      ) -> tuple[list[Claimed], list[EventRecord]]:
-        """Claim those of `ids` still pending and due (another worker may have taken some)."""
+        """Claim those of `ids` still pending and due (another worker may have taken some);
+        `head`: the claim's worker, token, expiry and start time."""
         if not ids:
             return [], []
-        now_s = sqlite_ts(now)
-        head = (worker_id, new_lease_token(), sqlite_ts(now + timedelta(seconds=lease)), now_s)
         with self._sqlite_tx() as cur:
-            rows = cur.execute(sqlite_claim_found(len(ids)), (*head, *ids, now_s)).fetchall()
+            rows = cur.execute(sqlite_claim_found(len(ids)), (*head, *ids, head[3])).fetchall()
             return self._claimed_here(cur, rows, head, now)
 
     def _claimed_here(self, cur: Any, rows: list[Any], head: tuple[str, str, str, str], now: datetime

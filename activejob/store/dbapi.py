@@ -113,24 +113,7 @@ class RawAccess(StoreBase):
         """
         return SqliteTx(self, nowait)
 
-    sqlite_steps = 0
-    """Thousands of SQLite VM steps run on the hot connection: how much work a statement did,
-    whatever the machine's load (claim.py's LONG_LOOK)."""
-
-    def watch_steps(self, conn: Any) -> None:
-        """Count `conn`'s steps in `sqlite_steps` (a progress handler, called every thousand)."""
-        conn.set_progress_handler(self._count_steps, 1000)
-
-    def _count_steps(self) -> int:
-        self.sqlite_steps += 1
-        return 0  # go on
-
     def _open_hot(self) -> Any:
-        conn = self._connect_hot()
-        self.watch_steps(conn)
-        return conn
-
-    def _connect_hot(self) -> Any:
         if self._memory:  # one shared connection (StaticPool): write on that same one
             fairy = self.engine.raw_connection()
             conn = fairy.driver_connection
@@ -144,6 +127,7 @@ class RawAccess(StoreBase):
         # writer (WAL), and _begin_immediate waits for it, or not, itself. Toggling the
         # timeout around each hot-path BEGIN cost two statements a transaction.
         conn.execute("PRAGMA busy_timeout=0")
+        self.watch_steps(conn)  # opened here, not by the engine: its steps are counted too
         return conn
 
     def _pg_run(self, call: PgCall[T]) -> T:

@@ -18,6 +18,8 @@ class Steps:
 
     def __init__(self, store: Store) -> None:
         self._lock = store._write_lock
+        self._store = store
+        self._tens = 0
         self.hundreds = 0
         self.locked = 0
 
@@ -25,6 +27,10 @@ class Steps:
         self.hundreds += 1
         if self._lock is not None and self._lock.locked():
             self.locked += 1
+        self._tens += 1
+        if self._tens == 10:  # the store's own count (steps_here) goes on meanwhile
+            self._tens = 0
+            self._store._count_steps()
         return 0  # go on
 
     def watch(self, dbapi_connection: Any, _record: Any = None) -> None:

@@ -1,7 +1,8 @@
-"""On SQLite, a claim of a limited type looks for its jobs in a read transaction, then takes
-them in the write transaction: the look may walk the due index past other types' due jobs
-(SQLite has no index by type), and under the one write lock that walk would hold back every
-enqueue and outcome of every process meanwhile. Counted in SQLite's steps (`steps.py`)."""
+"""On SQLite, once a claim of a limited type has walked the due index long past other types'
+due jobs (SQLite has no index by type), the next ones look for their jobs in a read
+transaction, then take them in the write transaction: under the one write lock that walk
+would hold back every enqueue and outcome of every process meanwhile. A look that does not
+walk stays in the one transaction. Counted in SQLite's steps (`steps.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from activejob.store import Outcome
+from activejob.store import Outcome, claim
 
 from .contract import LEASE, NAME, NOW, Jobs, at
 from .steps import counting
@@ -36,14 +37,27 @@ def steps_locked(jobs: Jobs) -> tuple[int, int]:
     return steps.locked, steps.hundreds
 
 
-def test_a_limited_claim_walks_other_types_backlog_outside_the_write_lock(jobs: Jobs) -> None:
+def test_a_limited_claim_that_does_not_walk_keeps_to_one_transaction(jobs: Jobs) -> None:
+    jobs.add(2, name=NAME)
+    assert len(claim_limited(jobs)) == 1
+    assert not jobs.store.looks_first()
+
+
+def test_after_a_long_walk_a_limited_claim_walks_other_types_backlog_outside_the_write_lock(
+        jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(claim, "LONG_LOOK", 2)  # 2,000 steps: the walk past BACKLOG jobs (~30,000) is long
     jobs.add(name=NAME)
     alone, _ = steps_locked(jobs)
+    assert not jobs.store.looks_first()
 
     jobs.add(BACKLOG, name=OTHER, run_at=at(-60))  # due before it, of a type the claim does not take
     jobs.add(name=NAME)
+    first_locked, _ = steps_locked(jobs)  # walks under the lock, once
+    assert jobs.store.looks_first()
+    jobs.add(name=NAME)
     locked, total = steps_locked(jobs)
 
+    assert first_locked > 10 * alone, "the first look walked under the lock"
     assert total > 10 * locked, f"the look ran under the lock: {locked} of {total} hundred steps"
     assert locked < 2 * alone + 5, f"{locked} hundred steps under the lock behind {BACKLOG} jobs, {alone} without"
 
@@ -51,6 +65,7 @@ def test_a_limited_claim_walks_other_types_backlog_outside_the_write_lock(jobs: 
 def test_a_job_taken_between_the_look_and_the_write_is_not_claimed_twice(jobs: Jobs) -> None:
     first, second = jobs.add(2, name=NAME)
     store = jobs.store
+    store._look_first_until = float("inf")
     look = store._look
 
     def look_then_another_claims(c: Any, *args: Any) -> Any:
@@ -70,6 +85,7 @@ def test_a_job_taken_between_the_look_and_the_write_is_not_claimed_twice(jobs: J
 def test_a_limit_filled_between_the_look_and_the_write_holds(jobs: Jobs) -> None:
     jobs.add(2, name=NAME)
     store = jobs.store
+    store._look_first_until = float("inf")
     look = store._look
 
     def look_then_one_starts(c: Any, *args: Any) -> Any:
