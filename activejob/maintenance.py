@@ -53,7 +53,7 @@ class Maintenance:
             Chore("wake parents", s.poll_interval, self.wake_waiting),
             Chore("dead workers", min(s.lease, 10.0), self.remove_dead_workers),
             Chore("prune", s.prune_interval, self.prune),
-            Chore("unknown job types", 60.0, self.warn_unknown),
+            Chore("due jobs by type", 60.0, self.survey_due),
         ]
 
     async def tick(self, now: datetime | None = None) -> float:
@@ -163,8 +163,10 @@ class Maintenance:
         # Starts that left their rate limit's window (claims drop only the keys they touch).
         await self.runner.store.prune_rate_starts(now)
 
-    async def warn_unknown(self, now: datetime) -> None:
-        unknown = await self.runner.store.unclaimable(now, live_since(now, self.settings.lease))
+    async def survey_due(self, now: datetime) -> None:
+        """Count the due jobs by type: the claims go by type behind a backlog of others
+        (WorkerStore.note_due); warn of the types no live worker knows."""
+        unknown = await self.runner.store.survey(now, live_since(now, self.settings.lease))
         if unknown:
             log.warning("pending jobs of types no live worker knows: %s",
                         ", ".join(f"{n} ({c})" for n, c in sorted(unknown.items())))

@@ -321,7 +321,8 @@ READS = (
     ("poll.recover_ms", "recover"), ("poll.wake_waiting_ms", "wake_waiting"),
     ("poll.settle_batches_ms", "settle_batches"), ("minute.unknown_types_ms", "unknown_types"),
     ("dashboard.stats_ms", "stats"), ("dashboard.activity_ms", "activity"),
-    ("walk.other_queue_ms", "other_queue"), ("limited.with_backlog_ms", "limited_with_backlog"),
+    ("walk.other_queue_ms", "other_queue"), ("walk.other_type_ms", "other_type"),
+    ("limited.with_backlog_ms", "limited_with_backlog"),
     ("limited.behind_others_ms", "limited_behind_others"), ("limited.behind_full_key_ms", "limited_behind_full_key"),
 )
 BLOCKED = 100_000
@@ -349,13 +350,28 @@ def run_reads(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[st
     queue = _configure(url)
     try:
         store, now = queue.store, clock.now()
-        from .jobs import SyncNoop
+        from activejob.store.facade import WorkerStore
+
+        from .jobs import Noop, SyncNoop
         from .limited_jobs import AccountSync
 
         def one_from_mail() -> None:  # a worker of the mail queue, behind the backlog of the default queue
             got = store.claim(worker_id="bench-reads", names=["bench_noop_sync"], queues=["mail"], limit=1,
                               now=clock.now(), lease=3600.0)[0]
             assert got and got[0].queue == "mail", "the mail queue's job was not claimed"
+
+        per_type: list[bool] = []
+
+        def another_type_behind() -> None:  # and what such a worker's once-a-minute count decides
+            Noop.perform_all_later([{}] * 3)
+            worker = WorkerStore(store, worker_id="bench-reads", names=["bench_noop"], queues=None, lease=3600.0)
+            worker.note_due(store.due_by_name(clock.now()))
+            per_type.append(worker.per_type)
+
+        def one_of_another_type() -> None:  # a worker of another type, behind the backlog of this one
+            got = store.claim(worker_id="bench-reads", names=["bench_noop"], queues=None, limit=1, now=clock.now(),
+                              lease=3600.0, per_type=per_type[-1])[0]
+            assert got and got[0].name == "bench_noop", "the other type's job was not claimed"
 
         limited = {"worker_id": "bench-reads", "names": ["bench_account_sync"], "queues": None, "lease": 3600.0,
                    "limits": {"bench_account_sync": 1}, "per_key": {"bench_account_sync"}}
@@ -380,10 +396,12 @@ def run_reads(db: Database, cfg: ScaleConfig, procs: Procs, run: int) -> dict[st
 
         prepare: dict[str, Callable[[], Any]] = {
             "other_queue": lambda: SyncNoop.set(queue="mail").perform_all_later([{}] * 3),
+            "other_type": another_type_behind,
             "limited_with_backlog": lambda: three_accounts(100),
             "limited_behind_others": lambda: three_accounts(1), "limited_behind_full_key": full_key_then_three}
         reads: dict[str, Callable[[], Any]] = {
             "other_queue": one_from_mail,
+            "other_type": one_of_another_type,
             "limited_with_backlog": four_of_both,
             "limited_behind_others": claim_one,  # each of the three claims takes one account's job
             "limited_behind_full_key": claim_one,
@@ -824,6 +842,7 @@ READS_LIMITS = (
     ("dashboard: counts (JobQueue.stats), shared by its viewers", "dashboard.stats_ms", ",.0f", None),
     ("dashboard: the charts' last hour ({big:,} events), shared", "dashboard.activity_ms", ",.0f", None),
     ("claim by a worker of the mail queue, behind the default queue's due jobs", "walk.other_queue_ms", ",.1f", 5.0),
+    ("claim by a worker of another job type, behind the backlog's due jobs", "walk.other_type_ms", ",.1f", 5.0),
     ("claim of 4 by a worker of the backlog's type and a type with a concurrency key", "limited.with_backlog_ms",
      ",.1f", 10.0),
     ("claim of a type with a concurrency key, behind due jobs of a type the worker does not run",

@@ -43,15 +43,15 @@ class LoopConnection:
         self._dsn = dialects.pg_dsn(store.url)
 
     async def claim(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                    now: datetime, lease: float) -> tuple[list[Claimed], list[EventRecord]]:
+                    now: datetime, lease: float, per_type: bool = False) -> tuple[list[Claimed], list[EventRecord]]:
         """`Store.claim`, awaited."""
         if limit <= 0 or not names:
             return [], []
-        return await self._run(self.store.pg_claim_call(worker_id, names, queues, limit, now, lease))
+        return await self._run(self.store.pg_claim_call(worker_id, names, queues, limit, now, lease, per_type))
 
     async def finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, *, worker_id: str,
-                               names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float
-                               ) -> HotBatch:
+                               names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float,
+                               per_type: bool = False) -> HotBatch:
         """`Store.finish_and_claim`'s one statement, awaited. The outcomes it hands back
         last were not written by it: the caller passes them to `Store.finish`.
 
@@ -60,7 +60,7 @@ class LoopConnection:
         if any(o.status == JobStatus.WAITING.value for o in outcomes):
             raise WouldBlock("not a hot-path case")
         return await self._run(self.store.pg_finish_and_claim_call(
-            outcomes, now, worker_id, names if limit > 0 else (), queues, limit, lease))
+            outcomes, now, worker_id, names if limit > 0 else (), queues, limit, lease, per_type))
 
     async def _run(self, call: PgCall[T]) -> T:
         import psycopg

@@ -30,8 +30,8 @@ from .rates import RateLimits, prune_rate_starts
 from .sql import (
     PG_CLAIM,
     PG_EVENTS_NOTIFY_JOIN,
-    PG_PICK_ANY_QUEUE,
-    pg_pick_queues,
+    pg_pick,
+    pick_key,
     sqlite_claim,
     sqlite_claim_found,
     sqlite_pick,
@@ -54,12 +54,14 @@ class Claiming(RawAccess):
     _look_first_until = float("-inf")  # see LONG_LOOK
 
     def claim(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None,
-              limit: int, now: datetime, lease: float, nowait: bool = False
+              limit: int, now: datetime, lease: float, nowait: bool = False, per_type: bool = False
               ) -> tuple[list[Claimed], list[EventRecord]]:
-        """Take up to `limit` due jobs, highest priority then oldest first, in one statement."""
+        """Take up to `limit` due jobs, highest priority then oldest first, in one statement.
+        `per_type`: on PostgreSQL, a worker of every queue reads each type's own index
+        (sql.pg_pick_names) rather than walking the due index past other types."""
         if limit <= 0 or not names:
             return [], []
-        return self._claim_fast(worker_id, names, queues, limit, now, lease, nowait=nowait)
+        return self._claim_fast(worker_id, names, queues, limit, now, lease, nowait=nowait, per_type=per_type)
 
     def claim_limited(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                       now: datetime, lease: float, limits: Mapping[str, int] | None = None,
@@ -82,9 +84,11 @@ class Claiming(RawAccess):
 
     def claim_general(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                       now: datetime, lease: float, limits: Mapping[str, int] | None = None,
-                      per_key: Collection[str] = (), rates: RateLimits | None = None) -> GeneralClaim:
+                      per_key: Collection[str] = (), rates: RateLimits | None = None,
+                      per_type: bool = False) -> GeneralClaim:
         """`claim_limited`, also saying when a rate limit that holds back due jobs next has
-        room (None when none does), for the worker to look again then.
+        room (None when none does), for the worker to look again then. `per_type`: the types
+        without a limit are asked for one by one too (see `claim`).
 
             store.claim_general(worker_id="w1", names=["send_email"], queues=None, limit=5, now=now,
                                 lease=30, rates=RateLimits(types={"send_email": (10, timedelta(seconds=1))}))
@@ -103,13 +107,13 @@ class Claiming(RawAccess):
             # and outcome meanwhile. The write transaction then counts again and keeps only
             # what is still due and pending.
             with self.read() as r:
-                ahead = self._look(r, names, queues, limit, now, limits, per_key, rates)
+                ahead = self._look(r, names, queues, limit, now, limits, per_key, rates, per_type)
         with self.write() as c:
             if self.dialect == "postgresql":
                 c.execute(select(func.pg_advisory_xact_lock(LIMITS_LOCK)))
             if ahead is None:
                 before = self.steps_here()
-                look = self._look(c, names, queues, limit, now, limits, per_key, rates)
+                look = self._look(c, names, queues, limit, now, limits, per_key, rates, per_type)
                 self._note_look(before)
             else:
                 ids = [r.id for r in ahead.candidates]
@@ -147,7 +151,8 @@ class Claiming(RawAccess):
         return GeneralClaim(claimed, started, frees_at, limited_left)
 
     def _look(self, c: Connection, names: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime,
-              limits: Mapping[str, int], per_key: Collection[str], rates: RateLimits | None) -> Look:
+              limits: Mapping[str, int], per_key: Collection[str], rates: RateLimits | None,
+              per_type: bool = False) -> Look:
         """The candidates of a general claim: for each limited type with room, and for the
         other types (see _limited_picks), its first due jobs in claim order."""
         running = running_counts(c, limits)
@@ -162,7 +167,7 @@ class Claiming(RawAccess):
         by_queue = [one_queue(q, self.dialect) for q in dict.fromkeys(queues)] if queues else [true()]
         candidates: list[Any] = []
         limited_left = False  # a limited type's look that came back full may have left more
-        for where, most, is_limited in limited_picks(names, limit, limits, per_key, running, book):
+        for where, most, is_limited in limited_picks(names, limit, limits, per_key, running, book, per_type):
             for in_queue in by_queue:
                 pick = due.where(where, in_queue).order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
                 if self._skip_locked:
@@ -180,10 +185,10 @@ class Claiming(RawAccess):
             return prune_rate_starts(c, rates, now)
 
     def _claim_fast(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                    now: datetime, lease: float, *, nowait: bool = False, cur: Any = None
+                    now: datetime, lease: float, *, nowait: bool = False, cur: Any = None, per_type: bool = False
                     ) -> tuple[list[Claimed], list[EventRecord]]:
         if self.dialect == "postgresql":
-            return self._pg_run(self.pg_claim_call(worker_id, names, queues, limit, now, lease))
+            return self._pg_run(self.pg_claim_call(worker_id, names, queues, limit, now, lease, per_type))
         queues = list(dict.fromkeys(queues or ()))
         defaults = tuple(q == DEFAULT_QUEUE for q in queues)
         now_s = sqlite_ts(now)
@@ -248,15 +253,16 @@ class Claiming(RawAccess):
         return self._claimed(rows, token, worker_id, now)
 
     def pg_claim_call(self, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
-                      now: datetime, lease: float) -> PgCall[tuple[list[Claimed], list[EventRecord]]]:
+                      now: datetime, lease: float, per_type: bool = False
+                      ) -> PgCall[tuple[list[Claimed], list[EventRecord]]]:
         """PostgreSQL's claim as one statement and how to read its rows, for whoever runs it:
         the pool (`claim`) or a worker's own connection (`LoopConnection`)."""
         queues = list(dict.fromkeys(queues or ()))
-        key = ("claim", *queues)
+        key = pick_key("claim", names, queues, per_type)
         sql = self._sql.get(key)
         if sql is None:
-            sql = self._sql[key] = PG_CLAIM.format(
-                pick=pg_pick_queues(queues) if queues else PG_PICK_ANY_QUEUE, notify=PG_EVENTS_NOTIFY_JOIN)
+            sql = self._sql[key] = PG_CLAIM.format(pick=pg_pick(names, queues, per_type),
+                                                   notify=PG_EVENTS_NOTIFY_JOIN)
         token = new_lease_token()
         params = {
             "now": now, "names": list(names), "limit": limit,

@@ -12,6 +12,9 @@ cheapest way its database allows, so the worker only says what it wants.
   general claim left no due job of a limited type, the other types are claimed by the fast
   paths above (see `recheck_limits`): one limited type no longer makes a worker claim every
   job the slow way.
+- PostgreSQL, behind a big due backlog of types a worker does not run: its claims read each
+  of its types from the type's own index (`note_due`, from the worker's count of due jobs
+  by type once a minute) instead of walking the due index past the backlog.
 
 Each verb makes one attempt and raises what the database said: what to do about a
 failure (try again, write apart, give up) is the caller's.
@@ -20,6 +23,7 @@ failure (try again, write apart, give up) is the caller's.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,12 +35,20 @@ from .aio import LoopConnection
 from .dbapi import WouldBlock
 from .limits import GeneralClaim
 from .rates import RateLimits
+from .reads import unknown_to
 from .values import Heartbeat, NewJob, Outcome, ProgressUpdate
 
 if TYPE_CHECKING:
     from . import Store
 
 T = TypeVar("T")
+
+log = logging.getLogger("activejob.worker")
+
+PER_TYPE_AFTER = 100
+"""Due jobs of other types, per type of a worker's, past which its claims on PostgreSQL read
+each of its types' own index (a branch each, ~30 us) rather than walk the due index past
+them (~0.4 us a job walked; 86 ms behind 200,000, against 1.7 ms by type, measured)."""
 
 Claim = tuple[list[Claimed], list[EventRecord]]
 """Jobs claimed, and their `started` events."""
@@ -71,6 +83,8 @@ class WorkerStore:
         # What a fast claim takes: every type, or, beside limits, the free ones.
         self.fast_names = self.free_names if self.general else self.names
         self.recheck_after = recheck_after
+        # On PostgreSQL, whether the fast claims read each type's own index (note_due).
+        self.per_type = False
         self._fast_until: datetime | None = None
         self._looks = 0
         self._aio = LoopConnection(store) if store.dialect == "postgresql" else None
@@ -105,7 +119,7 @@ class WorkerStore:
             return [], []
         if self._aio is not None:
             return await self._aio.claim(worker_id=self.worker_id, names=self.fast_names, queues=queues,
-                                         limit=limit, now=now, lease=self.lease)
+                                         limit=limit, now=now, lease=self.lease, per_type=self.per_type)
         if self.store.dialect == "sqlite":
             with contextlib.suppress(WouldBlock):
                 return self._claim(limit, queues, now, nowait=True)
@@ -115,7 +129,7 @@ class WorkerStore:
         looks = self._looks
         got = self.store.claim_general(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
                                        now=now, lease=self.lease, limits=self.limits, per_key=self.per_key,
-                                       rates=self.rates)
+                                       rates=self.rates, per_type=self.per_type)
         self.frees_at = got.frees_at
         # A look at some queues only (a worker's per-queue caps) says nothing of the others.
         if (got.limited_left or self.rates.queues or not self.free_names or looks != self._looks
@@ -133,7 +147,7 @@ class WorkerStore:
         if not self.fast_names:
             return [], []
         return self.store.claim(worker_id=self.worker_id, names=self.fast_names, queues=queues, limit=limit,
-                                now=now, lease=self.lease, nowait=nowait)
+                                now=now, lease=self.lease, nowait=nowait, per_type=self.per_type)
 
     async def finish(self, updates: Sequence[ProgressUpdate], outcomes: Sequence[Outcome], now: datetime,
                      *, refill: int = 0) -> Written:
@@ -166,7 +180,8 @@ class WorkerStore:
         names = self.fast_names if refill else []
         if self._aio is not None:
             return await self._aio.finish_and_claim(outcomes, now, worker_id=self.worker_id, names=names,
-                                                    queues=self.queues, limit=refill, lease=self.lease)
+                                                    queues=self.queues, limit=refill, lease=self.lease,
+                                                    per_type=self.per_type)
         if self.store.dialect != "sqlite":
             raise WouldBlock("no inline path")
         written, records, claimed, started = self.store.finish_and_claim(
@@ -183,7 +198,7 @@ class WorkerStore:
             with contextlib.suppress(WouldBlock):  # one statement: outcomes written, slots refilled
                 written, finished, claimed, started = self.store.finish_and_claim(
                     outcomes, now, worker_id=self.worker_id, names=self.fast_names, queues=self.queues,
-                    limit=refill, lease=self.lease)
+                    limit=refill, lease=self.lease, per_type=self.per_type)
                 return written, records + finished, claimed, started
         written, finished = self.store.finish(outcomes, now) if outcomes else (set(), [])
         taken: Claim = ([], [])
@@ -246,8 +261,30 @@ class WorkerStore:
     async def prune_rate_starts(self, now: datetime) -> int:
         return await self._thread(self.store.prune_rate_starts, self.rates, now) if self.rates else 0
 
-    async def unclaimable(self, now: datetime, live_since: datetime) -> dict[str, int]:
-        return await self._thread(lambda: self.store.unclaimable(now, self.store.workers(since=live_since)))
+    async def survey(self, now: datetime, live_since: datetime) -> dict[str, int]:
+        """Count the due jobs by type (one read); note them for the claims (`note_due`) and
+        return those of types no live worker knows."""
+        def read() -> dict[str, int]:
+            due = self.store.due_by_name(now)
+            self.note_due(due)
+            return unknown_to(self.store.workers(since=live_since), due)
+
+        return await self._thread(read)
+
+    def note_due(self, due: Mapping[str, int]) -> None:
+        """Given the due jobs by type, have this worker's claims on PostgreSQL read each of
+        its unlimited types from the type's own index while the due jobs of all other types
+        (its limited ones too: the fast claims walk past those as well) outnumber
+        PER_TYPE_AFTER per such type; else walk the due index once, as usual."""
+        ours = set(self.fast_names)
+        others = sum(n for name, n in due.items() if name not in ours)
+        per_type = (self.store.dialect == "postgresql" and not self.queues and bool(ours)
+                    and others > PER_TYPE_AFTER * len(ours))
+        if per_type != self.per_type:
+            log.info("%s: %s (%d due jobs of other types)", self.worker_id,
+                     "claims read each job type's own index" if per_type else "claims walk the due jobs again",
+                     others)
+        self.per_type = per_type
 
     @staticmethod
     async def _thread(fn: Callable[..., T], *args: Any) -> T:

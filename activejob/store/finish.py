@@ -24,8 +24,8 @@ from .sql import (
     PG_FINISH_AND_CLAIM,
     PG_NOTIFY_FROM,
     PG_NOTIFY_JOIN,
-    PG_PICK_ANY_QUEUE,
-    pg_pick_queues,
+    pg_pick,
+    pick_key,
     sqlite_finish,
     sqlite_ts,
 )
@@ -141,20 +141,19 @@ class Finishing(Claiming, Parents):
         return done, recorded, []
 
     def pg_finish_and_claim_call(self, outcomes: Sequence[Outcome], now: datetime, worker_id: str,
-                                 names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float
-                                 ) -> PgCall[HotBatch]:
+                                 names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float,
+                                 per_type: bool = False) -> PgCall[HotBatch]:
         """Outcomes written and `limit` slots refilled in one statement. What it reads back
         ends with the outcomes it did not write (lost leases, jobs with a parent): those
         are the general path's."""
         datas = {o.job_id: finish_data(o) for o in outcomes}
         wake = any(o.wakes_workers for o in outcomes)
         queues = list(dict.fromkeys(queues or ()))
-        key = ("finish_and_claim", wake, *queues)
+        key = pick_key(("finish_and_claim", wake), names, queues, per_type)
         sql = self._sql.get(key)
         if sql is None:
             sql = self._sql[key] = PG_FINISH_AND_CLAIM.format(
-                pick=pg_pick_queues(queues) if queues else PG_PICK_ANY_QUEUE,
-                notify=PG_NOTIFY_FROM if wake else PG_EVENTS_NOTIFY_FROM)
+                pick=pg_pick(names, queues, per_type), notify=PG_NOTIFY_FROM if wake else PG_EVENTS_NOTIFY_FROM)
         token = new_lease_token()
         params = {
             **self._pg_outcome_params(outcomes, datas), "now": now,
@@ -225,7 +224,7 @@ class Finishing(Claiming, Parents):
 
     def finish_and_claim(self, outcomes: Sequence[Outcome], now: datetime, *, worker_id: str,
                          names: Sequence[str], queues: Sequence[str] | None, limit: int, lease: float,
-                         nowait: bool = False
+                         nowait: bool = False, per_type: bool = False
                          ) -> tuple[set[int], list[EventRecord], list[Claimed], list[EventRecord]]:
         """Record outcomes and refill the slots they free, in ONE transaction (on
         PostgreSQL one statement; outcomes it cannot take go through `finish` after it).
@@ -239,7 +238,7 @@ class Finishing(Claiming, Parents):
             raise WouldBlock("not a hot-path case")
         if self.dialect == "postgresql":
             written, recorded, claimed, started, rest = self._pg_run(
-                self.pg_finish_and_claim_call(outcomes, now, worker_id, names, queues, limit, lease))
+                self.pg_finish_and_claim_call(outcomes, now, worker_id, names, queues, limit, lease, per_type))
             if rest:
                 more_written, more = self._finish_general(rest, now)
                 written |= more_written

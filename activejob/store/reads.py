@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,16 +24,19 @@ class Reads(WorkerRegistry):
         with self.read() as c:
             return int(c.execute(stmt).scalar_one())
 
-    def unclaimable(self, now: datetime, live: Iterable[WorkerInfo]) -> dict[str, int]:
-        """Due pending jobs, by name, of types that none of the `live` workers has registered."""
-        known = {name for w in live for name in w.job_types}
+    def due_by_name(self, now: datetime) -> dict[str, int]:
+        """Due pending jobs, by name."""
         with self.read() as c:
             rows = c.execute(
                 select(jobs.c.name, func.count())
                 .where(jobs.c.status == PENDING, jobs.c.run_at <= now)
                 .group_by(jobs.c.name)
             ).all()
-        return {name: n for name, n in rows if name not in known}
+        return {name: n for name, n in rows}
+
+    def unclaimable(self, now: datetime, live: Iterable[WorkerInfo]) -> dict[str, int]:
+        """Due pending jobs, by name, of types that none of the `live` workers has registered."""
+        return unknown_to(live, self.due_by_name(now))
 
     def get(self, job_id: int) -> JobInfo | None:
         with self.read() as c:
@@ -170,3 +173,9 @@ def _filtered(stmt: Any, *, name: str | None, queue: str | None, owner: str | No
         like = f"%{search}%"
         stmt = stmt.where(or_(jobs.c.name.like(like), jobs.c.args.like(like), jobs.c.error.like(like)))
     return stmt
+
+
+def unknown_to(live: Iterable[WorkerInfo], due: Mapping[str, int]) -> dict[str, int]:
+    """The entries of `due` (counts by job name) of types none of the `live` workers has registered."""
+    known = {name for w in live for name in w.job_types}
+    return {name: n for name, n in due.items() if name not in known}
