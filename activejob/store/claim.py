@@ -40,7 +40,8 @@ from .sql import (
 
 LONG_LOOK = 100
 """Thousands of SQLite steps a claim may take looking for its jobs under the write lock
-before this store's claims look first, in a read transaction, for LOOK_FIRST_FOR seconds. A
+before this store's claims look first, in a read transaction, until LOOK_FIRST_FOR seconds
+after the last look that walked as long (in either transaction). A
 claim walks the due index past due jobs it cannot take (of types its worker does not import,
 say, after a deploy added one), about six steps a job: behind 100,000 such jobs, tens of
 milliseconds in which every enqueue and outcome of every process waits for the lock. A claim of a few jobs
@@ -107,7 +108,9 @@ class Claiming(RawAccess):
             # and outcome meanwhile. The write transaction then counts again and keeps only
             # what is still due and pending.
             with self.read() as r:
+                before = self.steps_here()
                 ahead = self._look(r, names, queues, limit, now, limits, per_key, rates, per_type)
+                self._note_look(before)
         with self.write() as c:
             if self.dialect == "postgresql":
                 c.execute(select(func.pg_advisory_xact_lock(LIMITS_LOCK)))
@@ -211,13 +214,15 @@ class Claiming(RawAccess):
             return self._claimed_here(cur, rows, head, now)
 
     def looks_first(self) -> bool:
-        """Whether SQLite claims look for their jobs in a read transaction first, for a
-        while after one of them walked long under the write lock (see LONG_LOOK)."""
+        """Whether SQLite claims look for their jobs in a read transaction first: until
+        LOOK_FIRST_FOR seconds after the last look that walked long (see LONG_LOOK)."""
         return self._look_first_until > clock.monotonic()
 
     def _note_look(self, before: int) -> None:
-        """After a look under the write lock that began at `steps_here() == before`: if it
-        walked long, this store's claims look first for a while."""
+        """After a look that began at `steps_here() == before`, under the write lock or in
+        a read transaction: if it walked long, this store's claims look first for a while
+        more. Looks that still walk long keep them at it, so the walk never returns under
+        the lock while the backlog it passes stays."""
         if self.steps_here() - before > LONG_LOOK:
             self._look_first_until = clock.monotonic() + LOOK_FIRST_FOR
 
@@ -228,7 +233,10 @@ class Claiming(RawAccess):
         if sql is None:
             sql = self._sql[key] = sqlite_pick(names, defaults)
         with self.read() as r:
-            return [row[0] for row in r.exec_driver_sql(sql, tuple(picks))]
+            before = self.steps_here()
+            ids = [row[0] for row in r.exec_driver_sql(sql, tuple(picks))]
+            self._note_look(before)
+            return ids
 
     def _claim_found(self, ids: list[int], head: tuple[str, str, str, str], now: datetime
                      ) -> tuple[list[Claimed], list[EventRecord]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from activejob import clock
 from activejob.store import Outcome, claim
 
 from .contract import LEASE, NAME, NOW, Jobs, at
@@ -60,6 +61,20 @@ def test_after_a_long_walk_a_limited_claim_walks_other_types_backlog_outside_the
     assert first_locked > 10 * alone, "the first look walked under the lock"
     assert total > 10 * locked, f"the look ran under the lock: {locked} of {total} hundred steps"
     assert locked < 2 * alone + 5, f"{locked} hundred steps under the lock behind {BACKLOG} jobs, {alone} without"
+
+
+def test_limited_looks_that_still_walk_long_keep_looking_first(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(claim, "LONG_LOOK", 2)
+    seconds = [1_000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: seconds[0])
+    jobs.add(BACKLOG, name=OTHER, run_at=at(-60))
+    jobs.add(name=NAME)
+    steps_locked(jobs)  # walks under the lock: look first from now
+    seconds[0] += claim.LOOK_FIRST_FOR - 1
+    jobs.add(name=NAME)
+    steps_locked(jobs)  # looks first, and still walks long
+    seconds[0] += claim.LOOK_FIRST_FOR - 1
+    assert jobs.store.looks_first()
 
 
 def test_a_job_taken_between_the_look_and_the_write_is_not_claimed_twice(jobs: Jobs) -> None:

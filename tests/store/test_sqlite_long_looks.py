@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from activejob import clock
 from activejob.store import Outcome, claim
 from activejob.store.dbapi import WouldBlock
 
@@ -113,3 +114,31 @@ def test_finish_and_claim_that_looks_first_writes_the_outcomes_then_claims(jobs:
     assert [c.id for c in claimed] == waiting
     assert [(e.type, e.job_id) for e in started] == [("started", waiting[0])]
     assert jobs.get(running[0].id).status == "completed"
+
+
+def test_claims_that_still_walk_long_keep_looking_first(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    seconds = [1_000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: seconds[0])
+    jobs.add(20_000, name=OTHER, run_at=at(-60))
+    wanted = jobs.add(2)
+    assert [c.id for c in jobs.claim(1)] == wanted[:1]  # walks long under the lock: look first from now
+    seconds[0] += claim.LOOK_FIRST_FOR - 1
+    assert [c.id for c in jobs.claim(1)] == wanted[1:]  # looks first, and still walks long
+    seconds[0] += claim.LOOK_FIRST_FOR - 1
+    assert jobs.store.looks_first(), "the walk would be back under the lock while the backlog stays"
+
+
+def test_claims_take_one_statement_again_a_while_after_the_long_walks_end(jobs: Jobs,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    seconds = [1_000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: seconds[0])
+    jobs.add(20_000, name=OTHER, run_at=at(-60))
+    jobs.add()
+    jobs.claim(1)
+    with jobs.store.engine.begin() as c:  # the backlog's own workers took it
+        c.exec_driver_sql("UPDATE activejob_jobs SET status = 'completed' WHERE name = ?", (OTHER,))
+    wanted = jobs.add()
+    seconds[0] += claim.LOOK_FIRST_FOR - 1
+    assert [c.id for c in jobs.claim(1)] == wanted  # looks first, walking nothing
+    seconds[0] += 2
+    assert not jobs.store.looks_first()
