@@ -183,7 +183,7 @@ def pg_pick_queues(queues: Sequence[str]) -> str:
 # The same shape, one branch per job type, from each type's own index: for a worker whose
 # types wait behind a big due backlog of types it does not run (a deploy that added a
 # type, old workers still running; workers split by type). `name = ANY(...)` walks the
-# due index past all of them: 38-47 ms a claim behind 200,000. A branch costs a seek, so
+# due index past all of them: 38 to 86 ms a claim behind 200,000. A branch costs a seek, so
 # a worker of many types pays for as many (see WorkerStore.note_due).
 def pg_pick_names(names: Sequence[str]) -> str:
     """The pick of PG_CLAIM_CTES for a worker of every queue that reads each of `names`'
@@ -205,7 +205,7 @@ def pg_pick(names: Sequence[str], queues: Sequence[str], per_type: bool) -> str:
 def pick_key(verb: Any, names: Sequence[str], queues: Sequence[str], per_type: bool) -> tuple[Any, ...]:
     """What a statement built on `pg_pick` is cached under: the names are written into it
     only when it picks by type."""
-    return (verb, *queues) if queues or not per_type else (verb, "per type", *names)
+    return (verb, tuple(queues)) if queues or not per_type else (verb, tuple(queues), tuple(names))
 
 
 def _pg_best_of(wheres: Iterable[str]) -> str:
