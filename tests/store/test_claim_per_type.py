@@ -148,3 +148,28 @@ def test_sqlite_claims_never_go_by_type(sqlite_url: str) -> None:
         assert note_due_on(store, {"theirs": 10**6}) is False
     finally:
         store.dispose()
+
+
+def test_a_claim_by_type_takes_types_whose_names_need_quoting(pg_jobs: Jobs) -> None:
+    odd = "it's 100%_done"
+    wanted = pg_jobs.add(name=odd)
+    claimed, _started = pg_jobs.store.claim(worker_id="w1", names=[odd], queues=None, limit=2, now=NOW,
+                                            lease=LEASE, per_type=True)
+    assert [c.id for c in claimed] == wanted
+
+
+def test_a_worker_claims_by_type_on_its_own_connection_too(pg_jobs: Jobs) -> None:
+    odd = "it's 100%_done"
+    wanted = pg_jobs.add(2, name=odd)
+
+    async def main() -> list[int]:
+        ws = WorkerStore(pg_jobs.store, worker_id="w1", names=[odd], queues=None, lease=LEASE)
+        ws.per_type = True
+        try:
+            claimed, _started = await ws.claim(1, None, NOW)
+            _written, _events, refilled, _ = await ws.finish([], [completed(claimed[0])], at(1), refill=1)
+            return [c.id for c in claimed + refilled]
+        finally:
+            await ws.aclose()
+
+    assert anyio.run(main) == wanted
