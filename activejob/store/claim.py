@@ -85,11 +85,9 @@ class Claiming(RawAccess):
 
     def claim_general(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
                       now: datetime, lease: float, limits: Mapping[str, int] | None = None,
-                      per_key: Collection[str] = (), rates: RateLimits | None = None,
-                      per_type: bool = False) -> GeneralClaim:
+                      per_key: Collection[str] = (), rates: RateLimits | None = None) -> GeneralClaim:
         """`claim_limited`, also saying when a rate limit that holds back due jobs next has
-        room (None when none does), for the worker to look again then. `per_type`: the types
-        without a limit are asked for one by one too (see `claim`).
+        room (None when none does), for the worker to look again then.
 
             store.claim_general(worker_id="w1", names=["send_email"], queues=None, limit=5, now=now,
                                 lease=30, rates=RateLimits(types={"send_email": (10, timedelta(seconds=1))}))
@@ -109,14 +107,14 @@ class Claiming(RawAccess):
             # what is still due and pending.
             with self.read() as r:
                 before = self.steps_here()
-                ahead = self._look(r, names, queues, limit, now, limits, per_key, rates, per_type)
+                ahead = self._look(r, names, queues, limit, now, limits, per_key, rates)
                 self._note_look(before)
         with self.write() as c:
             if self.dialect == "postgresql":
                 c.execute(select(func.pg_advisory_xact_lock(LIMITS_LOCK)))
             if ahead is None:
                 before = self.steps_here()
-                look = self._look(c, names, queues, limit, now, limits, per_key, rates, per_type)
+                look = self._look(c, names, queues, limit, now, limits, per_key, rates)
                 self._note_look(before)
             else:
                 ids = [r.id for r in ahead.candidates]
@@ -154,8 +152,7 @@ class Claiming(RawAccess):
         return GeneralClaim(claimed, started, frees_at, limited_left)
 
     def _look(self, c: Connection, names: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime,
-              limits: Mapping[str, int], per_key: Collection[str], rates: RateLimits | None,
-              per_type: bool = False) -> Look:
+              limits: Mapping[str, int], per_key: Collection[str], rates: RateLimits | None) -> Look:
         """The candidates of a general claim: for each limited type with room, and for the
         other types (see _limited_picks), its first due jobs in claim order."""
         running = running_counts(c, limits)
@@ -170,7 +167,7 @@ class Claiming(RawAccess):
         by_queue = [one_queue(q, self.dialect) for q in dict.fromkeys(queues)] if queues else [true()]
         candidates: list[Any] = []
         limited_left = False  # a limited type's look that came back full may have left more
-        for where, most, is_limited in limited_picks(names, limit, limits, per_key, running, book, per_type):
+        for where, most, is_limited in limited_picks(names, limit, limits, per_key, running, book):
             for in_queue in by_queue:
                 pick = due.where(where, in_queue).order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id).limit(most)
                 if self._skip_locked:

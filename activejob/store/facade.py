@@ -12,8 +12,8 @@ cheapest way its database allows, so the worker only says what it wants.
   general claim left no due job of a limited type, the other types are claimed by the fast
   paths above (see `recheck_limits`): one limited type no longer makes a worker claim every
   job the slow way.
-- PostgreSQL, behind a big due backlog of types a worker does not run: its claims read each
-  of its types from the type's own index (`note_due`, from the worker's count of due jobs
+- PostgreSQL, behind a big due backlog of types a worker does not run: its fast claims read
+  each of their types from the type's own index (`note_due`, from the worker's count of due jobs
   by type once a minute) instead of walking the due index past the backlog.
 
 Each verb makes one attempt and raises what the database said: what to do about a
@@ -129,7 +129,7 @@ class WorkerStore:
         looks = self._looks
         got = self.store.claim_general(worker_id=self.worker_id, names=self.names, queues=queues, limit=limit,
                                        now=now, lease=self.lease, limits=self.limits, per_key=self.per_key,
-                                       rates=self.rates, per_type=self.per_type)
+                                       rates=self.rates)
         self.frees_at = got.frees_at
         # A look at some queues only (a worker's per-queue caps) says nothing of the others.
         if (got.limited_left or self.rates.queues or not self.free_names or looks != self._looks
@@ -272,10 +272,12 @@ class WorkerStore:
         return await self._thread(read)
 
     def note_due(self, due: Mapping[str, int]) -> None:
-        """Given the due jobs by type, have this worker's claims on PostgreSQL read each of
-        its unlimited types from the type's own index while the due jobs of all other types
+        """Given the due jobs by type, have this worker's fast claims on PostgreSQL read
+        each of their types from the type's own index while the due jobs of all other types
         (its limited ones too: the fast claims walk past those as well) outnumber
-        PER_TYPE_AFTER per such type; else walk the due index once, as usual."""
+        PER_TYPE_AFTER per such type; else walk the due index once, as usual. (The general
+        claim, while a limited job may be due, asks with a statement per pick: one per type
+        would cost a round trip each, so it keeps its one walk for the types without a limit.)"""
         ours = set(self.fast_names)
         others = sum(n for name, n in due.items() if name not in ours)
         per_type = (self.store.dialect == "postgresql" and not self.queues and bool(ours)

@@ -69,12 +69,11 @@ def rate_book(c: Connection, rates: RateLimits | None, names: Sequence[str], que
 
 
 def limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], per_key: Collection[str],
-                   running: Mapping[tuple[str, str | None], int], book: RateBook,
-                   per_type: bool = False) -> list[tuple[Any, int, bool]]:
+                   running: Mapping[tuple[str, str | None], int], book: RateBook) -> list[tuple[Any, int, bool]]:
     """What claim_general asks for: (which jobs, how many at most, whether for a limited
     type), one per limited type with room, and for all the other types one per
     rate-limited queue with room and one for the rest (each rate-limited queue asked for no
-    more than its room), or with `per_type` one per type of the rest."""
+    more than its room)."""
     picks: list[tuple[Any, int, bool]] = []
     queue_rooms = {q: room for q, room in book.queue_rooms().items() if room > 0}
     for name in names:
@@ -115,8 +114,6 @@ def limited_picks(names: Sequence[str], limit: int, limits: Mapping[str, int], p
             for queue, room in queue_rooms.items():
                 picks.append((jobs.c.name.in_(free) & (jobs.c.queue == queue), min(limit, room), False))
             picks.append((jobs.c.name.in_(free) & jobs.c.queue.not_in(list(book.queues)), limit, False))
-        elif per_type:  # each from its own index (PostgreSQL), not a walk past other types
-            picks += [(jobs.c.name == name, limit, False) for name in free]
         else:
             picks.append((jobs.c.name.in_(free), limit, False))
     return picks

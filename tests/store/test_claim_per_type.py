@@ -86,15 +86,6 @@ def test_a_refill_by_type_takes_what_the_walk_would(pg_jobs: Jobs) -> None:
     assert [c.id for c in claimed] == sorted(order[:2])
 
 
-@pytest.mark.parametrize("per_type", [False, True], ids=["walk", "by type"])
-def test_a_claim_within_limits_takes_the_same_jobs_either_way(pg_jobs: Jobs, per_type: bool) -> None:
-    order = mixed(pg_jobs)
-    limited = pg_jobs.add(2, name="limited", priority=9)
-    got = pg_jobs.store.claim_general(worker_id="w1", names=[*MINE, "limited"], queues=None, limit=4, now=NOW,
-                                      lease=LEASE, limits={"limited": 1}, per_type=per_type)
-    assert [c.id for c in got.claimed] == sorted([limited[0], *order[:3]])
-
-
 def plan(jobs: Jobs, pick: str) -> str:
     """What the pick did, run as a worker's claims run: prepared, with the generic plan."""
     sql = pick.replace("%(now)s", "$1").replace("%(limit)s", "$2").replace("%(names)s", "$3")
