@@ -46,8 +46,8 @@ T = TypeVar("T")
 log = logging.getLogger("activejob.worker")
 
 PER_TYPE_AFTER = 100
-"""Due jobs of other types, per type of a worker's, past which its claims on PostgreSQL read
-each of its types' own index (a branch each, ~30 us) rather than walk the due index past
+"""Due jobs of other types, per type of a worker's, past which its fast claims on PostgreSQL
+read each of their types' own index (a branch each, ~30 us) rather than walk the due index past
 them (~0.4 us a job walked; 86 ms behind 200,000, against 1.7 ms by type, measured)."""
 
 Claim = tuple[list[Claimed], list[EventRecord]]
