@@ -264,12 +264,12 @@ class WorkerStore:
     async def survey(self, now: datetime, live_since: datetime) -> dict[str, int]:
         """Count the due jobs by type (one read); note them for the claims (`note_due`) and
         return those of types no live worker knows."""
-        def read() -> dict[str, int]:
-            due = self.store.due_by_name(now)
-            self.note_due(due)
-            return unknown_to(self.store.workers(since=live_since), due)
+        def read() -> tuple[dict[str, int], list[WorkerInfo]]:
+            return self.store.due_by_name(now), self.store.workers(since=live_since)
 
-        return await self._thread(read)
+        due, live = await self._thread(read)
+        self.note_due(due)  # on the loop, which the claims read `per_type` on
+        return unknown_to(live, due)
 
     def note_due(self, due: Mapping[str, int]) -> None:
         """Given the due jobs by type, have this worker's fast claims on PostgreSQL read
