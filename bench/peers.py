@@ -56,14 +56,21 @@ class Runner:
 class ActiveJobRunner(Runner):
     system = "activejob"
 
-    def __init__(self, cfg: PeerConfig, storage: str, sync: bool, sqlite_synchronous: str | None = None) -> None:
+    def __init__(self, cfg: PeerConfig, storage: str, sync: bool, sqlite_synchronous: str | None = None,
+                 pg_synchronous_commit: str | None = None) -> None:
         super().__init__(cfg)
         self.storage, self.sync = storage, sync
         self.synchronous = sqlite_synchronous  # None: activejob's default (NORMAL)
+        # PostgreSQL's own setting, passed as libpq options in the database URL (see
+        # docs/deployment.md): the worker and the enqueuing process both get it.
+        self.synchronous_commit = pg_synchronous_commit
         self.variant = "def perform" if sync else "async def perform"
         if sqlite_synchronous:
             self.variant += f", sqlite_synchronous={sqlite_synchronous}"
             self.slug = f"def_perform_{sqlite_synchronous.lower()}" if sync else f"async_{sqlite_synchronous.lower()}"
+        if pg_synchronous_commit:
+            self.variant += f", synchronous_commit={pg_synchronous_commit}"
+            self.slug = f"def_perform_commit_{pg_synchronous_commit}"
         self.measures_enqueue = sync  # enqueueing does not depend on the job's perform
         self.worker = f"activejob worker --concurrency {cfg.concurrency}"
         if sqlite_synchronous:
@@ -72,7 +79,8 @@ class ActiveJobRunner(Runner):
         workdir.mkdir(parents=True, exist_ok=True)
         self.db = Database(storage, Config(pg_admin_url=cfg.pg_admin_url), workdir,
                            name=f"activejob_bench_peers_{'sync' if sync else 'async'}"
-                                f"{'_' + sqlite_synchronous.lower() if sqlite_synchronous else ''}")
+                                f"{'_' + sqlite_synchronous.lower() if sqlite_synchronous else ''}"
+                                f"{'_commit_' + pg_synchronous_commit if pg_synchronous_commit else ''}")
         if sqlite_synchronous:
             self.skip = self._unsupported()
 
@@ -95,19 +103,25 @@ class ActiveJobRunner(Runner):
 
         return SyncNoop if self.sync else Noop
 
+    def _fresh(self) -> str:
+        url = self.db.fresh()
+        if self.synchronous_commit:
+            url += f"?options=-csynchronous_commit%3D{self.synchronous_commit}"
+        return url
+
     def enqueue(self) -> float:
         from activejob import JobQueue
 
         from .aj_worker import configure_checked
 
-        configure_checked(self.db.fresh(), self.synchronous, auto_migrate=False)
+        configure_checked(self._fresh(), self.synchronous, auto_migrate=False)
         try:
             return timed(self._job().perform_later, self.cfg.jobs)
         finally:
             JobQueue.reset()
 
     def drain(self) -> float:
-        url, n = self.db.fresh(), self.cfg.jobs
+        url, n = self._fresh(), self.cfg.jobs
         fill(url, n, FILL_BATCH, self._job())
         argv = [sys.executable, "-m", "activejob", "worker", "--database-url", url, "--import", "bench.jobs",
                 "--concurrency", str(self.cfg.concurrency), "--poll-interval", "1.0"]

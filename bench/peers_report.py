@@ -56,6 +56,8 @@ def _runners(cfg: Any, systems: set[str], rq_fork: bool) -> list[Any]:
             out += [peers.ActiveJobRunner(cfg, storage, sync=True), peers.ActiveJobRunner(cfg, storage, sync=False)]
             if storage == "sqlite":  # huey's default durability (FULL), for the like-for-like ratio
                 out.append(peers.ActiveJobRunner(cfg, storage, sync=True, sqlite_synchronous="FULL"))
+            else:  # a commit that does not wait for its WAL flush: what a single enqueue costs without it
+                out.append(peers.ActiveJobRunner(cfg, storage, sync=True, pg_synchronous_commit="off"))
         if "huey" in systems:
             out.append(peers.HueyRunner(cfg, storage))  # huey as it ships: SQLite's default, FULL
             if storage == "sqlite":
@@ -177,7 +179,10 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def _storage(entry: dict[str, Any]) -> str:
-    """The storage and, for SQLite, the durability of a commit (`PRAGMA synchronous`)."""
+    """The storage and the durability of a commit: SQLite's `PRAGMA synchronous`, and
+    PostgreSQL's `synchronous_commit` where a row turns it off."""
+    if entry["storage"] == "postgres" and "synchronous_commit=off" in entry["variant"]:
+        return f"{STORAGE['postgres']}, synchronous_commit=off (in the URL's libpq options)"
     if entry["storage"] != "sqlite":
         return STORAGE[entry["storage"]]
     if entry["system"] == "activejob":
@@ -213,6 +218,15 @@ _SAME_DURABILITY = (
     ("drain: huey FULL ÷ huey NORMAL", "huey_sqlite", "huey_normal_sqlite", "drain"),
     ("enqueue: huey FULL ÷ huey NORMAL", "huey_sqlite", "huey_normal_sqlite", "enqueue"),
 )
+# On PostgreSQL, activejob with commits that do not wait for their WAL flush (the user's choice).
+_OFF = "activejob_def_perform_commit_off_postgres"
+_COMMIT_OFF = (
+    ("drain, `def perform`: activejob synchronous_commit=off ÷ huey default", _OFF, "huey_postgres", "drain"),
+    ("enqueue: activejob synchronous_commit=off ÷ huey default", _OFF, "huey_postgres", "enqueue"),
+    ("drain, `def perform`: activejob off ÷ activejob on (the default)", _OFF, "activejob_def_perform_postgres",
+     "drain"),
+    ("enqueue: activejob off ÷ activejob on (the default)", _OFF, "activejob_def_perform_postgres", "enqueue"),
+)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -237,14 +251,16 @@ def table(report: dict[str, Any]) -> str:
             cells = [_ratio(get(f"{mine}_{db}", metric), get(keys[db], metric)) if db in keys else "-"
                      for db in ("sqlite", "postgres")]
             lines.append(f"| {label} ÷ {peer} | " + " | ".join(cells) + " |")
-    same = []
-    for label, a, b, metric in _SAME_DURABILITY:
-        if a not in systems or b not in systems:
-            continue
-        skipped = systems[a].get("skipped") or systems[b].get("skipped")
-        same.append(f"| {label} | {'skipped¹' if skipped else _ratio(get(a, metric), get(b, metric))} |")
-    if same:
-        lines += ["", "| SQLite, the same durability on both sides | ratio |", "| --- | ---: |", *same]
+    for title, pairs in (("SQLite, the same durability on both sides", _SAME_DURABILITY),
+                         ("PostgreSQL, commits that do not wait for their flush", _COMMIT_OFF)):
+        rows = []
+        for label, a, b, metric in pairs:
+            if a not in systems or b not in systems:
+                continue
+            skipped = systems[a].get("skipped") or systems[b].get("skipped")
+            rows.append(f"| {label} | {'skipped¹' if skipped else _ratio(get(a, metric), get(b, metric))} |")
+        if rows:
+            lines += ["", f"| {title} | ratio |", "| --- | ---: |", *rows]
     notes = [f"{_name(e, v)}: {e['skipped']}" for e in systems.values() if e.get("skipped")]
     if notes:
         lines += ["", "¹ not measured: " + "; ".join(notes)]
