@@ -106,7 +106,7 @@ class ActiveJobRunner(Runner):
     def _fresh(self) -> str:
         url = self.db.fresh()
         if self.synchronous_commit:
-            url += f"?options=-csynchronous_commit%3D{self.synchronous_commit}"
+            url += ("&" if "?" in url else "?") + f"options=-csynchronous_commit%3D{self.synchronous_commit}"
         return url
 
     def enqueue(self) -> float:
