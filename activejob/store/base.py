@@ -19,6 +19,7 @@ from .. import dialects
 from ..errors import InvalidTransition, JobNotFound
 from ..models import Job, JobEvent, JobStatus, PausedQueue, Worker
 from ..records import EventRecord
+from .checkpoints import WalCheckpointer
 from .pg_connections import PgHotConnections
 
 jobs: Table = Job.__table__  # type: ignore[attr-defined]
@@ -103,6 +104,8 @@ class StoreBase:
         # SQLite: the one cursor the hot paths write with, on a connection of its own (see
         # _sqlite_tx); the write lock serialises its users.
         self._hot: Any = None
+        # SQLite: checkpoints the file's WAL beside the hot paths' commits (checkpoints.py).
+        self._checkpointer: WalCheckpointer | None = None
         # PostgreSQL: the one-statement hot paths' own autocommit connections (dbapi.py).
         self._pg_hot: PgHotConnections | None = None
         if self.dialect == "postgresql":
@@ -150,6 +153,9 @@ class StoreBase:
         hot, self._hot = self._hot, None
         if hot is not None and not self._memory:
             hot.connection.close()
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.close()
         if self._pg_hot is not None:
             self._pg_hot.close()
         self.engine.dispose()

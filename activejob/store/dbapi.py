@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from .base import StoreBase
+from .checkpoints import WalCheckpointer
 from .sql import sqlite_event_insert, sqlite_settings
 
 T = TypeVar("T")
@@ -72,6 +73,9 @@ class SqliteTx:
         try:
             if kind is None:
                 self._cur.execute("COMMIT")
+                checkpointer = self._access._checkpointer
+                if checkpointer is not None:
+                    checkpointer.wrote()
             elif conn.in_transaction:
                 conn.rollback()
         except BaseException as failed:
@@ -128,6 +132,7 @@ class RawAccess(StoreBase):
         # timeout around each hot-path BEGIN cost two statements a transaction.
         conn.execute("PRAGMA busy_timeout=0")
         self.watch_steps(conn)  # opened here, not by the engine: its steps are counted too
+        self._checkpointer = WalCheckpointer(self.engine.url.database or "", sqlite_settings(self._sqlite_synchronous))
         return conn
 
     def _pg_run(self, call: PgCall[T]) -> T:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..models import SQLITE_NAMED_QUEUE_WHERE
+from .checkpoints import BACKSTOP_PAGES
 
 
 def sqlite_ts(value: datetime) -> str:
@@ -320,11 +321,13 @@ of an fsync per commit. OFF is not offered: a power loss could corrupt the file.
 
 def sqlite_settings(synchronous: str) -> tuple[str, ...]:
     """Every SQLite connection's own settings, which SQLite keeps per connection, not in the
-    file: how durable a commit is, and a writer waits up to 30 s for the lock instead of
-    failing at once."""
+    file: how durable a commit is, a writer waits up to 30 s for the lock instead of failing
+    at once, and SQLite checkpoints inside a commit only past the backstop, the store's own
+    thread doing it before then (checkpoints.py)."""
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS}, got {synchronous!r}")
-    return (f"PRAGMA synchronous={synchronous}", "PRAGMA busy_timeout=30000")
+    return (f"PRAGMA synchronous={synchronous}", "PRAGMA busy_timeout=30000",
+            f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
 
 SQLITE_BEGIN_READ = "BEGIN DEFERRED"
 SQLITE_BEGIN_WRITE = "BEGIN IMMEDIATE"

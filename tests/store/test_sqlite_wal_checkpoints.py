@@ -1,0 +1,89 @@
+"""On SQLite, a thread of the store checkpoints the WAL beside the writers (every
+`CHECKPOINT_EVERY` commits of its write connection), so no enqueue waits for a checkpoint's
+sync; SQLite's own checkpoint stays as a backstop at `BACKSTOP_PAGES`, which keeps the log
+bounded while writers never pause. What a checkpoint has copied is read from the database
+file alone (`immutable=1`: SQLite ignores the log)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import pytest
+
+from activejob.store import Store
+from activejob.store.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY
+
+from .contract import Jobs
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's alone
+
+PAGE = 4096
+
+
+def path_of(store: Store) -> str:
+    return store.url.removeprefix("sqlite:///")
+
+
+def jobs_in_the_file_alone(store: Store) -> int:
+    """Jobs the database file holds without its log: what checkpoints have copied there."""
+    conn = sqlite3.connect(f"file:{path_of(store)}?immutable=1", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM activejob_jobs").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def wait_for_checkpoints(store: Store, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while store._checkpointer is None or store._checkpointer.checkpoints < count:
+        assert time.monotonic() < deadline, "no checkpoint ran"
+        time.sleep(0.01)
+
+
+def test_enqueues_reach_the_database_file_without_a_checkpoint_in_their_commits(jobs: Jobs) -> None:
+    for _ in range(CHECKPOINT_EVERY):
+        jobs.add()
+    # A hundred enqueues write about 500 pages: far below the point where SQLite would
+    # checkpoint inside a commit, so only the store's thread can have copied them.
+    assert CHECKPOINT_EVERY * 5 < BACKSTOP_PAGES
+    wait_for_checkpoints(jobs.store, 1)
+    assert jobs_in_the_file_alone(jobs.store) == CHECKPOINT_EVERY
+
+
+def test_fewer_commits_than_the_interval_stay_in_the_log(jobs: Jobs) -> None:
+    for _ in range(CHECKPOINT_EVERY - 1):
+        jobs.add()
+    time.sleep(0.2)
+    assert jobs_in_the_file_alone(jobs.store) == 0
+    assert jobs.store._checkpointer is not None and jobs.store._checkpointer.checkpoints == 0
+
+
+def test_the_log_stays_bounded_while_writes_never_pause(jobs: Jobs) -> None:
+    for _ in range(3_000):  # about 15,000 pages through the log
+        jobs.add()
+    wal = os.path.getsize(path_of(jobs.store) + "-wal")
+    assert wal <= (BACKSTOP_PAGES + 100) * (PAGE + 24)
+    with jobs.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM activejob_jobs").scalar() == 3_000
+
+
+def test_every_connection_of_the_store_checkpoints_only_at_the_backstop(jobs: Jobs) -> None:
+    jobs.add()
+    hot = jobs.store._hot.connection
+    assert hot.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    with jobs.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == BACKSTOP_PAGES
+
+
+def test_dispose_stops_the_checkpoint_thread(store: Store) -> None:
+    jobs = Jobs(store)
+    for _ in range(CHECKPOINT_EVERY):
+        jobs.add()
+    wait_for_checkpoints(store, 1)
+    assert store._checkpointer is not None
+    thread = store._checkpointer._thread
+    assert thread is not None and thread.is_alive()
+    store.dispose()
+    assert not thread.is_alive()
