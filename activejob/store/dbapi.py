@@ -132,7 +132,9 @@ class RawAccess(StoreBase):
         # timeout around each hot-path BEGIN cost two statements a transaction.
         conn.execute("PRAGMA busy_timeout=0")
         self.watch_steps(conn)  # opened here, not by the engine: its steps are counted too
-        self._checkpointer = WalCheckpointer(self.engine.url.database or "", sqlite_settings(self._sqlite_synchronous))
+        # The file as SQLite opened it (an absolute path), whatever the working directory is later.
+        path = conn.execute("PRAGMA database_list").fetchone()[2]
+        self._checkpointer = WalCheckpointer(path, sqlite_settings(self._sqlite_synchronous))
         return conn
 
     def _pg_run(self, call: PgCall[T]) -> T:
