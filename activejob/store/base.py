@@ -150,12 +150,12 @@ class StoreBase:
             yield c.execution_options(activejob_read=True)
 
     def dispose(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:  # first: no checkpoint runs while the connections close
+            checkpointer.close()
         hot, self._hot = self._hot, None
         if hot is not None and not self._memory:
             hot.connection.close()
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            checkpointer.close()
         if self._pg_hot is not None:
             self._pg_hot.close()
         self.engine.dispose()

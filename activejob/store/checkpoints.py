@@ -52,15 +52,23 @@ class WalCheckpointer:
         self.checkpoints = 0  # how many have run (for tests and the curious)
 
     def wrote(self) -> None:
+        """Count a commit (under the store's write lock). Never raises: the commit is done,
+        and its caller must not be told otherwise."""
         self._commits += 1
         if self._commits >= self._every:
             self._commits = 0
             if self._thread is None or self._pid != os.getpid():  # a fork keeps no threads
-                self._start()
+                try:
+                    self._start()
+                except RuntimeError as error:  # no thread to be had: SQLite's backstop checkpoints
+                    logger.warning("could not start the WAL checkpoint thread of %s: %s", self._path, error)
+                    self._thread = None
+                    return
             self._due.set()
 
     def _start(self) -> None:
         self._pid = os.getpid()
+        self._due = threading.Event()
         self._thread = threading.Thread(target=self._run, name="activejob-wal-checkpoints", daemon=True)
         self._thread.start()
 

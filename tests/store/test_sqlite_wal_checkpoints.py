@@ -113,3 +113,17 @@ def test_a_relative_path_is_checkpointed_after_the_working_directory_changes(
         assert not (elsewhere / "jobs.db").exists()
     finally:
         store.dispose()
+
+
+def test_an_enqueue_succeeds_when_no_checkpoint_thread_can_start(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs.add()
+    checkpointer = jobs.store._checkpointer
+    assert checkpointer is not None
+
+    def refuse() -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(checkpointer, "_start", refuse)
+    ids = [jobs.add()[0] for _ in range(CHECKPOINT_EVERY)]  # the hundredth commit would start it
+    assert len(set(ids)) == CHECKPOINT_EVERY
+    assert checkpointer._thread is None
