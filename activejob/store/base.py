@@ -141,8 +141,14 @@ class StoreBase:
             with self.engine.begin() as c:
                 yield c
             return
-        with self._write_lock, self.engine.begin() as c:
-            yield c
+        with self._write_lock:
+            with self.engine.begin() as c:
+                driver = c.connection.dbapi_connection
+                before = driver.total_changes if driver is not None else 0
+                yield c
+                rows = driver.total_changes - before if driver is not None else 0
+            if self._checkpointer is not None:  # counted as the hot paths' commits are (checkpoints.py)
+                self._checkpointer.wrote(rows)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

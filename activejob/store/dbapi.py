@@ -44,7 +44,7 @@ class SqliteTx:
     generator and helper objects every write paid for (with the single-job enqueue path,
     about 5% of a SQLite enqueue's CPU)."""
 
-    __slots__ = ("_access", "_cur", "_nowait")
+    __slots__ = ("_access", "_changes", "_cur", "_nowait")
 
     def __init__(self, access: RawAccess, nowait: bool) -> None:
         self._access, self._nowait = access, nowait
@@ -66,6 +66,7 @@ class SqliteTx:
                 raise as_sqlalchemy(error, sqlite3.Error) from error
             raise
         self._cur = cur
+        self._changes = cur.connection.total_changes
         return cur
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
@@ -75,7 +76,7 @@ class SqliteTx:
                 self._cur.execute("COMMIT")
                 checkpointer = self._access._checkpointer
                 if checkpointer is not None:
-                    checkpointer.wrote()
+                    checkpointer.wrote(conn.total_changes - self._changes)
             elif conn.in_transaction:
                 conn.rollback()
         except BaseException as failed:

@@ -1,8 +1,8 @@
-"""On SQLite, a thread of the store checkpoints the WAL beside the writers (every
-`CHECKPOINT_EVERY` commits of its write connection), so no enqueue waits for a checkpoint's
-sync; SQLite's own checkpoint stays as a backstop at `BACKSTOP_PAGES`, which keeps the log
-bounded while writers never pause. What a checkpoint has copied is read from the database
-file alone (`immutable=1`: SQLite ignores the log)."""
+"""On SQLite, a thread of the store checkpoints the WAL beside the writers (once its commits
+have written `CHECKPOINT_EVERY` rows), so no enqueue waits for a checkpoint's sync; SQLite's
+own checkpoint stays as a backstop at `BACKSTOP_PAGES`, which keeps the log bounded while
+writers never pause. What a checkpoint has copied is read from the database file alone
+(`immutable=1`: SQLite ignores the log)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ import pytest
 from activejob.store import Store
 from activejob.store.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY
 
-from .contract import Jobs
+from .contract import NOW, Jobs
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's alone
 
 PAGE = 4096
+ENQUEUES = CHECKPOINT_EVERY // 2
+"""Single enqueues that wake the thread: each writes two rows, the job and its event."""
 
 
 def path_of(store: Store) -> str:
@@ -45,17 +47,23 @@ def wait_for_checkpoints(store: Store, count: int) -> None:
 
 
 def test_enqueues_reach_the_database_file_without_a_checkpoint_in_their_commits(jobs: Jobs) -> None:
-    for _ in range(CHECKPOINT_EVERY):
+    for _ in range(ENQUEUES):
         jobs.add()
     # A hundred enqueues write about 500 pages: far below the point where SQLite would
     # checkpoint inside a commit, so only the store's thread can have copied them.
-    assert CHECKPOINT_EVERY * 5 < BACKSTOP_PAGES
+    assert ENQUEUES * 5 < BACKSTOP_PAGES
     wait_for_checkpoints(jobs.store, 1)
-    assert jobs_in_the_file_alone(jobs.store) == CHECKPOINT_EVERY
+    assert jobs_in_the_file_alone(jobs.store) == ENQUEUES
 
 
-def test_fewer_commits_than_the_interval_stay_in_the_log(jobs: Jobs) -> None:
-    for _ in range(CHECKPOINT_EVERY - 1):
+def test_one_bulk_enqueue_of_enough_rows_wakes_the_thread(jobs: Jobs) -> None:
+    jobs.add(ENQUEUES)  # one commit
+    wait_for_checkpoints(jobs.store, 1)
+    assert jobs_in_the_file_alone(jobs.store) == ENQUEUES
+
+
+def test_fewer_rows_than_the_interval_stay_in_the_log(jobs: Jobs) -> None:
+    for _ in range(ENQUEUES - 1):
         jobs.add()
     time.sleep(0.2)
     assert jobs_in_the_file_alone(jobs.store) == 0
@@ -83,7 +91,7 @@ def test_every_connection_of_the_store_checkpoints_only_at_the_backstop(jobs: Jo
 
 def test_dispose_stops_the_checkpoint_thread(store: Store) -> None:
     jobs = Jobs(store)
-    for _ in range(CHECKPOINT_EVERY):
+    for _ in range(ENQUEUES):
         jobs.add()
     wait_for_checkpoints(store, 1)
     assert store._checkpointer is not None
@@ -106,10 +114,10 @@ def test_a_relative_path_is_checkpointed_after_the_working_directory_changes(
         jobs = Jobs(store)
         jobs.add()  # opens the write connection here
         monkeypatch.chdir(elsewhere)
-        for _ in range(CHECKPOINT_EVERY - 1):
+        for _ in range(ENQUEUES - 1):
             jobs.add()
         wait_for_checkpoints(store, 1)
-        assert jobs_in_the_file_alone(store, home / "jobs.db") == CHECKPOINT_EVERY
+        assert jobs_in_the_file_alone(store, home / "jobs.db") == ENQUEUES
         assert not (elsewhere / "jobs.db").exists()
     finally:
         store.dispose()
@@ -124,6 +132,15 @@ def test_an_enqueue_succeeds_when_no_checkpoint_thread_can_start(jobs: Jobs, mon
         raise RuntimeError("can't start new thread")
 
     monkeypatch.setattr(checkpointer, "_start", refuse)
-    ids = [jobs.add()[0] for _ in range(CHECKPOINT_EVERY)]  # the hundredth commit would start it
-    assert len(set(ids)) == CHECKPOINT_EVERY
+    ids = [jobs.add()[0] for _ in range(ENQUEUES)]  # the last commit would start it
+    assert len(set(ids)) == ENQUEUES
     assert checkpointer._thread is None
+
+
+def test_rows_written_by_the_general_path_count_too(jobs: Jobs) -> None:
+    ids = jobs.add(ENQUEUES // 2 + 1)  # one bulk commit: a little over half the rows
+    assert jobs.store._checkpointer is not None and jobs.store._checkpointer.checkpoints == 0
+    statuses, _ = jobs.store.cancel_many(ids, NOW)  # a transaction of the general path
+    assert set(statuses.values()) == {"cancelled"}
+    wait_for_checkpoints(jobs.store, 1)
+    assert jobs_in_the_file_alone(jobs.store) == len(ids)
