@@ -61,7 +61,7 @@ class WalCheckpointer:
         """Count the rows a commit wrote (under the store's write lock). Never raises: the
         commit is done, and its caller must not be told otherwise."""
         self._rows += rows
-        if self._rows >= self._every:
+        if self._rows >= self._every and not self._closed:  # (a write racing dispose starts nothing)
             self._rows = 0
             if self._thread is None or self._pid != os.getpid():  # a fork keeps no threads
                 try:

@@ -144,3 +144,12 @@ def test_rows_written_by_the_general_path_count_too(jobs: Jobs) -> None:
     assert set(statuses.values()) == {"cancelled"}
     wait_for_checkpoints(jobs.store, 1)
     assert jobs_in_the_file_alone(jobs.store) == len(ids)
+
+
+def test_a_closed_checkpointer_starts_no_thread(jobs: Jobs) -> None:
+    jobs.add()
+    checkpointer = jobs.store._checkpointer
+    assert checkpointer is not None
+    checkpointer.close()
+    checkpointer.wrote(CHECKPOINT_EVERY)
+    assert checkpointer._thread is None
