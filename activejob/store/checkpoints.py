@@ -44,8 +44,8 @@ writers in processes that do not run this thread). 10,000 measured the same."""
 class WalCheckpointer:
     """Checkpoints the WAL of one SQLite file on a thread of its own.
 
-    `wrote(rows)` after each commit of the store's (a counter: cheap); `close()` stops the
-    thread and closes its connection. The thread starts at the first checkpoint due.
+    `wrote(rows)` after each commit on the store's connections (a counter: cheap); `close()`
+    stops the thread and closes its connection. The thread starts at the first checkpoint due.
     """
 
     def __init__(self, path: str, settings: tuple[str, ...], every: int = CHECKPOINT_EVERY) -> None:
