@@ -15,10 +15,13 @@ all of it to copy, inside some writer's commit (an enqueue beside such writes wa
 
 A checkpoint beside a writer that never pauses never catches up with the last pages, and the
 log starts over from its beginning only once one has; without a bound it grew to 2.6 GB in
-60,000 enqueues (2026-12-06). So SQLite's own checkpoint stays, moved out to `BACKSTOP_PAGES`:
-under a steady stream of single enqueues, one commit in about 800 runs it, and finds most
-pages already copied. (Finishing the thread's checkpoint under the store's write lock, so the
-log could start over sooner, cost more than it saved: the writers waited for the second sync.)
+60,000 enqueues (2026-12-06). Two bounds, then. SQLite's own checkpoint stays, moved out to
+`BACKSTOP_PAGES`, and finds most pages already copied when it runs. But it cannot run while
+this thread holds SQLite's checkpoint lock, which on a slow disk under steady writes is
+nearly always (the log reached 68 MB in a CI run), so once a pass of the thread leaves a log
+of `RESTART_PAGES` or more, the thread copies the last pages again with the process's writers
+paused, and the next write starts the log over. (Doing that after every pass cost more than
+it saved: 67 against 48 µs an enqueue, the writers waiting for the second sync.)
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ once the log passes 16 MB (under a steady stream of writes, after a big bulk enq
 writers in processes that do not run this thread). 10,000 measured the same."""
 
 
+RESTART_PAGES = BACKSTOP_PAGES // 2
+"""A log this long after the thread's checkpoint has not started over since it outgrew half
+the backstop: the thread copies its last pages again with the process's writers paused."""
+
+
 class WalCheckpointer:
     """Checkpoints the WAL of one SQLite file on a thread of its own.
 
@@ -48,8 +56,9 @@ class WalCheckpointer:
     stops the thread and closes its connection. The thread starts at the first checkpoint due.
     """
 
-    def __init__(self, path: str, settings: tuple[str, ...], every: int = CHECKPOINT_EVERY) -> None:
-        self._path, self._settings, self._every = path, settings, every
+    def __init__(self, path: str, settings: tuple[str, ...], write_lock: threading.Lock | None = None,
+                 every: int = CHECKPOINT_EVERY) -> None:
+        self._path, self._settings, self._write_lock, self._every = path, settings, write_lock, every
         self._rows = 0
         self._due = threading.Event()
         self._closed = False
@@ -104,5 +113,11 @@ class WalCheckpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         # PASSIVE: copies what it can without waiting for readers or writers.
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        _busy, log, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if log >= RESTART_PAGES and self._write_lock is not None:
+            # Writers kept the log from starting over, and while this thread holds SQLite's
+            # checkpoint lock their own checkpoint (the backstop) cannot run either: copy the
+            # last pages with this process's writers paused, so that the next one restarts it.
+            with self._write_lock:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         self.checkpoints += 1

@@ -81,6 +81,17 @@ def test_the_log_stays_bounded_while_writes_never_pause(jobs: Jobs) -> None:
         assert conn.exec_driver_sql("SELECT count(*) FROM activejob_jobs").scalar() == 6_000
 
 
+def test_the_thread_alone_keeps_the_log_bounded(jobs: Jobs) -> None:
+    # As when the thread's own passes keep SQLite's checkpoint lock busy, so that the
+    # writers' checkpoint (the backstop) never gets to run: the thread restarts the log itself.
+    jobs.add()
+    jobs.store._hot.connection.execute("PRAGMA wal_autocheckpoint=0")
+    for _ in range(12_000):  # about 60,000 pages through the log
+        jobs.add()
+    wal = os.path.getsize(path_of(jobs.store) + "-wal")
+    assert wal <= 4 * BACKSTOP_PAGES * (PAGE + 24)
+
+
 def test_every_connection_of_the_store_checkpoints_only_at_the_backstop(jobs: Jobs) -> None:
     jobs.add()
     hot = jobs.store._hot.connection
