@@ -100,8 +100,11 @@ def test_workers_in_other_processes_share_one_limit(pg_url: str, workers: Worker
     import limited_jobs  # here, not at the top: see its docstring
 
     log = tmp_path / "limited.log"
-    for _ in range(2):
-        workers.start(pg_url, "--concurrency", "4", imports="tests.limited_jobs", poll_interval=0.2)
+    # Three workers that run one job at a time: two jobs at once means two processes ran them,
+    # and never three means they kept the one limit (with four slots each, one worker that
+    # refills its slots first could take every job, and the test could not tell).
+    for _ in range(3):
+        workers.start(pg_url, "--concurrency", "1", imports="tests.limited_jobs", poll_interval=0.2)
     queue = JobQueue(pg_url, auto_migrate=False)
     try:
         queue.enqueue([limited_jobs.LimitedRun.set().request({"n": n, "log": str(log), "seconds": 0.1},
@@ -112,7 +115,7 @@ def test_workers_in_other_processes_share_one_limit(pg_url: str, workers: Worker
     wait_for(lambda: sql(pg_url, done)[0][0] == 16, 60, interval=0.1, what="16 limited jobs completed")
     assert limited_jobs.most_at_once(str(log)) == 2
     pids = sql(pg_url, "SELECT count(DISTINCT data) FROM activejob_events WHERE type = 'started'")[0][0]
-    assert pids == 2, "both workers took part"
+    assert pids >= 2, "the workers shared the jobs"
 
 
 class Account(BaseModel):
