@@ -43,10 +43,10 @@ BACKSTOP_PAGES = 4000
 once the log passes 16 MB (under a steady stream of writes, after a big bulk enqueue, or for
 writers in processes that do not run this thread). 10,000 measured the same."""
 
-
 RESTART_PAGES = BACKSTOP_PAGES // 2
-"""A log this long after the thread's checkpoint has not started over since it outgrew half
-the backstop: the thread copies its last pages again with the process's writers paused."""
+"""When one of the thread's passes leaves a log at least this long, the log has not started
+over for half the backstop: the thread copies its last pages again with the process's
+writers paused, so that the next write starts it over."""
 
 
 class WalCheckpointer:
