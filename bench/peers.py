@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+
 from .harness import ROOT, Config, Database, engine_for, fill
 from .peer_procs import FILL_BATCH, PeerConfig, _rate, all_done, recreate_database, run_worker, timed
 
@@ -105,9 +107,10 @@ class ActiveJobRunner(Runner):
 
     def _fresh(self) -> str:
         url = self.db.fresh()
-        if self.synchronous_commit:
-            url += ("&" if "?" in url else "?") + f"options=-csynchronous_commit%3D{self.synchronous_commit}"
-        return url
+        if not self.synchronous_commit:
+            return url
+        options = {"options": f"-csynchronous_commit={self.synchronous_commit}"}
+        return make_url(url).update_query_dict(options).render_as_string(hide_password=False)
 
     def enqueue(self) -> float:
         from activejob import JobQueue

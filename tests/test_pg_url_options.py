@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
+from sqlalchemy import make_url
 
 import activejob
 from activejob import BaseJob, JobQueue, NoArgs, job
@@ -17,7 +18,7 @@ from activejob.store.dbapi import PgCall
 
 pytestmark = pytest.mark.postgres
 
-COMMIT_OFF = "options=-csynchronous_commit%3Doff"
+COMMIT_OFF = "-csynchronous_commit=off"  # as a URL spells it: ?options=-csynchronous_commit%3Doff
 
 
 @job("url_options_noop", schema=NoArgs)
@@ -28,7 +29,8 @@ class Noop(BaseJob[NoArgs]):
 
 @pytest.fixture
 def queue(pg_url: str) -> Iterator[JobQueue]:
-    q = activejob.configure(pg_url + ("&" if "?" in pg_url else "?") + COMMIT_OFF)
+    url = make_url(pg_url).update_query_dict({"options": COMMIT_OFF})
+    q = activejob.configure(url.render_as_string(hide_password=False))
     yield q
     JobQueue.reset()
 

@@ -56,9 +56,8 @@ class WalCheckpointer:
     stops the thread and closes its connection. The thread starts at the first checkpoint due.
     """
 
-    def __init__(self, path: str, settings: tuple[str, ...], write_lock: threading.Lock | None = None,
-                 every: int = CHECKPOINT_EVERY) -> None:
-        self._path, self._settings, self._write_lock, self._every = path, settings, write_lock, every
+    def __init__(self, path: str, settings: tuple[str, ...], write_lock: threading.Lock) -> None:
+        self._path, self._settings, self._write_lock = path, settings, write_lock
         self._rows = 0
         self._due = threading.Event()
         self._closed = False
@@ -70,7 +69,7 @@ class WalCheckpointer:
         """Count the rows a commit wrote (under the store's write lock). Never raises: the
         commit is done, and its caller must not be told otherwise."""
         self._rows += rows
-        if self._rows >= self._every and not self._closed:  # (a write racing dispose starts nothing)
+        if self._rows >= CHECKPOINT_EVERY and not self._closed:  # (a write racing dispose starts nothing)
             self._rows = 0
             if self._thread is None or self._pid != os.getpid():  # a fork keeps no threads
                 try:
@@ -114,7 +113,7 @@ class WalCheckpointer:
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         # PASSIVE: copies what it can without waiting for readers or writers.
         _busy, log, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if log >= RESTART_PAGES and self._write_lock is not None:
+        if log >= RESTART_PAGES:
             # Writers kept the log from starting over, and while this thread holds SQLite's
             # checkpoint lock their own checkpoint (the backstop) cannot run either: copy the
             # last pages with this process's writers paused, so that the next one restarts it.

@@ -135,6 +135,7 @@ class RawAccess(StoreBase):
         self.watch_steps(conn)  # opened here, not by the engine: its steps are counted too
         # The file as SQLite opened it (an absolute path), whatever the working directory is later.
         path = conn.execute("PRAGMA database_list").fetchone()[2]
+        assert self._write_lock is not None  # SQLite's
         self._checkpointer = WalCheckpointer(path, sqlite_settings(self._sqlite_synchronous), self._write_lock)
         return conn
 
