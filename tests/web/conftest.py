@@ -120,10 +120,33 @@ def spawn_worker(db_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]
             proc.stderr.close()
 
 
+def your_app(dashboard: Any) -> Any:
+    """An application embedding the dashboard as the docs show: mounted at /jobs, beside its
+    own page /my-app?job=42&job=43&token=..., a progress widget for each job (with the viewer
+    token, if given). A real page of the same origin, so the browser lets the widget open its
+    WebSocket (a page made up by the browser's test driver is refused one to localhost)."""
+    from html import escape
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Mount, Route
+
+    async def my_app(request: Request) -> HTMLResponse:
+        token = request.query_params.get("token")
+        extra = f' token="{escape(token)}"' if token else ""
+        widgets = "".join(f'<activejob-progress id="job-{int(j)}" job-id="{int(j)}"{extra}></activejob-progress>'
+                          for j in request.query_params.getlist("job"))
+        return HTMLResponse(f'<script src="/jobs/static/activejob-progress.js"></script>{widgets}')
+
+    return Starlette(routes=[Route("/my-app", my_app), Mount("/jobs", app=dashboard)])
+
+
 @contextmanager
 def served(url: str, **app_options: Any) -> Iterator[tuple[str, JobQueue]]:
     """The dashboard on a real port (uvicorn on a thread) with an in-process worker, for
-    browser tests: yields its base URL and the queue; everything stops after."""
+    browser tests: yields its base URL (/jobs, inside `your_app`) and the queue; everything
+    stops after."""
     import socket
     import threading
 
@@ -133,7 +156,7 @@ def served(url: str, **app_options: Any) -> Iterator[tuple[str, JobQueue]]:
     import activejob
 
     queue = activejob.configure(url, poll_interval=0.05, progress_interval=0.05, lease=5, cancel_grace=0.5)
-    app = create_app(queue, poll_interval=1.0, **app_options)
+    app = your_app(create_app(queue, poll_interval=1.0, **app_options))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -143,7 +166,7 @@ def served(url: str, **app_options: Any) -> Iterator[tuple[str, JobQueue]]:
     queue.start()
     try:
         wait_for(lambda: srv.started, timeout=20, what="uvicorn to start")
-        yield f"http://127.0.0.1:{port}", queue
+        yield f"http://127.0.0.1:{port}/jobs", queue
     finally:
         queue.stop(timeout=10)
         srv.should_exit = True

@@ -169,11 +169,7 @@ def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) ->
     base, _queue = server
     handle = Steps.perform_later(steps=10, delay=0.1)
     # The embeddable widget on a page of "your application" (same origin as the dashboard).
-    page.route(base + "/my-app", lambda route: route.fulfill(
-        content_type="text/html",
-        body=f'<script src="/static/activejob-progress.js"></script><activejob-progress job-id="{handle.id}">'
-             "</activejob-progress>"))
-    page.goto(base + "/my-app")
+    page.goto(f"{base.removesuffix('/jobs')}/my-app?job={handle.id}")
     page.wait_for_function(
         "() => document.querySelector('activejob-progress').getAttribute('status') === 'completed'",
         timeout=30_000)

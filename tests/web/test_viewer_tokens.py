@@ -285,6 +285,8 @@ def test_the_widget_shows_a_viewers_own_job_live_and_refuses_anothers(
         viewer_server: tuple[str, JobQueue], request: pytest.FixtureRequest) -> None:
     chromium = request.getfixturevalue("browser")
     base, queue = viewer_server
+    root = base.removesuffix("/jobs")
+    queue.pause_queue("default")  # the job starts once its widget is following it
     others = Wait.set(owner="bob").perform_later(seconds=30)
     mine = Steps.set(owner="alice").perform_later(steps=16, delay=0.15)
     token = viewer_token(SECRET, owner="alice", ttl=600)
@@ -293,26 +295,26 @@ def test_the_widget_shows_a_viewers_own_job_live_and_refuses_anothers(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.set_default_timeout(20_000)
+    mine_widget, other_widget = f"#job-{mine.id}", f"#job-{others.id}"
     try:
         # A page of "your application": no dashboard session, only the viewer token.
-        page.route(base + "/my-app", lambda route: route.fulfill(
-            content_type="text/html",
-            body='<script src="/static/activejob-progress.js"></script>'
-                 f'<activejob-progress id="mine" job-id="{mine.id}" token="{token}"></activejob-progress>'
-                 f'<activejob-progress id="other" job-id="{others.id}" token="{token}"></activejob-progress>'))
-        page.goto(base + "/my-app")
+        page.goto(f"{root}/my-app?job={mine.id}&job={others.id}&token={token}")
+        page.wait_for_function(
+            f"() => {{ const w = document.querySelector('{mine_widget}');"
+            " return w.getAttribute('status') === 'pending' && w.getAttribute('connection') === 'live'; }")
+        queue.resume_queue("default")
         # Live progress of its own job: the bar moves before the job is done.
         page.wait_for_function(
-            "() => { const w = document.querySelector('#mine');"
+            f"() => {{ const w = document.querySelector('{mine_widget}');"
             " const f = w.shadowRoot && w.shadowRoot.querySelector('.fill');"
             " return w.getAttribute('status') === 'running' && f && parseFloat(f.style.width) > 10"
             " && parseFloat(f.style.width) < 100; }", timeout=30_000)
-        page.wait_for_function("() => document.querySelector('#mine').getAttribute('status') === 'completed'",
+        page.wait_for_function(f"() => document.querySelector('{mine_widget}').getAttribute('status') === 'completed'",
                                timeout=30_000)
-        assert "of 16" in page.locator("#mine").evaluate("w => w.shadowRoot.querySelector('.count').textContent")
+        assert "of 16" in page.locator(mine_widget).evaluate("w => w.shadowRoot.querySelector('.count').textContent")
         # Another owner's job: refused, and it says so.
-        page.wait_for_function("() => document.querySelector('#other').getAttribute('status') === 'refused'")
-        status = page.locator("#other").evaluate("w => w.shadowRoot.querySelector('.status').textContent")
+        page.wait_for_function(f"() => document.querySelector('{other_widget}').getAttribute('status') === 'refused'")
+        status = page.locator(other_widget).evaluate("w => w.shadowRoot.querySelector('.status').textContent")
         assert "no job" in status or "forbidden" in status
         # The same token opens no dashboard page.
         assert page.goto(f"{base}/?token={token}").status == 403

@@ -12,6 +12,9 @@
  * `token` (a viewer token from `activejob.web.viewer_token(...)`: sent as a Bearer header
  * with API calls and as `?token=` to the WebSocket, so your users see their own jobs
  * without the dashboard's session).
+ * Its `status` attribute is the job's status (or `refused`); its `connection` attribute is
+ * `live` while the WebSocket feeds it, `polling` while it reads the API every 3 seconds, and
+ * absent once it follows nothing (the job finished, or the token was refused).
  * Style it from outside with ::part(bar), ::part(label), ::part(status), ::part(message).
  */
 (function () {
@@ -125,6 +128,7 @@
 
   ActivejobProgress.prototype._stop = function () {
     this._alive = false;
+    this.removeAttribute('connection');   // finished, refused or detached: nothing is followed
     clearTimeout(this._retry);
     clearInterval(this._poll);
     this._poll = null;
@@ -210,6 +214,7 @@
     ws.onmessage = function (m) {
       var msg; try { msg = JSON.parse(m.data); } catch (e) { return; }
       if (msg.type === 'event' && msg.job_id === self._id) self._event(msg);
+      else if (msg.type === 'subscribed') self.setAttribute('connection', 'live');
       else if (msg.type === 'error' && /^forbidden/.test(msg.error || '')) self._refused(msg.error);
     };
     ws.onclose = function (e) {
@@ -224,6 +229,7 @@
     var self = this;
     this._ws = null;
     if (!this._alive) return;
+    this.setAttribute('connection', 'polling');
     if (!this._poll) this._poll = setInterval(function () { self._load(); }, 3000);
     this._retry = setTimeout(function () { self._connect(); }, this._backoff * (1 + Math.random() * 0.3));
     this._backoff = Math.min(this._backoff * 2, 15000);
