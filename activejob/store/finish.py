@@ -46,6 +46,21 @@ def finish_data(o: Outcome) -> dict[str, Any]:
 _FINISHED = frozenset(s.value for s in FINISHED)
 
 
+def outcomes_json(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]]) -> str:
+    """The outcomes as PostgreSQL's finish reads them (`json_to_recordset`, see PG_FINISH_CTES).
+    Not as `\\u` escapes: a database whose encoding is not UTF-8 refuses those above ASCII.
+
+    >>> from activejob.store.values import Outcome
+    >>> outcomes_json([Outcome(7, "t", "completed", event="completed")], {7: {}})
+    '[{"id":7,"token":"t","status":"completed","result":null,"error":null,"traceback":null,"run_at":null,"refund":0,"event":"completed","data":null}]'
+    """
+    return json.dumps([
+        {"id": o.job_id, "token": o.token, "status": o.status, "result": o.result, "error": o.error,
+         "traceback": o.traceback, "run_at": None if o.run_at is None else o.run_at.isoformat(),
+         "refund": 1 if o.refund_attempt else 0, "event": o.event, "data": dump(datas[o.job_id])}
+        for o in outcomes], separators=(",", ":"), ensure_ascii=False)  # text as the client encoding sends it
+
+
 def _note_dependents(outcomes: Sequence[Outcome], ids: set[int]) -> None:
     """Mark the outcomes written for jobs that others wait for (see Outcome.has_dependents)."""
     for o in outcomes:
@@ -180,13 +195,7 @@ class Finishing(Claiming, Parents):
 
     @staticmethod
     def _pg_outcome_params(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": [o.job_id for o in outcomes], "token": [o.token for o in outcomes],
-            "status": [o.status for o in outcomes], "result": [o.result for o in outcomes],
-            "error": [o.error for o in outcomes], "traceback": [o.traceback for o in outcomes],
-            "run_at": [o.run_at for o in outcomes], "refund": [1 if o.refund_attempt else 0 for o in outcomes],
-            "event": [o.event for o in outcomes], "data": [dump(datas[o.job_id]) for o in outcomes],
-        }
+        return {"outcomes": outcomes_json(outcomes, datas)}
 
     def _sqlite_finish(self, cur: Any, outcomes: Sequence[Outcome], now: datetime,
                        datas: dict[int, dict[str, Any]]) -> tuple[set[int], list[EventRecord]]:

@@ -3,6 +3,7 @@ alike, and parents that wait for their children."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -124,6 +125,16 @@ def test_an_outcome_for_a_job_no_longer_running_changes_nothing(jobs: Jobs, fini
     row, before = jobs.get(job.id), jobs.last_event()
     assert finish(jobs.store, [failed(job)], at(9)) == (set(), [])
     assert jobs.get(job.id) == row and jobs.last_event() == before
+
+
+@PATHS
+def test_any_text_in_a_result_or_an_error_comes_back_exactly(jobs: Jobs, finish: Finish) -> None:
+    done, broken = jobs.running(2)
+    text = 'naïve ✓ 日本 "quoted" back\\slash\nnew line \\u00e9 {"not": "json"}'
+    finish(jobs.store, [completed(done, json.dumps({"text": text})), failed(broken, text)], DONE)
+    assert jobs.get(done.id).result == {"text": text}
+    assert jobs.get(broken.id).error == text
+    assert jobs.store.events(job_id=broken.id)[-1].data == {"error": text}
 
 
 @PATHS
