@@ -134,6 +134,26 @@ def test_a_terminated_connection_fails_one_call_and_the_next_reconnects(pg_url: 
     assert [c.id for c in run(pg_url, steps)] == ids
 
 
+def test_a_statement_the_server_refuses_fails_that_call_and_keeps_the_connection(pg_url: str) -> None:
+    ids = enqueue(pg_url, 1)
+
+    def backend(conn: LoopConnection) -> int:
+        return conn._hot.connection.pgconn.backend_pid  # type: ignore[union-attr,no-any-return]
+
+    async def steps(conn: LoopConnection) -> Any:
+        await conn.finish_and_claim([], now(), worker_id="w1", names=["loop_conn_noop"], queues=None, limit=0,
+                                    lease=30)
+        before = backend(conn)
+        with pytest.raises(DBAPIError, match="LIMIT must not be negative"):
+            await conn.finish_and_claim([], now(), worker_id="w1", names=["loop_conn_noop"], queues=None,
+                                        limit=-1, lease=30)
+        claimed, _ = await claim(conn, 1)
+        return claimed, backend(conn) == before
+
+    claimed, same = run(pg_url, steps)
+    assert [c.id for c in claimed] == ids and same
+
+
 def test_its_statements_are_planned_once(pg_url: str) -> None:
     enqueue(pg_url, 20)
 
@@ -143,7 +163,7 @@ def test_its_statements_are_planned_once(pg_url: str) -> None:
             _w, _r, claimed, _s, _rest = await conn.finish_and_claim(
                 [completed(c.id, c.lease_token) for c in claimed], now(), worker_id="w1",
                 names=["loop_conn_noop"], queues=None, limit=1, lease=30)
-        cursor = await conn._conn.execute(
+        cursor = await conn._hot.connection.execute(  # type: ignore[union-attr]
             "SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements")
         return await cursor.fetchone()
 
@@ -156,7 +176,7 @@ def test_every_connection_gives_up_on_a_silent_server(pg_url: str) -> None:
 
     async def steps(conn: LoopConnection) -> Any:
         await claim(conn, 1)
-        return conn._conn.info.get_parameters()
+        return conn._hot.connection.info.get_parameters()  # type: ignore[union-attr]
 
     store = Store(pg_url)
     try:

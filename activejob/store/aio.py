@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from anyio import CancelScope
 
 from .. import dialects
 from ..models import JobStatus
 from ..records import Claimed, EventRecord
 from .dbapi import PgCall, WouldBlock, as_sqlalchemy
+from .pg_connections import HotConnection
 from .values import Outcome
 
 if TYPE_CHECKING:
@@ -35,11 +37,12 @@ log = logging.getLogger("activejob.store")
 
 class LoopConnection:
     """One autocommit psycopg AsyncConnection, opened on first use and reopened after a
-    failure. Statements run one at a time (psycopg queues them on the connection)."""
+    failure, its statements run by `HotConnection.arun`, one at a time."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._conn: Any = None
+        self._hot: HotConnection | None = None
+        self._lock = anyio.Lock()  # the claim loop and the outcome loop share the connection
         self._dsn = dialects.pg_dsn(store.url)
 
     async def claim(self, *, worker_id: str, names: Sequence[str], queues: Sequence[str] | None, limit: int,
@@ -68,17 +71,17 @@ class LoopConnection:
         # Shielded: a statement that was sent runs to its end and its rows are read, so a
         # claim that committed is never lost to a cancellation (as a thread's would not be).
         with CancelScope(shield=True):
-            try:
-                if self._conn is None:
-                    self._conn = await self._connect()
-                cursor = await self._conn.execute(call.sql, call.params)
-                rows = await cursor.fetchall()
-            except psycopg.Error as error:
-                await self._drop_if_broken()
-                raise as_sqlalchemy(error, psycopg.Error) from error
-            except BaseException:
-                await self._drop_if_broken()
-                raise
+            async with self._lock:
+                try:
+                    if self._hot is None:
+                        self._hot = HotConnection(await self._connect())
+                    rows = await self._hot.arun(call.sql, call.params)
+                except psycopg.Error as error:
+                    await self._drop_unless_idle()
+                    raise as_sqlalchemy(error, psycopg.Error) from error
+                except BaseException:
+                    await self._drop_unless_idle()
+                    raise
         return call.read(rows)
 
     async def _connect(self) -> Any:
@@ -86,7 +89,7 @@ class LoopConnection:
 
         # Bounded (see pg_connect_args): it runs shielded, and a worker must still be able to stop.
         conn = await psycopg.AsyncConnection.connect(
-            self._dsn, autocommit=True, prepare_threshold=0, **dialects.pg_connect_args("activejob-worker"))
+            self._dsn, autocommit=True, **dialects.pg_connect_args("activejob-worker"))
         # Only the hot statements run here, written so that their one sensible plan is the
         # generic one: prepared once and never planned again (planning was half their cost).
         try:
@@ -95,14 +98,21 @@ class LoopConnection:
             log.info("could not keep generic plans on the worker's connection; planning each statement")
         return conn
 
-    async def _drop_if_broken(self) -> None:
-        conn = self._conn
-        if conn is not None and (conn.broken or conn.closed):
-            self._conn = None
-            await conn.close()
+    async def _drop_unless_idle(self) -> None:
+        """After a failure: keep the connection only if it is open and between statements
+        (the server refused one); a broken one, or one left mid-statement, is closed."""
+        from psycopg.pq import ConnStatus, TransactionStatus
+
+        hot = self._hot
+        if hot is None:
+            return
+        pgconn = hot.connection.pgconn
+        if pgconn.status != ConnStatus.OK or pgconn.transaction_status != TransactionStatus.IDLE:
+            self._hot = None
+            await hot.connection.close()
 
     async def aclose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        hot, self._hot = self._hot, None
+        if hot is not None:
             with CancelScope(shield=True):
-                await conn.close()
+                await hot.connection.close()
