@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,18 @@ def _enqueued_data(job: EnqueueRequest, now: datetime) -> dict[str, Any] | None:
     if job.depends_on:
         data["waiting_for"] = list(job.depends_on)
     return data or None
+
+
+def jobs_json(new: Sequence[EnqueueRequest], datas: Sequence[dict[str, Any] | None]) -> str:
+    """New jobs as PostgreSQL's bulk enqueue reads them (`json_to_recordset`, see PG_ENQUEUE),
+    each with its `enqueued` event's data; text as the client encoding sends it."""
+    stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
+    return json.dumps([
+        {"name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args, "max_retries": j.max_retries,
+         "run_at": stamps.get(j.run_at) or stamps.setdefault(j.run_at, j.run_at.isoformat()), "owner": j.owner, "parent_id": j.parent_id,
+         "concurrency_key": j.concurrency_key, "data": dump(d), "batch_id": j.batch_id, "rate_key": j.rate_key,
+         "args_version": j.args_version, "meta": j.meta}
+        for j, d in zip(new, datas, strict=True)], separators=(",", ":"), ensure_ascii=False)
 
 
 class UniqueKeyHeld(Exception):
@@ -204,15 +217,7 @@ class Enqueuing(RawAccess, Dependencies):
     def _enqueue_fast(self, new: Sequence[EnqueueRequest], now: datetime) -> tuple[list[int], list[EventRecord]]:
         datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]
         if self.dialect == "postgresql":
-            rows = self._pg_one(PG_ENQUEUE, {
-                "name": [j.name for j in new], "queue": [j.queue for j in new],
-                "priority": [j.priority for j in new], "args": [j.args for j in new],
-                "max_retries": [j.max_retries for j in new], "run_at": [j.run_at for j in new],
-                "owner": [j.owner for j in new], "parent_id": [j.parent_id for j in new],
-                "concurrency_key": [j.concurrency_key for j in new], "data": [dump(d) for d in datas], "now": now,
-                "batch_id": [j.batch_id for j in new], "rate_key": [j.rate_key for j in new],
-                "args_version": [j.args_version for j in new], "meta": [j.meta for j in new],
-            })
+            rows = self._pg_one(PG_ENQUEUE, {"jobs": jobs_json(new, datas), "now": now})
             ids = [r[0] for r in rows]
             event_ids = [r[1] for r in rows]
         else:
