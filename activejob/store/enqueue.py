@@ -36,9 +36,9 @@ def jobs_json(new: Sequence[EnqueueRequest], datas: Sequence[dict[str, Any] | No
     stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
     return json.dumps([
         {"name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args, "max_retries": j.max_retries,
-         "run_at": stamps.get(j.run_at) or stamps.setdefault(j.run_at, j.run_at.isoformat()), "owner": j.owner, "parent_id": j.parent_id,
-         "concurrency_key": j.concurrency_key, "data": dump(d), "batch_id": j.batch_id, "rate_key": j.rate_key,
-         "args_version": j.args_version, "meta": j.meta}
+         "run_at": stamps.get(j.run_at) or stamps.setdefault(j.run_at, j.run_at.isoformat()), "owner": j.owner,
+         "parent_id": j.parent_id, "concurrency_key": j.concurrency_key, "data": dump(d), "batch_id": j.batch_id,
+         "rate_key": j.rate_key, "args_version": j.args_version, "meta": j.meta}
         for j, d in zip(new, datas, strict=True)], separators=(",", ":"), ensure_ascii=False)
 
 
