@@ -182,6 +182,19 @@ def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) ->
     page.locator(f'tr[data-job-id="{later.id}"]').wait_for()
 
 
+def test_the_widget_polls_while_the_websocket_is_down(server: tuple[str, JobQueue], page: Any) -> None:
+    base, _queue = server
+    page.add_init_script("window.WebSocket = function () { throw new Error('no websockets here'); };")
+    handle = Steps.perform_later(steps=5, delay=0.1)
+    page.goto(f"{base.removesuffix('/jobs')}/my-app?job={handle.id}")
+    widget = f"#job-{handle.id}"
+    page.wait_for_function(f"() => document.querySelector('{widget}').getAttribute('connection') === 'polling'")
+    page.wait_for_function(f"() => document.querySelector('{widget}').getAttribute('status') === 'completed'",
+                           timeout=30_000)
+    assert page.locator(widget).get_attribute("connection") is None  # finished: it follows nothing now
+    assert "5 of 5" in page.locator(widget).evaluate("w => w.shadowRoot.querySelector('.count').textContent")
+
+
 def test_live_progress_keeps_its_separator(server: tuple[str, JobQueue], page: Any) -> None:
     base, _queue = server
     page.goto(base + "/")
