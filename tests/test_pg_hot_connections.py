@@ -8,13 +8,16 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import anyio
+import psycopg
 import pytest
 from runner_support import sql, wait_for
 from sqlalchemy.exc import DBAPIError
 
 import activejob
 from activejob import BaseJob, JobQueue, NoArgs, job
-from activejob.store.pg_connections import _MAX_STATEMENTS
+from activejob.dialects import pg_dsn
+from activejob.store.pg_connections import _MAX_STATEMENTS, HotConnection
 
 pytestmark = pytest.mark.postgres
 
@@ -153,3 +156,18 @@ def test_a_connection_keeps_a_bounded_number_of_prepared_statements(queue: JobQu
         hot.give(conn)
 
     assert 0 < kept[0][0] <= _MAX_STATEMENTS
+
+
+def test_on_an_event_loop_too_a_connection_keeps_a_bounded_number_of_prepared_statements(pg_url: str) -> None:
+    """`HotConnection.arun`, as a worker's LoopConnection runs its statements."""
+
+    async def main() -> tuple[list[tuple[int, ...]], int]:
+        async with await psycopg.AsyncConnection.connect(pg_dsn(pg_url), autocommit=True) as c:
+            conn = HotConnection(c)
+            answers = [(await conn.arun(f"SELECT {i} + %(x)s", {"x": 1}))[0] for i in range(_MAX_STATEMENTS + 5)]
+            kept = await conn.arun("SELECT count(*) FROM pg_prepared_statements", {})
+            return answers, kept[0][0]
+
+    answers, kept = anyio.run(main)
+    assert answers == [(i + 1,) for i in range(_MAX_STATEMENTS + 5)]
+    assert 0 < kept <= _MAX_STATEMENTS

@@ -78,6 +78,14 @@ def dump(data: dict[str, Any] | None) -> str | None:
     return json.dumps(data, default=str, separators=(",", ":")) if data else None
 
 
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows as one JSON text for PostgreSQL's `json_to_recordset`: a statement's many values
+    as one parameter, not an array per column, which psycopg dumps value by value in Python
+    (see PG_FINISH_CTES). Text goes as it is, not as `\\u` escapes: a database whose encoding
+    is not UTF-8 refuses those above ASCII."""
+    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+
+
 def new_lease_token() -> str:
     """A claim's fresh lease token: 128 random bits as 32 hex digits (uuid4's length, at a
     third of its cost: a claim draws one per look at the queue)."""

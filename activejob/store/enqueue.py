@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,7 @@ from ..errors import ActiveJobError, JobOptionsError
 from ..models import UNIQUE_HELD
 from ..records import EventRecord
 from ..request import EnqueueRequest
-from .base import EVENT_COLUMNS, PENDING, dump, jobs
+from .base import EVENT_COLUMNS, PENDING, dump, jobs, json_rows
 from .dbapi import RawAccess
 from .dependencies import WAITING, Dependencies
 from .sql import EVENT_INSERT, PG_ENQUEUE, PG_ENQUEUE_ONE, SQLITE_JOB_INSERT, sqlite_ts
@@ -31,15 +30,15 @@ def _enqueued_data(job: EnqueueRequest, now: datetime) -> dict[str, Any] | None:
 
 
 def jobs_json(new: Sequence[EnqueueRequest], datas: Sequence[dict[str, Any] | None]) -> str:
-    """New jobs as PostgreSQL's bulk enqueue reads them (`json_to_recordset`, see PG_ENQUEUE),
-    each with its `enqueued` event's data; text as the client encoding sends it."""
+    """New jobs as PostgreSQL's bulk enqueue reads them (see PG_ENQUEUE), each with its
+    `enqueued` event's data."""
     stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
-    return json.dumps([
+    return json_rows([
         {"name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args, "max_retries": j.max_retries,
          "run_at": stamps.get(j.run_at) or stamps.setdefault(j.run_at, j.run_at.isoformat()), "owner": j.owner,
          "parent_id": j.parent_id, "concurrency_key": j.concurrency_key, "data": dump(d), "batch_id": j.batch_id,
          "rate_key": j.rate_key, "args_version": j.args_version, "meta": j.meta}
-        for j, d in zip(new, datas, strict=True)], separators=(",", ":"), ensure_ascii=False)
+        for j, d in zip(new, datas, strict=True)])
 
 
 class UniqueKeyHeld(Exception):

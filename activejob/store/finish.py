@@ -13,7 +13,7 @@ from sqlalchemy import update
 from .. import dialects
 from ..models import FINISHED, JobStatus
 from ..records import Claimed, EventRecord
-from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs, new_lease_token, start_data
+from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs, json_rows, new_lease_token, start_data
 from .claim import Claiming
 from .dbapi import GeneralPath, PgCall, WouldBlock
 from .parents import Parents
@@ -47,18 +47,17 @@ _FINISHED = frozenset(s.value for s in FINISHED)
 
 
 def outcomes_json(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]]) -> str:
-    """The outcomes as PostgreSQL's finish reads them (`json_to_recordset`, see PG_FINISH_CTES).
-    Not as `\\u` escapes: a database whose encoding is not UTF-8 refuses those above ASCII.
+    """The outcomes as PostgreSQL's finish reads them (see PG_FINISH_CTES).
 
     >>> from activejob.store.values import Outcome
     >>> outcomes_json([Outcome(7, "t", "completed", event="completed")], {7: {}})
     '[{"id":7,"token":"t","status":"completed","result":null,"error":null,"traceback":null,"run_at":null,"refund":0,"event":"completed","data":null}]'
     """
-    return json.dumps([
+    return json_rows([
         {"id": o.job_id, "token": o.token, "status": o.status, "result": o.result, "error": o.error,
          "traceback": o.traceback, "run_at": None if o.run_at is None else o.run_at.isoformat(),
          "refund": 1 if o.refund_attempt else 0, "event": o.event, "data": dump(datas[o.job_id])}
-        for o in outcomes], separators=(",", ":"), ensure_ascii=False)  # text as the client encoding sends it
+        for o in outcomes])
 
 
 def _note_dependents(outcomes: Sequence[Outcome], ids: set[int]) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import anyio
+
 from .. import dialects
 
 _MAX_STATEMENTS = 200
@@ -68,10 +70,9 @@ class HotConnection:
         pgconn = self.connection.pgconn
         statement = self._statements.get(key)
         if statement is None:
-            if len(self._statements) >= _MAX_STATEMENTS:
+            statement, forget = self._new_name()
+            if forget:
                 self._check(pgconn.exec_(b"DEALLOCATE ALL"))
-                self._statements.clear()
-            statement = self._name()
             self._check(pgconn.prepare(statement, text, param_types=key[1]))
             self._statements[key] = statement
         return self._rows(self._check(pgconn.exec_prepared(statement, values, param_formats=self._tx.formats)))
@@ -83,11 +84,10 @@ class HotConnection:
         pgconn = self.connection.pgconn
         statement = self._statements.get(key)
         if statement is None:
-            if len(self._statements) >= _MAX_STATEMENTS:
+            statement, forget = self._new_name()
+            if forget:
                 pgconn.send_query(b"DEALLOCATE ALL")
                 await self._result()
-                self._statements.clear()
-            statement = self._name()
             pgconn.send_prepare(statement, text, param_types=key[1])
             await self._result()
             self._statements[key] = statement
@@ -104,13 +104,16 @@ class HotConnection:
         values = tx.dump_sequence([params[name] for name in names], [PyFormat.AUTO] * len(names))
         return (sql, tuple(tx.types or ())), text, values
 
-    def _name(self) -> bytes:
-        return f"activejob_{len(self._statements)}".encode()
+    def _new_name(self) -> tuple[bytes, bool]:
+        """A name for a statement about to be prepared, and whether the connection must
+        first forget every statement it has (it keeps at most _MAX_STATEMENTS)."""
+        forget = len(self._statements) >= _MAX_STATEMENTS
+        if forget:
+            self._statements.clear()
+        return f"activejob_{len(self._statements)}".encode(), forget
 
     async def _result(self) -> Any:
         """The result of what was sent, its error raised; read as the socket allows."""
-        import anyio
-
         pgconn = self.connection.pgconn
         while pgconn.flush():  # the connection is nonblocking (psycopg's): 1 while some is unsent
             await anyio.wait_writable(pgconn.socket)
