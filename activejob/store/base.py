@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
+from itertools import islice
 from typing import Any, NoReturn
 
 from sqlalchemy import Table, event, insert, select
@@ -78,12 +79,24 @@ def dump(data: dict[str, Any] | None) -> str | None:
     return json.dumps(data, default=str, separators=(",", ":")) if data else None
 
 
-def json_rows(rows: list[dict[str, Any]]) -> str:
-    """Rows as one JSON text for PostgreSQL's `json_to_recordset`: a statement's many values
-    as one parameter, not an array per column, which psycopg dumps value by value in Python
-    (see PG_FINISH_CTES). Text goes as it is, not as `\\u` escapes: a database whose encoding
-    is not UTF-8 refuses those above ASCII."""
-    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+def json_rows(rows: Iterable[dict[str, Any] | list[Any]]) -> str:
+    """Rows (objects or arrays) as one JSON text: a PostgreSQL statement's many values as one
+    parameter, not an array per column, which psycopg dumps value by value in Python (see
+    PG_FINISH_CTES and PG_ENQUEUE). Text goes as it is, not as `\\u` escapes: a database
+    whose encoding is not UTF-8 refuses those above ASCII. Encoded a thousand rows at a time,
+    so that a bulk enqueue never holds all its rows as Python lists at once.
+
+    >>> json_rows(iter([{"a": 1}, ["é", None]]))
+    '[{"a":1},["é",null]]'
+    """
+    rows = iter(rows)
+    parts = []
+    while chunk := list(islice(rows, 1000)):
+        parts.append(_ROWS.encode(chunk)[1:-1])
+    return "[" + ",".join(parts) + "]"
+
+
+_ROWS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def new_lease_token() -> str:

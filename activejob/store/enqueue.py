@@ -30,15 +30,14 @@ def _enqueued_data(job: EnqueueRequest, now: datetime) -> dict[str, Any] | None:
 
 
 def jobs_json(new: Sequence[EnqueueRequest], datas: Sequence[dict[str, Any] | None]) -> str:
-    """New jobs as PostgreSQL's bulk enqueue reads them (see PG_ENQUEUE), each with its
-    `enqueued` event's data."""
+    """New jobs as PostgreSQL's bulk enqueue reads them (see PG_ENQUEUE): an array per job,
+    with its `enqueued` event's data."""
     stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
-    return json_rows([
-        {"name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args, "max_retries": j.max_retries,
-         "run_at": stamps.get(j.run_at) or stamps.setdefault(j.run_at, j.run_at.isoformat()), "owner": j.owner,
-         "parent_id": j.parent_id, "concurrency_key": j.concurrency_key, "data": dump(d), "batch_id": j.batch_id,
-         "rate_key": j.rate_key, "args_version": j.args_version, "meta": j.meta}
-        for j, d in zip(new, datas, strict=True)])
+    return json_rows(
+        [j.name, j.queue, j.priority, j.args, j.max_retries,
+         stamps.get(j.run_at) or stamps.setdefault(j.run_at, j.run_at.isoformat()), j.owner, j.parent_id,
+         j.concurrency_key, dump(d), j.batch_id, j.rate_key, j.args_version, j.meta]
+        for j, d in zip(new, datas, strict=True))
 
 
 class UniqueKeyHeld(Exception):

@@ -53,11 +53,11 @@ def outcomes_json(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]])
     >>> outcomes_json([Outcome(7, "t", "completed", event="completed")], {7: {}})
     '[{"id":7,"token":"t","status":"completed","result":null,"error":null,"traceback":null,"run_at":null,"refund":0,"event":"completed","data":null}]'
     """
-    return json_rows([
+    return json_rows(
         {"id": o.job_id, "token": o.token, "status": o.status, "result": o.result, "error": o.error,
          "traceback": o.traceback, "run_at": None if o.run_at is None else o.run_at.isoformat(),
          "refund": 1 if o.refund_attempt else 0, "event": o.event, "data": dump(datas[o.job_id])}
-        for o in outcomes])
+        for o in outcomes)
 
 
 def _note_dependents(outcomes: Sequence[Outcome], ids: set[int]) -> None:
