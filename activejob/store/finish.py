@@ -138,7 +138,7 @@ class Finishing(Claiming, Parents):
             if sql is None:
                 sql = self._sql[key] = PG_FINISH.format(
                     notify=PG_NOTIFY_JOIN if wake else PG_EVENTS_NOTIFY_JOIN)
-            rows = self._pg_one(sql, {**self._pg_outcome_params(simple, datas), "now": now})
+            rows = self._pg_one(sql, {"outcomes": outcomes_json(simple, datas), "now": now})
             self._written(r[0] for r in rows)  # as soon as the ids are known, before the caller emits
             _note_dependents(outcomes, {r[1] for r in rows if r[8]})
             recorded = [EventRecord(id=r[0], job_id=r[1], type=r[2], name=r[3], queue=r[4], owner=r[5],
@@ -170,7 +170,7 @@ class Finishing(Claiming, Parents):
                 pick=pg_pick(names, queues, per_type), notify=PG_NOTIFY_FROM if wake else PG_EVENTS_NOTIFY_FROM)
         token = new_lease_token()
         params = {
-            **self._pg_outcome_params(outcomes, datas), "now": now,
+            "outcomes": outcomes_json(outcomes, datas), "now": now,
             "names": list(names), "limit": limit, "worker": worker_id,
             "claim_token": token, "expires": now + timedelta(seconds=lease),
             "start_data": start_data(worker_id),
@@ -191,10 +191,6 @@ class Finishing(Claiming, Parents):
             return written, recorded, claimed, started, [o for o in outcomes if o.job_id not in written]
 
         return PgCall(sql, params, read)
-
-    @staticmethod
-    def _pg_outcome_params(outcomes: Sequence[Outcome], datas: dict[int, dict[str, Any]]) -> dict[str, Any]:
-        return {"outcomes": outcomes_json(outcomes, datas)}
 
     def _sqlite_finish(self, cur: Any, outcomes: Sequence[Outcome], now: datetime,
                        datas: dict[int, dict[str, Any]]) -> tuple[set[int], list[EventRecord]]:
