@@ -245,6 +245,10 @@ def _perform_in_thread(entry: Running) -> Outcome | None:
         attempt.waiting = True
     except BaseException as raised:  # any of them ends this job only (see perform)
         attempt.error, attempt.traceback = raised, traceback.format_exc()
+    if entry.settled:
+        # The worker stopped waiting (a timeout, a cancel grace spent) and wrote the
+        # outcome then: judging this late end would only log a second, false one.
+        return None
     return _judge(entry, cls, attempt, False)
 
 

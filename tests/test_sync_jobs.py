@@ -5,9 +5,11 @@ thread pool, and timeouts and cancellation kept by the worker."""
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 
+import pytest
 from pydantic import BaseModel
 from runner_support import job_info, wait_for
 
@@ -56,6 +58,14 @@ class Overstays(BaseJob[NoArgs]):
     def perform(self, args: NoArgs) -> None:
         time.sleep(2)  # ignores its timeout: a thread cannot be interrupted
         side_effects.append("overstayer returned")
+
+
+@job("sync_overstays_then_raises", timeout=0.2, max_retries=3, backoff=lambda _attempt: 60)
+class OverstaysThenRaises(BaseJob[NoArgs]):
+    def perform(self, args: NoArgs) -> None:
+        time.sleep(0.6)
+        side_effects.append("overstayer raised")
+        raise ValueError("too late to matter")
 
 
 @job("sync_quick")
@@ -117,5 +127,23 @@ def test_a_sync_job_past_its_timeout_fails_and_its_slot_is_taken_by_the_next(db_
         assert side_effects == []  # its thread still runs, and what it returns will be dropped
         wait_for(lambda: side_effects == ["overstayer returned"], 5)
         assert job_info(queue, slow.id).status == "failed"
+    finally:
+        JobQueue.reset()
+
+
+def test_a_sync_job_that_ends_after_its_timeout_is_judged_once(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    side_effects.clear()
+    queue = activejob.configure(db_url, concurrency=1, poll_interval=0.05)
+    try:
+        with caplog.at_level(logging.INFO, logger="activejob.worker"):
+            handle = OverstaysThenRaises.perform_later()
+            queue.start()
+            wait_for(lambda: side_effects == ["overstayer raised"], 5)
+            time.sleep(0.2)  # what its thread returned has reached the worker's loop
+        queue.stop()
+        about = [r.getMessage() for r in caplog.records if f"#{handle.id} " in r.getMessage()]
+        assert len(about) == 1 and "JobTimeout" in about[0], about
+        info = job_info(queue, handle.id)
+        assert (info.status, info.error.split(":")[0], info.attempts) == ("pending", "JobTimeout", 1)
     finally:
         JobQueue.reset()
