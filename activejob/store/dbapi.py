@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -191,24 +191,40 @@ class RawAccess(StoreBase):
         return ids
 
     @staticmethod
+    def _sqlite_insert_select(cur: Any, table: str, sql: str, params: Sequence[Any], rows: int) -> list[int]:
+        """Run an INSERT ... SELECT expected to insert `rows` rows; their ids, as
+        `_sqlite_insert_many` works them out."""
+        before = RawAccess._sqlite_last_id(cur, table)
+        cur.execute(sql, params)
+        return RawAccess._sqlite_new_ids(cur, table, before, rows)
+
+    @staticmethod
+    def _sqlite_last_id(cur: Any, table: str) -> int:
+        # The table first: in a database never migrated, the error then names it (not
+        # sqlite_sequence, which only exists once an AUTOINCREMENT table does).
+        return int(cur.execute(
+            f"SELECT max(coalesce((SELECT max(rowid) FROM {table}), 0), "
+            "coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))", (table,)).fetchone()[0])
+
+    @staticmethod
+    def _sqlite_new_ids(cur: Any, table: str, before: int, rows: int) -> list[int]:
+        last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+        # AUTOINCREMENT ids only grow, so n new ids above `before` ending at before + n are
+        # exactly before + 1 .. before + n.
+        if last != before + rows:
+            raise RuntimeError(f"{table}: rowids are not consecutive ({before} + {rows} != {last})")
+        return list(range(before + 1, last + 1))
+
+    @staticmethod
     def _sqlite_insert_many(cur: Any, table: str, sql: str, rows: list[tuple[Any, ...]]) -> list[int]:
         # executemany hands back no ids, so they are worked out, then checked. The tables
         # are AUTOINCREMENT: a new row gets max(largest id ever given, largest id now) + 1,
         # and the largest ever is kept in sqlite_sequence. max(rowid) alone is wrong once
         # the newest rows were deleted (ids are never reused). Under BEGIN IMMEDIATE and the
         # write lock nobody else inserts, so the rows take the consecutive run after that.
-        # The table first: in a database never migrated, the error then names it (not
-        # sqlite_sequence, which only exists once an AUTOINCREMENT table does).
-        before = cur.execute(
-            f"SELECT max(coalesce((SELECT max(rowid) FROM {table}), 0), "
-            "coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))", (table,)).fetchone()[0]
+        before = RawAccess._sqlite_last_id(cur, table)
         cur.executemany(sql, rows)
-        last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
-        # AUTOINCREMENT ids only grow, so n new ids above `before` ending at before + n are
-        # exactly before + 1 .. before + n.
-        if last != before + len(rows):
-            raise RuntimeError(f"{table}: rowids are not consecutive ({before} + {len(rows)} != {last})")
-        return list(range(before + 1, last + 1))
+        return RawAccess._sqlite_new_ids(cur, table, before, len(rows))
 
 
 BUSY_WAIT = 30.0

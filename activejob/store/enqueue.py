@@ -17,7 +17,7 @@ from ..request import EnqueueRequest
 from .base import EVENT_COLUMNS, PENDING, dump, jobs, json_rows
 from .dbapi import RawAccess
 from .dependencies import WAITING, Dependencies
-from .sql import EVENT_INSERT, PG_ENQUEUE, PG_ENQUEUE_ONE, SQLITE_JOB_INSERT, sqlite_ts
+from .sql import EVENT_INSERT, PG_ENQUEUE, PG_ENQUEUE_ONE, SQLITE_ENQUEUED_EVENTS, SQLITE_JOB_INSERT, sqlite_ts
 
 
 def _enqueued_data(job: EnqueueRequest, now: datetime) -> dict[str, Any] | None:
@@ -227,9 +227,14 @@ class Enqueuing(RawAccess, Dependencies):
                      stamps.get(j.run_at) or stamps.setdefault(j.run_at, sqlite_ts(j.run_at)), now_s,
                      j.owner, j.parent_id, j.concurrency_key, j.batch_id, j.rate_key, j.args_version, j.meta)
                     for j in new])
-                event_ids = self._sqlite_insert_many(cur, "activejob_events", EVENT_INSERT, [
-                    (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(d), now_s)
-                    for i, j, d in zip(ids, new, datas, strict=True)])
+                if all(d == datas[0] for d in datas):  # one call's jobs share their run_at
+                    event_ids = self._sqlite_insert_select(
+                        cur, "activejob_events", SQLITE_ENQUEUED_EVENTS, (dump(datas[0]), now_s, ids[0], ids[-1]),
+                        len(ids))
+                else:
+                    event_ids = self._sqlite_insert_many(cur, "activejob_events", EVENT_INSERT, [
+                        (i, "enqueued", j.name, j.queue, j.owner, PENDING, 0, dump(d), now_s)
+                        for i, j, d in zip(ids, new, datas, strict=True)])
                 self._written(event_ids)  # before COMMIT
         if self.dialect == "postgresql":
             self._written(event_ids)  # committed with the statement: the ids come with its rows

@@ -50,6 +50,16 @@ def sqlite_finish(jobs: int) -> str:
     )
 
 
+SQLITE_ENQUEUED_EVENTS = (
+    "INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at) "
+    "SELECT id, 'enqueued', name, queue, owner, 'pending', 0, ?, ? FROM activejob_jobs "
+    "WHERE id BETWEEN ? AND ? ORDER BY id"
+)
+"""The `enqueued` events of a bulk enqueue's jobs (ids first to last) when all share one
+event data: read back from the rows just written rather than sent again, a thousand rows
+of parameters bound from Python a call (params: the data, the time, the first and last id)."""
+
+
 def sqlite_event_insert(rows: int) -> str:
     """EVENT_INSERT for `rows` rows in one statement (9 params a row)."""
     return EVENT_INSERT.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -75,6 +75,18 @@ def test_a_scheduled_job_event_says_when_it_runs(jobs: Jobs, path: Path) -> None
 
 
 @PATHS
+@pytest.mark.parametrize("later", [[60, 60, 60], [60, 0, 60]], ids=["one schedule", "several"])
+def test_a_batch_logs_each_jobs_event_with_its_own_schedule_and_owner(jobs: Jobs, path: Path, later: list[int]) -> None:
+    batch = [request(run_at=at(s) if s else NOW, owner=f"user-{i}", queue=f"q{i}") for i, s in enumerate(later)]
+    ids, events = path(jobs.store, batch)
+    assert [e.job_id for e in events] == ids
+    assert [e.data for e in events] == [{"run_at": at(s).isoformat()} if s else {} for s in later]
+    assert [(e.owner, e.queue, e.status, e.attempt) for e in events] == [
+        (f"user-{i}", f"q{i}", "pending", 0) for i in range(3)]
+    jobs.logged(events, after=0)
+
+
+@PATHS
 def test_parent_and_concurrency_key_are_stored(jobs: Jobs, path: Path) -> None:
     parent = jobs.add()[0]
     ids, _ = path(jobs.store, [request(parent_id=parent, concurrency_key="tenant-1")])
