@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -210,9 +210,11 @@ class BaseJob(Generic[S]):
         reader = self.context.batch_reader
         return reader() if reader is not None else None
 
-    def wait_for_children(self) -> NoReturn:
+    def wait_for_children(self) -> None:
         """End this attempt and wait: the job is `waiting` until every child has finished,
         then it runs again (read `self.children()` or `self.checkpoint_data` to go on).
+        With no child left unfinished (none was enqueued, or all have finished) there is
+        nothing to wait for: it returns at once and `perform` goes on.
 
             def perform(self, args):
                 if not self.children():
@@ -221,6 +223,10 @@ class BaseJob(Generic[S]):
                     self.wait_for_children()
                 return {"parts": [c.result for c in self.children()]}
         """
+        # Raised without a look when the children cannot be read (`perform_now`, which
+        # cannot wait and says so): the waiting itself is the worker's.
+        if self.context.children_reader is not None and all(c.finished for c in self.children()):
+            return
         raise WaitForChildren()
 
     # -- enqueueing (class side) ------------------------------------------------------

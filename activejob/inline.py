@@ -16,6 +16,7 @@ from . import callbacks, clock, middleware
 from .context import JobContext
 from .definition import job_is_async
 from .emit import emit_local
+from .errors import ActiveJobError, JobTimeout, WaitForChildren
 from .records import signal_payload
 
 
@@ -60,11 +61,25 @@ def _end(cls: Any, owner: str | None, error: BaseException | None, result: Any =
 
 
 async def _call_async(instance: Any, args: BaseModel, timeout: float | None) -> Any:
-    with anyio.fail_after(timeout):
+    # move_on_after, not fail_after: a TimeoutError of the job's own code (an HTTP
+    # client's) stays itself, and only the job's deadline is a JobTimeout, as on a worker.
+    with anyio.move_on_after(timeout):
         if callbacks.of(type(instance)).on_perform or middleware.wraps_aperform():
             return await middleware.arun_perform(middleware.Perform(instance, args),
                                                  callbacks.aperform_call(instance, args))
         return await instance.perform(args)
+    raise JobTimeout(f"{type(instance).options.name} timed out after {timeout:g}s")
+
+
+def _readable(cls: Any, error: BaseException) -> BaseException:
+    """What the caller gets for what a job raised here: the job's own errors as they are;
+    a wait for children, which only a worker can do, as an error that says so."""
+    if isinstance(error, WaitForChildren):
+        return ActiveJobError(
+            f"{cls.options.name}: wait_for_children() needs a worker, and perform_now runs the job "
+            "with no queue; test fan-out with perform_later and queue.run_until_idle(), or "
+            "activejob.testing.inline()")
+    return error
 
 
 def _call(instance: Any, args: BaseModel) -> Any:
@@ -82,9 +97,12 @@ def run_now(cls: Any, args: BaseModel, *, owner: str | None = None, timeout: flo
             result = _in_fresh_thread(call) if _loop_running() else call()
         else:
             result = _call(instance, args)
-    except BaseException as error:
+    except BaseException as raised:
+        error = _readable(cls, raised)
         _end(cls, owner, error)
-        raise
+        if error is raised:
+            raise
+        raise error from None
     _end(cls, owner, None, result)
     return result
 
@@ -96,9 +114,12 @@ async def arun_now(cls: Any, args: BaseModel, *, owner: str | None = None, timeo
             result = await _call_async(instance, args, timeout or cls.options.timeout)
         else:
             result = await anyio.to_thread.run_sync(_call, instance, args)
-    except BaseException as error:
+    except BaseException as raised:
+        error = _readable(cls, raised)
         _end(cls, owner, error)
-        raise
+        if error is raised:
+            raise
+        raise error from None
     _end(cls, owner, None, result)
     return result
 

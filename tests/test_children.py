@@ -136,3 +136,36 @@ def test_the_parents_wake_up_is_sent_as_a_signal_in_the_worker(queue: JobQueue) 
         parent = SumParts.perform_later(count=2)
         queue.run_until_idle()
     assert woken == [parent.id]
+
+
+def test_a_parent_with_no_children_to_wait_for_goes_on_at_once(queue: JobQueue) -> None:
+    parent = SumParts.perform_later(count=0)
+    queue.run_until_idle()
+    info = queue.get_job(parent.id)
+    assert info is not None and (info.status, info.result) == ("completed", {"total": 0, "statuses": []})
+    assert [e.type for e in queue.events(parent.id)] == ["enqueued", "started", "completed"]
+
+
+def test_a_parent_whose_children_have_all_finished_goes_on_at_once(queue: JobQueue) -> None:
+    @job("kids_wait_twice", schema=Parts)
+    class WaitsTwice(BaseJob[Parts]):
+        def perform(self, args: Parts) -> int:
+            if not self.children():
+                SquarePart.set(parent=self).perform_later(n=3)
+                self.wait_for_children()
+            self.wait_for_children()  # run again: its one child is done, nothing to wait for
+            return len(self.children())
+
+    parent = WaitsTwice.perform_later(count=1)
+    queue.run_until_idle()
+    info = queue.get_job(parent.id)
+    assert info is not None and (info.status, info.result) == ("completed", 1)
+    assert [e.type for e in queue.events(parent.id)].count("waiting") == 1
+
+
+def test_inline_runs_a_parent_with_no_children_to_wait_for() -> None:
+    from activejob.testing import inline
+
+    with inline():
+        handle = SumParts.perform_later(count=0)
+    assert (handle.status, handle.result) == ("completed", {"total": 0, "statuses": []})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from pydantic import BaseModel
 
-from activejob import BaseJob, JobArgumentsError, JobQueue, job, signals
+from activejob import ActiveJobError, BaseJob, JobArgumentsError, JobQueue, JobTimeout, NoArgs, job, signals
 
 
 class Args(BaseModel):
@@ -96,3 +97,37 @@ def test_perform_now_works_inside_a_running_event_loop() -> None:
         return Shout.perform_now(text="loop")  # type: ignore[no-any-return]
 
     assert anyio.run(main) == "LOOP"
+
+
+@job("now_waits_for_children")
+class WaitsForChildren(BaseJob[NoArgs]):
+    def perform(self, args: NoArgs) -> None:
+        self.wait_for_children()
+
+
+@job("now_overstays", timeout=0.05)
+class Overstays(BaseJob[NoArgs]):
+    async def perform(self, args: NoArgs) -> None:
+        await anyio.sleep(5)
+
+
+@job("now_own_timeout", timeout=5)
+class OwnTimeout(BaseJob[NoArgs]):
+    async def perform(self, args: NoArgs) -> None:
+        raise TimeoutError("the API did not answer")
+
+
+def test_perform_now_says_that_waiting_for_children_needs_a_worker() -> None:
+    with pytest.raises(ActiveJobError, match=r"now_waits_for_children: wait_for_children\(\) needs a worker"):
+        WaitsForChildren.perform_now()
+
+
+def test_perform_now_fails_an_async_job_past_its_timeout_with_job_timeout() -> None:
+    with pytest.raises(JobTimeout, match="now_overstays timed out after 0.05s"):
+        Overstays.perform_now()
+
+
+def test_perform_now_keeps_a_jobs_own_timeout_error_as_it_is() -> None:
+    with pytest.raises(TimeoutError, match="the API did not answer") as raised:
+        OwnTimeout.perform_now()
+    assert not isinstance(raised.value, JobTimeout)
