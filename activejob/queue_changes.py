@@ -28,7 +28,7 @@ class QueueChanges(QueueBase):
         status, records = self.store.request_cancel(int(job_id), clock.now(), expect=expect)
         self._wake_for(records)
         emit(records)
-        if status == "running" and self._runner is not None:
+        if self._runner is not None:  # it, or descendants cancelled with it, may run here
             self._runner.cancel_local(int(job_id))
         return status
 

@@ -89,6 +89,7 @@ class Runner:
         self._hops: set[asyncio.Task[None]] = set()  # see _begin_stop
         self._wake: anyio.Event | None = None
         self.lane: Lane[Running, Outcome | None] | None = None
+        self._keeper: LeaseKeeper | None = None
 
     def _worker_store(self) -> WorkerStore:
         s = self.settings
@@ -120,8 +121,14 @@ class Runner:
         self._soon(self._set_wake)
 
     def cancel_local(self, job_id: int) -> None:
-        """Stop a job of this worker at once, if it runs here."""
-        self._soon(lambda: self.stop_job(job_id, "cancel"))
+        """Stop a job of this worker at once, if it runs here, and hear of the other cancels
+        that came with it (its descendants) with a heartbeat now."""
+        def cancel() -> None:
+            self.stop_job(job_id, "cancel")
+            if self._keeper is not None and self.running:
+                self._keeper.beat_soon()
+
+        self._soon(cancel)
 
     def request_stop(self, *, grace: float | None = None) -> None:
         """Stop claiming; in-flight jobs get `grace` seconds, then go back to pending."""
@@ -160,6 +167,7 @@ class Runner:
         self.store = self._worker_store()  # the job types registered by now
         self.recorder = Recorder(self)
         dispatcher, keeper, maintenance = Dispatcher(self), LeaseKeeper(self), Maintenance(self)
+        self._keeper = keeper
         # Sync jobs get threads of their own, one per slot: on anyio's shared pool (40 threads)
         # they could take every thread and leave heartbeats and outcome writes waiting.
         self.lane = Lane(perform_in_thread, self._sync_done, self._loop, broken=crashed)

@@ -149,6 +149,53 @@ def test_cancel_from_another_queue_object_is_seen_within_a_heartbeat(queue: JobQ
     _ends_cancelled(queue, handle.id)
 
 
+def test_a_cancel_its_worker_had_not_heard_before_stopping_is_kept(queue: JobQueue, db_url: str,
+                                                                  tmp_path: Path) -> None:
+    queue.start()
+    other = JobQueue(db_url)  # another process's cancel: this worker hears it at its next heartbeat
+    try:
+        handle = wk.WkBlock.perform_later(release=str(tmp_path / "never"))
+        wait_for(lambda: _status(queue, handle.id) == "running")
+        assert other.cancel(handle.id) == "running"
+    finally:
+        other.close()
+        queue.stop(grace=0, timeout=20)  # at once: the job is interrupted before the worker hears
+    info = job_info(queue, handle.id)
+    assert (info.status, info.attempts) == ("cancelled", 1)
+    assert [e.type for e in queue.events(handle.id)][-1] == "cancelled"
+
+
+@job("rt_fails_when_released", schema=N, max_retries=3, backoff=0)
+class FailsWhenReleased(BaseJob[N]):
+    async def perform(self, args: N) -> None:
+        while not Path(RELEASE).exists():
+            await anyio.sleep(0.01)
+        raise ValueError("failed after the cancel was asked")
+
+
+RELEASE = ""
+
+
+def test_a_job_asked_to_cancel_that_fails_is_cancelled_not_retried(queue: JobQueue, db_url: str,
+                                                                  tmp_path: Path) -> None:
+    global RELEASE
+    RELEASE = str(tmp_path / "release")
+    queue.start()
+    other = JobQueue(db_url)
+    try:
+        handle = FailsWhenReleased.perform_later()
+        wait_for(lambda: _status(queue, handle.id) == "running")
+        assert other.cancel(handle.id) == "running"
+        Path(RELEASE).touch()  # it fails before its worker hears of the cancel
+        wait_for(lambda: _status(queue, handle.id) not in ("running", "pending"))
+    finally:
+        other.close()
+        queue.stop(timeout=20)
+    info = job_info(queue, handle.id)
+    assert (info.status, info.attempts, info.error) == ("cancelled", 1, "ValueError: failed after the cancel was asked")
+    assert [e.type for e in queue.events(handle.id)] == ["enqueued", "started", "cancelled"]
+
+
 def test_cancel_with_the_cli_reaches_an_in_process_worker(queue: JobQueue, db_url: str, tmp_path: Path) -> None:
     queue.start()
     try:

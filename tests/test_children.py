@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import jobs_for_workers as wk
 from pydantic import BaseModel
+from runner_support import wait_for
 
 from activejob import BaseJob, JobQueue, job
 
@@ -169,3 +171,26 @@ def test_inline_runs_a_parent_with_no_children_to_wait_for() -> None:
     with inline():
         handle = SumParts.perform_later(count=0)
     assert (handle.status, handle.result) == ("completed", {"total": 0, "statuses": []})
+
+
+def test_cancelling_a_parent_stops_its_children_running_in_this_process_at_once(queue: JobQueue, tmp_path: Any) -> None:
+    # Heartbeats a minute apart: without hearing the cancel at once, the child would run that long.
+    queue.settings.lease, queue.settings.heartbeat_interval = 180, 60
+
+    @job("kids_blocking_parent", schema=Parts)
+    class Parent(BaseJob[Parts]):
+        def perform(self, args: Parts) -> None:
+            if not self.children():
+                wk.WkBlock.set(parent=self).perform_later(release=str(tmp_path / "never"), limit=120)
+                self.wait_for_children()
+
+    parent = Parent.perform_later(count=1)
+    queue.start()
+    try:
+        wait_for(lambda: [c.status for c in queue.list_jobs(parent_id=parent.id)] == ["running"]
+                 and queue.get_job(parent.id).status == "waiting")  # type: ignore[union-attr]
+        assert queue.cancel(parent.id) == "cancelled"  # it was waiting: cancelled at once, its child marked
+        child = queue.list_jobs(parent_id=parent.id)[0]
+        wait_for(lambda: queue.get_job(child.id).status == "cancelled", 10)  # type: ignore[union-attr]
+    finally:
+        queue.stop(timeout=20)

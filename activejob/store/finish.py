@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, literal, update
 
 from .. import dialects
 from ..models import FINISHED, JobStatus
@@ -99,9 +99,15 @@ class Finishing(Claiming, Parents):
                 if o.run_at is not None:
                     values["run_at"] = o.run_at
                 if o.status == PENDING:
-                    values["cancel_requested"] = False
-                if o.refund_attempt:
-                    values["attempts"] = jobs.c.attempts - 1
+                    # A job someone asked to cancel does not go back to pending (a retry, a
+                    # requeue at shutdown), where the next claim would clear the request and
+                    # run it again: it is cancelled. Decided in the UPDATE, under its row lock.
+                    asked = jobs.c.cancel_requested
+                    values["status"] = case((asked, JobStatus.CANCELLED.value), else_=PENDING)
+                    values["finished_at"] = case((asked, literal(now, jobs.c.finished_at.type)), else_=None)
+                if o.refund_attempt:  # a requeue at shutdown (unless cancelled, above: it did start), a wait
+                    values["attempts"] = jobs.c.attempts - (
+                        case((jobs.c.cancel_requested, 0), else_=1) if o.status == PENDING else 1)
                 stmt = (
                     update(jobs)
                     .where(jobs.c.id == o.job_id, jobs.c.status == RUNNING, jobs.c.lease_token == o.token)
@@ -111,6 +117,10 @@ class Finishing(Claiming, Parents):
                 row = c.execute(stmt).mappings().first()
                 if row is None:
                     continue
+                if o.status == PENDING and row["status"] == JobStatus.CANCELLED.value:
+                    # The caller settles what was written (batches, dependents): tell it.
+                    o.status, o.event, finished = JobStatus.CANCELLED.value, "cancelled", True
+                    o.data = {"reason": "requested"}
                 written.add(o.job_id)
                 o.has_dependents = bool(row["has_dependents"])
                 if o.status == JobStatus.WAITING.value:
@@ -200,8 +210,7 @@ class Finishing(Claiming, Parents):
         for o in sorted(outcomes, key=lambda o: o.job_id):
             finished = o.status in FINISHED
             values = (o.status, o.result, o.error, o.traceback, now_s if finished else None,
-                      None if o.run_at is None else sqlite_ts(o.run_at), o.status == PENDING,
-                      1 if o.refund_attempt else 0)
+                      None if o.run_at is None else sqlite_ts(o.run_at), 1 if o.refund_attempt else 0)
             alike.setdefault(values, []).append(o)
         rows: dict[int, Any] = {}
         for values, group in alike.items():
@@ -213,6 +222,8 @@ class Finishing(Claiming, Parents):
                                          *(v for o in group for v in (o.job_id, o.token)))).fetchall():
                 if row[6] is not None and row[4] in _FINISHED:
                     raise GeneralPath  # its parent may wake up: roll back, take the general path
+                if row[8] and row[4] == PENDING:
+                    raise GeneralPath  # asked to cancel: cancelled, not back to pending (see _finish_general)
                 rows[row[0]] = row
         # A job missing from `rows` lost its lease: another worker owns it now.
         done = [o for o in sorted(outcomes, key=lambda o: o.job_id) if o.job_id in rows]

@@ -93,7 +93,8 @@ class Leases(Parents, WorkerRegistry):
     def recover_expired(self, now: datetime, limit: int = 100) -> list[EventRecord]:
         """Put back jobs whose worker stopped heartbeating; fail those out of attempts."""
         pick = (
-            select(jobs.c.id, jobs.c.lease_token, jobs.c.attempts, jobs.c.max_retries, jobs.c.worker_id)
+            select(jobs.c.id, jobs.c.lease_token, jobs.c.attempts, jobs.c.max_retries, jobs.c.worker_id,
+                   jobs.c.cancel_requested)
             .where(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
             .order_by(jobs.c.lease_expires_at)
             .limit(limit)
@@ -108,15 +109,17 @@ class Leases(Parents, WorkerRegistry):
         rows: list[dict[str, Any]] = []
         parents: set[int] = set()
         with self.write() as c:
-            for job_id, token, attempts, max_retries, worker_id in c.execute(pick).all():
+            for job_id, token, attempts, max_retries, worker_id, asked in c.execute(pick).all():
                 spent = attempts_spent(attempts, max_retries)  # the lost attempt counts
                 error = f"worker lost: {worker_id} stopped heartbeating and its lease expired"
+                # A job someone asked to cancel is cancelled, not run again (as in finish).
+                event, status = ("cancelled", JobStatus.CANCELLED.value) if asked else \
+                    ("failed", JobStatus.FAILED.value) if spent else ("retrying", PENDING)
                 values: dict[str, Any] = {
-                    "status": JobStatus.FAILED.value if spent else PENDING,
-                    "worker_id": None, "lease_token": None, "lease_expires_at": None,
+                    "status": status, "worker_id": None, "lease_token": None, "lease_expires_at": None,
                     "error": error,
                 }
-                if spent:
+                if status != PENDING:
                     values["finished_at"] = now
                 else:
                     values.update(run_at=now, cancel_requested=False)
@@ -127,9 +130,9 @@ class Leases(Parents, WorkerRegistry):
                     .returning(*EVENT_COLUMNS)
                 ).mappings().first()
                 if row is not None:
-                    rows.append(self._event(row, "failed" if spent else "retrying", now,
-                                            {"error": error, "reason": "worker_lost", "worker_id": worker_id}))
-                    if spent and row["parent_id"] is not None:
+                    rows.append(self._event(row, event, now, {"error": error, "reason": "requested" if asked
+                                                              else "worker_lost", "worker_id": worker_id}))
+                    if status != PENDING and row["parent_id"] is not None:
                         parents.add(row["parent_id"])
             rows.extend(self._wake_parents(c, parents, now))
             recorded = self._append(c, rows)

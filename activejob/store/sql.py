@@ -37,16 +37,18 @@ SQLITE_JOB_INSERT = (
     "VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
 )
 def sqlite_finish(jobs: int) -> str:
-    """One outcome written to `jobs` jobs (params: the outcome's eight values, the ids, then
+    """One outcome written to `jobs` jobs (params: the outcome's seven values, the ids, then
     (id, token) pairs): outcomes alike (a no-op's `completed`, no result) share a statement.
-    Each job is still fenced by its own lease token; `id IN` keeps it on the primary key."""
+    Each job is still fenced by its own lease token; `id IN` keeps it on the primary key.
+    It returns `cancel_requested` as it was: a job asked to cancel does not go back to
+    pending (a retry, a requeue), and the general path cancels it instead."""
     pairs = " ".join(["WHEN ? THEN ?"] * jobs)
     return (
         "UPDATE activejob_jobs SET status = ?, result = ?, error = ?, traceback = ?, finished_at = ?, "
         "worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(?, run_at), "
-        "cancel_requested = CASE WHEN ? THEN 0 ELSE cancel_requested END, attempts = attempts - ? "
+        "attempts = attempts - ? "
         f"WHERE id IN ({', '.join('?' * jobs)}) AND status = 'running' AND lease_token = CASE id {pairs} END "
-        "RETURNING id, name, queue, owner, status, attempts, parent_id, has_dependents"
+        "RETURNING id, name, queue, owner, status, attempts, parent_id, has_dependents, cancel_requested"
     )
 
 
@@ -284,14 +286,14 @@ o AS MATERIALIZED (
            AS o(id bigint, token text, status text, result text, error text, traceback text, run_at timestamptz,
                 refund int, event text, data text)
 ), locked AS MATERIALIZED (
-    SELECT id FROM activejob_jobs WHERE id = ANY(ARRAY(SELECT id FROM o)) AND parent_id IS NULL ORDER BY id
-       FOR UPDATE
+    SELECT id FROM activejob_jobs WHERE id = ANY(ARRAY(SELECT id FROM o)) AND parent_id IS NULL
+       AND NOT (cancel_requested AND id = ANY(ARRAY(SELECT id FROM o WHERE status = 'pending')))
+     ORDER BY id FOR UPDATE
 ), u AS (
     UPDATE activejob_jobs AS j
        SET status = o.status, result = o.result, error = o.error, traceback = o.traceback,
            finished_at = CASE WHEN o.status IN ('completed', 'failed', 'cancelled') THEN %(now)s::timestamptz END,
            worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = coalesce(o.run_at, j.run_at),
-           cancel_requested = CASE WHEN o.status = 'pending' THEN false ELSE j.cancel_requested END,
            attempts = j.attempts - o.refund
       FROM o
      WHERE j.id = ANY(ARRAY(SELECT id FROM locked)) AND j.id = o.id AND j.lease_token = o.token

@@ -77,7 +77,6 @@ def test_a_failed_job_keeps_its_error_and_traceback(jobs: Jobs, finish: Finish) 
 @PATHS
 def test_a_retried_job_waits_for_its_run_at_with_the_attempt_counted(jobs: Jobs, finish: Finish) -> None:
     job = jobs.running()[0]
-    jobs.store.request_cancel(job.id, NOW)  # asked meanwhile: a retry starts afresh
     before = jobs.last_event()
     _, events = finish(jobs.store, [retrying(job, at(60))], DONE)
     info = jobs.get(job.id)
@@ -88,6 +87,27 @@ def test_a_retried_job_waits_for_its_run_at_with_the_attempt_counted(jobs: Jobs,
     jobs.logged(events, after=before)
     assert jobs.claim(now=at(59)) == []
     assert [c.attempts for c in jobs.claim(now=at(60))] == [2]
+
+
+@PATHS
+@pytest.mark.parametrize("back", [retrying, requeued], ids=["retried", "requeued"])
+def test_a_job_asked_to_cancel_is_cancelled_rather_than_put_back(jobs: Jobs, finish: Finish, back: Any) -> None:
+    """A retry, or a requeue at shutdown, of a job whose worker had not heard its cancel yet:
+    pending again, the next claim would clear the request and run it."""
+    job, other = jobs.running(2)
+    jobs.store.request_cancel(job.id, NOW)
+    before = jobs.last_event()
+    outcome = back(job, at(60)) if back is retrying else back(job)
+    written, events = finish(jobs.store, [outcome, back(other, at(60)) if back is retrying else back(other)], DONE)
+    info = jobs.get(job.id)
+    assert written == {job.id, other.id}
+    assert (info.status, info.finished_at, info.worker_id) == ("cancelled", DONE, None)
+    assert (outcome.status, outcome.event) == ("cancelled", "cancelled")  # the caller settles it as ended
+    assert sorted((e.job_id, e.type, e.status, e.data.get("reason")) for e in events) == [
+        (job.id, "cancelled", "cancelled", "requested"), (other.id, back.__name__, "pending", None)]
+    assert jobs.get(other.id).status == "pending"
+    jobs.logged(events, after=before)
+    assert [c.id for c in jobs.claim(now=at(60))] == [other.id]
 
 
 @PATHS

@@ -155,6 +155,18 @@ def test_a_job_whose_lease_expired_on_its_last_attempt_fails(jobs: Jobs) -> None
     assert [(e.type, e.data["reason"]) for e in events] == [("failed", "worker_lost")]
 
 
+def test_a_job_asked_to_cancel_whose_worker_died_is_cancelled_not_run_again(jobs: Jobs) -> None:
+    job_id = expire(jobs, max_retries=3)
+    jobs.store.request_cancel(job_id, NOW)  # its worker died before hearing it
+    before = jobs.last_event()
+    events = jobs.store.recover_expired(after_lease())
+    info = jobs.get(job_id)
+    assert (info.status, info.finished_at, info.worker_id) == ("cancelled", after_lease(), None)
+    assert [(e.type, e.data["reason"], e.data["worker_id"]) for e in events] == [("cancelled", "requested", "w1")]
+    jobs.logged(events, after=before)
+    assert jobs.claim(now=after_lease()) == []
+
+
 def test_a_lease_still_running_is_left_alone(jobs: Jobs) -> None:
     job_id = expire(jobs)
     assert jobs.store.recover_expired(at(LEASE - 1)) == []
