@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from activejob import BaseJob, Batch, BatchInfo, JobQueue, job
+from activejob import BaseJob, Batch, BatchInfo, InvalidTransition, JobNotFound, JobQueue, job
 
 
 class Row(BaseModel):
@@ -124,12 +124,43 @@ def test_a_member_adds_a_sibling_before_the_batch_finishes(queue: JobQueue) -> N
 
 def test_batch_add_enqueues_a_member_later(queue: JobQueue) -> None:
     with Batch(on_complete=Summarize) as batch:
-        pass
-    assert queue.get_batch(batch.id).finished  # type: ignore[arg-type,union-attr]
-    later = Batch.open(batch.id)  # type: ignore[arg-type]
+        ImportRow.perform_later(n=1)
+    assert batch.id is not None and not queue.get_batch(batch.id).finished  # type: ignore[union-attr]
+    later = Batch.open(batch.id)
     with later:
         handle = later.add(ImportRow, n=7)
     assert queue.get_job(handle.id).batch_id == batch.id  # type: ignore[union-attr]
+    queue.run_until_idle()
+    assert queue.get_batch(batch.id).total == 2  # type: ignore[union-attr]
+    assert kinds() == ["complete"]
+
+
+def test_no_member_joins_a_batch_that_has_finished(queue: JobQueue) -> None:
+    with Batch(on_complete=Summarize) as batch:
+        ImportRow.perform_later(n=1)
+    queue.run_until_idle()
+    assert batch.id is not None and queue.get_batch(batch.id).finished  # type: ignore[union-attr]
+    with pytest.raises(InvalidTransition, match=rf"batch_row: batch {batch.id} has finished or was cancelled"):
+        ImportRow.set(batch=batch.id).perform_later(n=2)
+    with pytest.raises(InvalidTransition, match="has finished"), Batch.open(batch.id) as later:
+        later.add(ImportRow, n=3)
+    assert queue.get_batch(batch.id).total == 1  # type: ignore[union-attr]
+    assert kinds() == ["complete"]  # its callback ran once, for the members it had
+
+
+def test_no_member_joins_a_cancelled_batch(queue: JobQueue) -> None:
+    with Batch() as batch:
+        ImportRow.perform_in(3600, n=1)
+    assert batch.id is not None
+    queue.cancel_batch(batch.id)
+    with pytest.raises(InvalidTransition, match=rf"batch {batch.id} has finished or was cancelled"):
+        ImportRow.set(batch=batch.id).perform_later(n=2)
+
+
+def test_no_member_joins_a_batch_that_does_not_exist(queue: JobQueue) -> None:
+    with pytest.raises(JobNotFound, match="batch_row: no batch with id 424242"):
+        ImportRow.set(batch=424242).perform_all_later([{"n": 1}, {"n": 2}])
+    assert queue.list_jobs() == []
 
 
 def test_async_with_collects_members_from_async_code(queue: JobQueue) -> None:

@@ -10,14 +10,25 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from .. import dialects
-from ..errors import ActiveJobError, JobOptionsError
-from ..models import UNIQUE_HELD
+from ..errors import ActiveJobError, InvalidTransition, JobNotFound, JobOptionsError
+from ..models import UNIQUE_HELD, Batch
 from ..records import EventRecord
 from ..request import EnqueueRequest
 from .base import EVENT_COLUMNS, PENDING, dump, jobs, json_rows
 from .dbapi import RawAccess
 from .dependencies import WAITING, Dependencies
-from .sql import EVENT_INSERT, PG_ENQUEUE, PG_ENQUEUE_ONE, SQLITE_ENQUEUED_EVENTS, SQLITE_JOB_INSERT, sqlite_ts
+from .sql import (
+    EVENT_INSERT,
+    PG_ENQUEUE,
+    PG_ENQUEUE_IN_BATCHES,
+    PG_ENQUEUE_ONE,
+    SQLITE_BATCHES_OPEN,
+    SQLITE_ENQUEUED_EVENTS,
+    SQLITE_JOB_INSERT,
+    sqlite_ts,
+)
+
+batches = Batch.__table__  # type: ignore[attr-defined]
 
 
 def _enqueued_data(job: EnqueueRequest, now: datetime) -> dict[str, Any] | None:
@@ -64,6 +75,19 @@ finished, started or expired between two statements) before giving up: each look
 another process's commit, so twenty mean a key taken and freed in a tight loop elsewhere."""
 
 
+def _refuse_closed(new: Sequence[EnqueueRequest], batches_open: dict[int, bool]) -> None:
+    """Refuse members of a batch that does not exist, or has finished or been cancelled (its
+    callbacks have run: a member added now would never be counted), naming the job type.
+    `batches_open`: each batch found, and whether it is open."""
+    for j in new:
+        if j.batch_id is None or batches_open.get(j.batch_id):
+            continue
+        if j.batch_id not in batches_open:
+            raise JobNotFound(f"{j.name}: no batch with id {j.batch_id} to add this job to")
+        raise InvalidTransition(f"{j.name}: batch {j.batch_id} has finished or was cancelled, so no job can "
+                                "join it; start a new batch")
+
+
 class Enqueuing(RawAccess, Dependencies):
     """enqueue, and its fast path for jobs without a unique key."""
 
@@ -95,6 +119,7 @@ class Enqueuing(RawAccess, Dependencies):
         fresh: list[int] = []
         plain = [i for i, j in enumerate(new) if j.unique_key is None]
         with self.write(conn) as c:
+            self._check_batches_open(c, new)
             if plain:
                 stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
                 for i, row in zip(plain, c.execute(stmt, [params[i] for i in plain]), strict=True):
@@ -125,6 +150,26 @@ class Enqueuing(RawAccess, Dependencies):
             if rows:
                 dialects.notify(c)
         return ids, recorded
+
+    @staticmethod
+    def _sqlite_check_batches_open(cur: Any, new: Sequence[EnqueueRequest]) -> None:
+        """`_refuse_closed` inside a hot path's write transaction (the write lock is held)."""
+        wanted = sorted({j.batch_id for j in new if j.batch_id is not None})
+        rows = cur.execute(SQLITE_BATCHES_OPEN.format(ids=", ".join("?" * len(wanted))), wanted).fetchall()
+        _refuse_closed(new, {row[0]: bool(row[1]) for row in rows})
+
+    def _check_batches_open(self, c: Connection, new: Sequence[EnqueueRequest]) -> None:
+        """The general path's `_refuse_closed`: the batches read under a share lock on their
+        rows (PostgreSQL), which settling a batch takes for update, so a member cannot slip in
+        while its batch settles (SQLite: the write lock)."""
+        wanted = {j.batch_id for j in new if j.batch_id is not None}
+        if not wanted:
+            return
+        look = select(batches.c.id, batches.c.finished_at.is_(None) & batches.c.cancelled_at.is_(None)) \
+            .where(batches.c.id.in_(wanted))
+        if self._skip_locked:
+            look = look.with_for_update(read=True)
+        _refuse_closed(new, {row[0]: bool(row[1]) for row in c.execute(look)})
 
     def _hold_key(self, c: Connection, j: EnqueueRequest, row: dict[str, Any], now: datetime,
                   written: Callable[[], set[int]]) -> tuple[int, bool, dict[str, Any] | None]:
@@ -189,6 +234,8 @@ class Enqueuing(RawAccess, Dependencies):
 
     def _enqueue_one(self, j: EnqueueRequest, now: datetime) -> tuple[list[int], list[EventRecord]]:
         data = {"run_at": j.run_at.isoformat()} if j.run_at > now else None
+        if j.batch_id is not None and self.dialect == "postgresql":
+            return self._enqueue_fast([j], now)  # the statement that checks the batch is open
         if self.dialect == "postgresql":
             (job_id, event_id), = self._pg_one(PG_ENQUEUE_ONE, {
                 "name": j.name, "queue": j.queue, "priority": j.priority, "args": j.args,
@@ -200,6 +247,8 @@ class Enqueuing(RawAccess, Dependencies):
         else:
             now_s = sqlite_ts(now)
             with self._sqlite_tx() as cur:
+                if j.batch_id is not None:
+                    self._sqlite_check_batches_open(cur, [j])
                 cur.execute(SQLITE_JOB_INSERT, (j.name, j.queue, j.priority, j.args, j.max_retries,
                                                  sqlite_ts(j.run_at), now_s, j.owner, j.parent_id,
                                                  j.concurrency_key, j.batch_id, j.rate_key, j.args_version,
@@ -214,13 +263,21 @@ class Enqueuing(RawAccess, Dependencies):
 
     def _enqueue_fast(self, new: Sequence[EnqueueRequest], now: datetime) -> tuple[list[int], list[EventRecord]]:
         datas = [{"run_at": j.run_at.isoformat()} if j.run_at > now else None for j in new]
+        in_batches = any(j.batch_id is not None for j in new)
         if self.dialect == "postgresql":
-            rows = self._pg_one(PG_ENQUEUE, {"jobs": jobs_json(new, datas), "now": now})
+            rows = self._pg_one(PG_ENQUEUE_IN_BATCHES if in_batches else PG_ENQUEUE,
+                                {"jobs": jobs_json(new, datas), "now": now})
+            if not rows:  # a batch it names is closed (or missing): nothing was written; say which
+                with self.read() as c:
+                    self._check_batches_open(c, new)
+                raise ActiveJobError(f"{new[0].name}: the jobs were not written")  # (a batch reopened: cannot be)
             ids = [r[0] for r in rows]
             event_ids = [r[1] for r in rows]
         else:
             now_s = sqlite_ts(now)
             with self._sqlite_tx() as cur:
+                if in_batches:
+                    self._sqlite_check_batches_open(cur, new)
                 stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
                 ids = self._sqlite_insert_many(cur, "activejob_jobs", SQLITE_JOB_INSERT, [
                     (j.name, j.queue, j.priority, j.args, j.max_retries,

@@ -52,6 +52,11 @@ def sqlite_finish(jobs: int) -> str:
     )
 
 
+SQLITE_BATCHES_OPEN = (
+    "SELECT id, finished_at IS NULL AND cancelled_at IS NULL FROM activejob_batches WHERE id IN ({ids})"
+)
+"""Which of the batches named exist, and whether each is still open (the write lock is held)."""
+
 SQLITE_ENQUEUED_EVENTS = (
     "INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at) "
     "SELECT id, 'enqueued', name, queue, owner, 'pending', 0, ?, ? FROM activejob_jobs "
@@ -156,6 +161,21 @@ WITH t AS (
 SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
 ORDER BY e.job_id
 """
+
+# Members of batches: inserted only if every batch they name is still open, read under a
+# share lock on the batch's row, which settling a batch takes for update (all or nothing:
+# no row at all comes back when one batch is closed, and the caller says which).
+PG_ENQUEUE_IN_BATCHES = PG_ENQUEUE.replace("""
+), j AS (""", """
+), wanted AS MATERIALIZED (
+    SELECT DISTINCT batch_id FROM t WHERE batch_id IS NOT NULL
+), open AS MATERIALIZED (
+    SELECT id FROM activejob_batches
+     WHERE id IN (SELECT batch_id FROM wanted) AND finished_at IS NULL AND cancelled_at IS NULL
+       FOR SHARE
+), j AS (""", 1).replace("""
+      FROM t ORDER BY ord""", """
+      FROM t WHERE (SELECT count(*) FROM open) = (SELECT count(*) FROM wanted) ORDER BY ord""", 1)
 
 PG_ENQUEUE_ONE = """
 WITH j AS (

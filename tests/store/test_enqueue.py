@@ -103,8 +103,9 @@ def test_every_path_writes_the_same_row(jobs: Jobs) -> None:
 def test_every_path_writes_the_same_rows_for_many_jobs_with_every_column_set(jobs: Jobs) -> None:
     """A bulk enqueue's fast path (its own statement on each database) against the general ones."""
     parent = jobs.add()[0]
+    batch = jobs.store.create_batch(description=None, owner=None, callbacks=None, now=NOW)
     full = request(queue="mail", priority=3, owner="bob", run_at=at(5), max_retries=7, parent_id=parent,
-                   concurrency_key="tenant-1", batch_id=42, rate_key="api", args_version=2,
+                   concurrency_key="tenant-1", batch_id=batch, rate_key="api", args_version=2,
                    meta='{"timeout": 5}', args='{"text": "naïve \\u00e9 \\"quoted\\" ✓"}')
     new = [full, request(args='{"n": 2}')]
     rows = [[without_identity(jobs.get(i)) for i in path(jobs.store, new)[0]] for path in (fast, in_transaction, keyed)]
@@ -113,7 +114,7 @@ def test_every_path_writes_the_same_rows_for_many_jobs_with_every_column_set(job
     assert (first["queue"], first["priority"], first["owner"], first["max_retries"], first["parent_id"]) == (
         "mail", 3, "bob", 7, parent)
     assert (first["concurrency_key"], first["batch_id"], first["args"]) == (
-        "tenant-1", 42, json.loads(full.args))
+        "tenant-1", batch, json.loads(full.args))
 
 
 def test_nothing_to_enqueue_writes_nothing(jobs: Jobs) -> None:
