@@ -27,7 +27,7 @@ import anyio
 
 from .enqueuing import ConfiguredJob, after_commit, backend, reset_current_batch, set_current_batch
 from .errors import ConfigurationError
-from .request import EnqueueRequest
+from .request import EnqueueRequest, text_problem
 
 if TYPE_CHECKING:
     import contextvars
@@ -45,6 +45,10 @@ class Batch:
                           if spec is not None}
         self.description = description
         self.owner = None if owner is None else str(owner)
+        for field, value in (("description", description), ("owner", self.owner)):
+            problem = text_problem(value, field) if isinstance(value, str) else None
+            if problem is not None:  # refused here, not by the database's driver at `with`
+                raise ConfigurationError(f"Batch: {field} {problem}")
         self.id: int | None = id
         self._tokens: list[contextvars.Token[Any]] = []
 

@@ -61,9 +61,16 @@ def _not_empty_url(value: str) -> str:
     return value
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("blank")  # worded by the field
+def _worker_name(value: str) -> str:
+    # Stored in the workers table and on each job it runs (200 characters, no NUL).
+    if not value.strip() or len(value) > 200 or "\x00" in value:
+        raise ValueError("not a worker id")  # worded by the field
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("negative")  # worded by the field
     return value
 
 
@@ -140,7 +147,7 @@ DatabaseUrl = Annotated[str, Strict(), AfterValidator(_not_empty_url),
                         Says(f"must be a string such as {_EXAMPLE_URLS}")]
 Seconds = Annotated[float, BeforeValidator(_in_seconds), Strict(), Gt(0), Says("must be a positive number of seconds")]
 Grace = Annotated[float, BeforeValidator(_in_seconds), Strict(), Ge(0), Says("must be a number of seconds >= 0")]
-Kept = Annotated[timedelta, BeforeValidator(_to_timedelta), Strict()]
+Kept = Annotated[timedelta, BeforeValidator(_to_timedelta), Strict(), AfterValidator(_not_negative)]
 """How long something is kept: a timedelta, or a number of seconds > 0."""
 Whole = Annotated[int, Strict(), Ge(1), Says("must be a whole number >= 1")]
 Flag = Annotated[bool, Strict(), Says("must be True or False")]
@@ -178,8 +185,8 @@ class Settings(BaseModel):
     auto_migrate: Flag = True
     pool_size: Whole = 5
     watch: Flag = True  # wake on other processes' writes (NOTIFY / data_version)
-    worker_id: Annotated[Annotated[str, Strict(), AfterValidator(_not_blank)] | None,
-                         Says("must be a non-empty string (or None)")] = None
+    worker_id: Annotated[Annotated[str, Strict(), AfterValidator(_worker_name)] | None,
+                         Says("must be a non-empty string of at most 200 characters, with no NUL (or None)")] = None
     sqlite_synchronous: Annotated[Literal["NORMAL", "FULL"], BeforeValidator(_upper),
                                   Says("must be 'NORMAL' or 'FULL'")] = "NORMAL"
     recurring: Annotated[tuple[InstanceOf[Declared], ...], BeforeValidator(_schedules),

@@ -43,8 +43,8 @@ def text_problem(value: str, column: str) -> str | None:
     >>> text_problem("nul\\x00", "queue")
     'contains a NUL character (at position 3), which PostgreSQL cannot store'
     """
-    limit = MAX_LENGTH[column]
-    if len(value) > limit:
+    limit = MAX_LENGTH.get(column)  # (a column not listed is TEXT: no limit on length)
+    if limit is not None and len(value) > limit:
         return f"is {len(value)} characters long; its column holds at most {limit}"
     if "\x00" in value:
         return f"contains a NUL character (at position {value.index(chr(0))}), which PostgreSQL cannot store"

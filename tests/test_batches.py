@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from activejob import BaseJob, Batch, BatchInfo, InvalidTransition, JobNotFound, JobQueue, job
+from activejob import BaseJob, Batch, BatchInfo, ConfigurationError, InvalidTransition, JobNotFound, JobQueue, job
 
 
 class Row(BaseModel):
@@ -274,3 +274,15 @@ def test_cancelling_a_finished_batch_changes_nothing_and_records_nothing(queue: 
     info = queue.cancel_batch(batch.id)  # type: ignore[arg-type]
     assert (info.completed, info.cancelled, info.cancelled_at) == (1, 0, None)
     assert [e.type for e in queue.events(batch_id=batch.id) if e.job_id is None] == ["batch_finished"]
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("owner", "x" * 201, "owner is 201 characters long"),
+    ("owner", "a\udcff", "owner contains a lone surrogate"),
+    ("description", "d\x00", "description contains a NUL character"),
+])
+def test_a_batch_refuses_what_its_columns_cannot_hold_before_writing(queue: JobQueue, field: str, value: str,
+                                                                     problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"Batch: {problem}"):
+        Batch(**{field: value})  # type: ignore[arg-type]
+    assert queue.list_batches() == []

@@ -102,7 +102,7 @@ def test_every_refused_setting_is_named_in_one_error() -> None:
     ({"shutdown_grace": -1}, "shutdown_grace must be a number of seconds >= 0, got -1"),
     ({"lease": 3, "heartbeat_interval": 3}, "heartbeat_interval must be shorter than the lease"),
     ({"pool_size": 1.0}, "pool_size must be a whole number >= 1, got 1.0"),
-    ({"worker_id": " "}, r"worker_id must be a non-empty string \(or None\), got ' '"),
+    ({"worker_id": " "}, r"worker_id must be a non-empty string of at most 200 characters.* \(or None\), got ' '"),
     ({"retention": {"done": 60}}, r"retention maps finished statuses \(completed, failed, cancelled\) .* got 'done'"),
     ({"retention": {"failed": "1d"}}, r"retention maps finished statuses .* got '1d'"),
     ({"event_retention": 0}, "event_retention must be a timedelta or a positive number of seconds, got 0"),

@@ -202,9 +202,16 @@ def test_switches_must_be_booleans(name: str) -> None:
     assert f"{name} must be True or False" in refused(**{name: "yes"})
 
 
-@pytest.mark.parametrize("value", ["", "  ", 7])
-def test_a_worker_id_must_be_a_non_empty_string(value: Any) -> None:
-    assert "worker_id must be a non-empty string" in refused(worker_id=value)
+@pytest.mark.parametrize("value", ["", "  ", 7, "w" * 201, "a\x00b"])
+def test_a_worker_id_must_be_a_non_empty_string_its_columns_can_hold(value: Any) -> None:
+    assert "worker_id must be a non-empty string of at most 200 characters, with no NUL" in refused(worker_id=value)
+
+
+@pytest.mark.parametrize("name", ["retention", "event_retention"])
+def test_a_negative_retention_timedelta_is_refused(name: str) -> None:
+    keep = timedelta(days=-1)
+    message = refused(**{name: {"failed": keep} if name == "retention" else keep})
+    assert message.startswith(f"{name} ") and "timedelta(days=-1)" in message
 
 
 @pytest.mark.parametrize("value", [1, 2.5, "100"])
