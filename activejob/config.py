@@ -58,6 +58,11 @@ def _not_empty_url(value: str) -> str:
         refuse(f"database_url is empty ({value!r}): set it to a database URL such as {_EXAMPLE_URLS} "
                f"(on the command line: --database-url or {ENV_URL}), or leave it out to use "
                f"{ENV_URL}, else sqlite:///activejob.db in the working directory")
+    scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else "sqlite"
+    if scheme not in ("sqlite", "postgres", "postgresql"):
+        # Else SQLAlchemy would look for the database's driver and fail on a missing module.
+        refuse(f"database_url {value.split('://', 1)[0]}://... is not a database activejob runs on: "
+               f"use SQLite or PostgreSQL, such as {_EXAMPLE_URLS}")
     return value
 
 

@@ -242,3 +242,10 @@ def test_an_unknown_setting_is_refused_listing_the_known_ones() -> None:
 
 def test_derived_queue_limits_cannot_be_set_directly() -> None:
     assert "unknown setting(s) ['queue_limits']" in refused(queue_limits={"mail": 1})
+
+
+@pytest.mark.parametrize("url", ["mysql://app@db/app", "mssql+pyodbc://app:secret@db/app"])
+def test_a_database_activejob_does_not_run_on_is_refused_naming_what_it_does(url: str) -> None:
+    message = refused(database_url=url)
+    assert "is not a database activejob runs on: use SQLite or PostgreSQL" in message
+    assert "secret" not in message
