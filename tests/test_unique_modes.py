@@ -46,6 +46,18 @@ def test_a_per_type_key_skips_a_duplicate_and_hands_back_the_existing_job(queue:
     assert stored(queue, first).unique_key == "sync:7"
 
 
+def test_a_key_held_by_a_job_of_another_type_hands_back_that_job_under_its_own_name(queue: JobQueue) -> None:
+    @job("uq_sync_other", schema=Account, unique_key=lambda args: f"sync:{args.account_id}")
+    class OtherType(BaseJob[Account]):
+        def perform(self, args: Account) -> None:
+            pass
+
+    first = SyncAccount.perform_later(account_id=9)
+    again = OtherType.perform_later(account_id=9)
+    assert (again.id, again.name) == (first.id, "uq_sync")
+    assert repr(again) == f"<JobHandle uq_sync #{first.id}>"
+
+
 def test_a_per_type_mode_applies_to_every_call(queue: JobQueue) -> None:
     @job("uq_replacing", schema=Account, unique_key=lambda a: f"r:{a.account_id}", unique_mode="replace")
     class Replacing(BaseJob[Account]):
