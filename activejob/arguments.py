@@ -20,13 +20,13 @@ TEXT_LIMIT = 16_384
 """Stored error messages and tracebacks are cut to this many characters."""
 
 
-def _field_errors(job: str, error: ValidationError) -> JobArgumentsError:
+def _field_errors(job: str, error: ValidationError, what: str = "invalid arguments") -> JobArgumentsError:
     fields = [".".join(str(p) for p in e["loc"]) or "(args)" for e in error.errors()]
     details = "; ".join(
         f"field '{'.'.join(str(p) for p in e['loc']) or '(args)'}': {e['msg']}"
         for e in error.errors()
     )
-    return JobArgumentsError(job, f"invalid arguments: {details}", fields)
+    return JobArgumentsError(job, f"{what}: {details}", fields)
 
 
 def validate(job: str, schema: type[BaseModel], args: BaseModel | None, kwargs: dict[str, Any]) -> BaseModel:
@@ -121,9 +121,9 @@ def encode(job: str, model: BaseModel, max_bytes: int) -> str:
     try:
         back = type(model).model_validate_json(text)
     except ValidationError as error:
-        raise JobArgumentsError(
-            job, f"arguments do not survive a JSON round trip: {_field_errors(job, error)}"
-        ) from None
+        # Typically NaN or infinity, which JSON has no form for (they come back as null).
+        raise _field_errors(job, error, "arguments do not survive a JSON round trip (NaN and infinity "
+                                        "become null)") from None
     if back != model:
         changed = [
             name for name in type(model).model_fields

@@ -173,6 +173,23 @@ def test_nan_is_refused_at_enqueue(queue: JobQueue) -> None:
     assert _job_rows(queue) == 0
 
 
+def test_nan_in_a_float_field_is_refused_naming_the_job_once_and_why(queue: JobQueue) -> None:
+    class Ratio(BaseModel):
+        ratio: float
+
+    @job("args_ratio", schema=Ratio)
+    class Ratioed(BaseJob[Ratio]):
+        def perform(self, args: Ratio) -> None:
+            pass
+
+    with pytest.raises(JobArgumentsError) as refused:
+        Ratioed.perform_later(ratio=float("inf"))
+    assert str(refused.value) == ("args_ratio: arguments do not survive a JSON round trip (NaN and infinity "
+                                  "become null): field 'ratio': Input should be a valid number")
+    assert refused.value.fields == ["ratio"]
+    assert _job_rows(queue) == 0
+
+
 def test_values_without_a_json_form_are_refused(queue: JobQueue) -> None:
     with pytest.raises(JobArgumentsError, match="args_any"):
         Anything.perform_later(value={object()})
