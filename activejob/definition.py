@@ -101,6 +101,11 @@ class Registry(Mapping[str, "type[BaseJob[Any]]"]):
                 "; import the module that defines it (activejob worker --import MODULE)")
             raise UnknownJobError(f"no job type named {name!r} is registered{hint}") from None
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's own asks __getitem__ and expects KeyError, which the readable
+        # UnknownJobError is not: `"send_email" in registry` would raise.
+        return name in self._jobs
+
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._jobs))
 

@@ -118,6 +118,15 @@ def test_unknown_name_lookup_suggests_a_close_match() -> None:
         registry["defn_send_emial"]
 
 
+def test_in_asks_the_registry_whether_a_job_type_is_registered() -> None:
+    @job("defn_known", schema=Args)
+    class Known(BaseJob[Args]):
+        def perform(self, args: Args) -> None: ...
+
+    assert "defn_known" in registry
+    assert "defn_unknown" not in registry
+
+
 def test_a_job_without_schema_takes_no_arguments() -> None:
     @job("defn_no_args")
     class Tick(BaseJob):  # type: ignore[type-arg]
