@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import difflib
+import typing
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -381,6 +382,10 @@ def job(
         if cls.perform is BaseJob.perform:
             raise ConfigurationError(f"{name}: {cls.__qualname__} must define perform(self, args)")
         callbacks.register(cls, name)
+        if schema is None and (declared := _declared_schema(cls)) is not None:
+            # `class SendEmail(BaseJob[EmailArgs])` names its schema already: no need to repeat
+            # it as schema=, and without it the job would take no arguments at all.
+            object.__setattr__(options, "schema", declared)
         cls.options = options
         if not options.description and cls.__doc__:
             object.__setattr__(options, "description", cls.__doc__.strip().splitlines()[0])
@@ -392,6 +397,18 @@ def job(
         return cls
 
     return register
+
+
+def _declared_schema(cls: type) -> type[BaseModel] | None:
+    """The model `cls` gives BaseJob as its type parameter (`BaseJob[EmailArgs]`), if any."""
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, BaseJob):
+                args = typing.get_args(base)
+                if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+                    return args[0]
+    return None
 
 
 _ASYNC: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()

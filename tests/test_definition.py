@@ -127,6 +127,16 @@ def test_in_asks_the_registry_whether_a_job_type_is_registered() -> None:
     assert "defn_unknown" not in registry
 
 
+def test_a_job_takes_its_schema_from_basejobs_type_parameter_when_schema_is_not_given() -> None:
+    @job("defn_typed")
+    class Typed(BaseJob[Args]):
+        def perform(self, args: Args) -> int:
+            return args.n + 1
+
+    assert Typed.options.schema is Args
+    assert Typed.perform_now(n=2) == 3
+
+
 def test_a_job_without_schema_takes_no_arguments() -> None:
     @job("defn_no_args")
     class Tick(BaseJob):  # type: ignore[type-arg]
