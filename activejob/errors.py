@@ -125,8 +125,16 @@ class Retry(Exception):
         at: datetime | None = None,
     ) -> None:
         super().__init__(reason)
+        # Checked here, where the mistake is: the raise line shows in the job's traceback.
+        if in_ is not None and at is not None:
+            raise ValueError("Retry takes in_ or at, not both")
         if isinstance(in_, timedelta):
             in_ = in_.total_seconds()
+        if in_ is not None and (isinstance(in_, bool) or not isinstance(in_, int | float)
+                                or not abs(in_) < float("inf")):  # (a negative delay runs it at once)
+            raise ValueError(f"Retry(in_=...) takes a timedelta or a number of seconds, got {in_!r}")
+        if at is not None and not isinstance(at, datetime):
+            raise ValueError(f"Retry(at=...) takes a datetime, got {at!r}")
         self.delay: float | None = in_
         self.at = at
 

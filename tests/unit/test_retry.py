@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,15 @@ def test_the_decision_is_frozen() -> None:
 ])
 def test_attempts_are_spent_after_max_retries_plus_one(attempt: int, max_retries: int, spent: bool) -> None:
     assert attempts_spent(attempt, max_retries) is spent
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"in_": "soon"}, "Retry\\(in_=...\\) takes a timedelta or a number of seconds, got 'soon'"),
+    ({"in_": float("inf")}, "got inf"),
+    ({"in_": float("nan")}, "got nan"),
+    ({"at": "2030-01-01"}, "Retry\\(at=...\\) takes a datetime, got '2030-01-01'"),
+    ({"in_": 5, "at": datetime(2030, 1, 1, tzinfo=UTC)}, "Retry takes in_ or at, not both"),
+])
+def test_a_retry_with_no_usable_time_is_refused_where_it_is_raised(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Retry(**options)
