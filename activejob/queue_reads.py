@@ -24,6 +24,12 @@ class QueueReads(QueueBase):
         status, name, queue, owner, parent, text."""
         if order not in ("newest", "oldest"):
             raise ValueError(f"order is 'newest' or 'oldest', not {order!r}")
+        wanted = [status] if isinstance(status, str) else list(status or ())
+        unknown = [s for s in wanted if s not in STATUSES]
+        if unknown:  # a typo would otherwise list nothing, as if there were no such jobs
+            raise ValueError(f"status {', '.join(map(repr, unknown))} is not one of {', '.join(STATUSES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a whole number >= 1, got {limit!r}")
         return self.store.list_jobs(status=status, name=name, queue=queue, owner=owner, parent_id=parent_id,
                                     search=search, limit=limit, offset=offset, order=order)
 
@@ -99,6 +105,9 @@ class QueueReads(QueueBase):
             for event in queue.events(batch_id=batch.id):
                 print(event.type, event.job_id, event.status)
         """
+        for field, value, least in (("after", after, 0), ("limit", limit, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{field} must be a whole number >= {least}, got {value!r}")
         return self.store.events(after=after, job_id=job_id, owner=owner, batch_id=batch_id, limit=limit)
 
     def workers(self) -> list[WorkerInfo]:

@@ -224,3 +224,15 @@ def test_cancel_with_an_expected_state_leaves_a_job_that_moved_on(queue: JobQueu
         queue.cancel(handle.id, expect=["pending"])
     info = queue.get_job(handle.id)
     assert info is not None and info.status == "completed"
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda q: q.list_jobs(status="complete"), "status 'complete' is not one of pending, running, waiting, completed"),
+    (lambda q: q.list_jobs(status=["failed", "done"]), "status 'done' is not one of"),
+    (lambda q: q.list_jobs(limit=0), "limit must be a whole number >= 1, got 0"),
+    (lambda q: q.events(after="x"), "after must be a whole number >= 0, got 'x'"),
+    (lambda q: q.events(limit=-1), "limit must be a whole number >= 1, got -1"),
+])
+def test_a_read_with_a_filter_that_can_match_nothing_says_so(queue: JobQueue, call: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(queue)
