@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 
+def an_id(value: object, what: str = "job") -> int:
+    """A job's (or batch's) id as given to a JobQueue method: an int, or its digits as text
+    (from a URL, a command line); anything else is refused saying so, not with int()'s words.
+
+    >>> an_id("42")
+    42
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str) or (
+            isinstance(value, str) and not value.strip().isdigit()):
+        raise ValueError(f"a {what} id is a whole number, got {value!r}")
+    return int(value)
+
+
 class QueueBase:
     """The state `JobQueue.__init__` sets up, and what every verb group reads of it."""
 
@@ -64,4 +77,4 @@ class QueueBase:
     def get_job(self, job_id: int) -> JobInfo | None:
         """The job with this id, or None. (Here, not with the other reads: the handles every
         group hands back read their job through it.)"""
-        return self.store.get(int(job_id))
+        return self.store.get(an_id(job_id))

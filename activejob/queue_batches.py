@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import clock
 from .emit import emit
-from .queue_base import QueueBase
+from .queue_base import QueueBase, an_id
 from .records import BatchInfo, JobInfo
 
 
@@ -17,7 +17,7 @@ class QueueBatches(QueueBase):
 
     def seal_batch(self, batch_id: int) -> None:
         """The batch's block has ended: it completes once its members have all finished."""
-        records = self.store.seal_batch(int(batch_id), clock.now())
+        records = self.store.seal_batch(an_id(batch_id, "batch"), clock.now())
         if records:
             self._wake()
         emit(records)
@@ -28,15 +28,15 @@ class QueueBatches(QueueBase):
             info = queue.get_batch(batch.id)
             print(f"{info.completed}/{info.total} done, {info.failed} failed, {info.progress:.0%}")
         """
-        return self.store.get_batch(int(batch_id))
+        return self.store.get_batch(an_id(batch_id, "batch"))
 
     def batch_members(self, batch_id: int, *, limit: int = 500) -> list[JobInfo]:
         """The jobs of a batch, oldest first."""
-        return self.store.batch_members(int(batch_id), limit=limit)
+        return self.store.batch_members(an_id(batch_id, "batch"), limit=limit)
 
     def batch_callbacks(self, batch_id: int) -> list[JobInfo]:
         """The callback jobs a batch has enqueued so far."""
-        return self.store.batch_callbacks(int(batch_id))
+        return self.store.batch_callbacks(an_id(batch_id, "batch"))
 
     def list_batches(self, *, limit: int = 50, unfinished: bool | None = None,
                      owner: str | None = None) -> list[BatchInfo]:
@@ -46,12 +46,12 @@ class QueueBatches(QueueBase):
     def cancel_batch(self, batch_id: int) -> BatchInfo:
         """Cancel every member not yet finished (running ones as soon as their workers hear);
         the batch then finishes, and its on_complete callback runs. Returns the batch now."""
-        running, records = self.store.cancel_batch(int(batch_id), clock.now())
+        running, records = self.store.cancel_batch(an_id(batch_id, "batch"), clock.now())
         emit(records)
         for job_id in running:
             if self._runner is not None:
                 self._runner.cancel_local(job_id)
-        info = self.store.get_batch(int(batch_id))
+        info = self.store.get_batch(an_id(batch_id, "batch"))
         assert info is not None  # cancel_batch raised JobNotFound otherwise
         self._wake()
         return info

@@ -11,7 +11,7 @@ from typing import Any
 from . import clock
 from .emit import emit
 from .handle import JobHandle
-from .queue_base import QueueBase
+from .queue_base import QueueBase, an_id
 from .records import EventRecord
 
 log = logging.getLogger("activejob")
@@ -25,11 +25,11 @@ class QueueChanges(QueueBase):
         (at once in this process, within a heartbeat elsewhere). Returns its status now.
         `expect` narrows the states it may be in (what a person saw on a page): a job that
         moved on meanwhile is left alone and InvalidTransition says its state."""
-        status, records = self.store.request_cancel(int(job_id), clock.now(), expect=expect)
+        status, records = self.store.request_cancel(an_id(job_id), clock.now(), expect=expect)
         self._wake_for(records)
         emit(records)
         if self._runner is not None:  # it, or descendants cancelled with it, may run here
-            self._runner.cancel_local(int(job_id))
+            self._runner.cancel_local(an_id(job_id))
         return status
 
     def _wake_for(self, records: list[EventRecord]) -> None:
@@ -40,15 +40,15 @@ class QueueChanges(QueueBase):
     def retry(self, job_id: int, *, expect: Sequence[str] | None = None) -> JobHandle:
         """Run a failed or cancelled job again, with its attempts reset. `expect` narrows the
         states it may be in (what a person saw on a page), so a stale click changes nothing."""
-        records = self.store.retry_job(int(job_id), clock.now(), expect=expect)
+        records = self.store.retry_job(an_id(job_id), clock.now(), expect=expect)
         self._wake()
         emit(records)
-        return JobHandle(int(job_id), records[0].name, self)
+        return JobHandle(an_id(job_id), records[0].name, self)
 
     def delete(self, job_id: int, *, expect: Sequence[str] | None = None) -> None:
         """Delete a job that is not running, with its events. `expect` narrows the states it
         may be in (what a person saw on a page): a job that moved on is left alone."""
-        emit(self.store.delete(int(job_id), clock.now(), expect=expect))
+        emit(self.store.delete(an_id(job_id), clock.now(), expect=expect))
 
     def retry_failed(self, name: str | None = None, *, queue: str | None = None, owner: str | None = None,
                      search: str | None = None) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from . import clock, rate_limits
 from .definition import registry
 from .explain import Explanation, explain_job, queue_rate_limits
-from .queue_base import QueueBase
+from .queue_base import QueueBase, an_id
 from .records import STATUSES, EventRecord, JobInfo, WorkerInfo
 
 
@@ -122,7 +122,7 @@ class QueueReads(QueueBase):
             why.reason      # "queue_paused"
             why.message     # "Job #12 (send_email) is due, but its queue mail has been paused since ..."
         """
-        return explain_job(self.store, self.settings, int(job_id), clock.now())
+        return explain_job(self.store, self.settings, an_id(job_id), clock.now())
 
     def activity(self, minutes: int = 60) -> dict[str, Any]:
         """Per-minute series of the last `minutes` minutes, from the event log: jobs finished

@@ -236,3 +236,10 @@ def test_cancel_with_an_expected_state_leaves_a_job_that_moved_on(queue: JobQueu
 def test_a_read_with_a_filter_that_can_match_nothing_says_so(queue: JobQueue, call: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call(queue)
+
+
+@pytest.mark.parametrize("call", [lambda q: q.cancel("abc"), lambda q: q.get_job("x"), lambda q: q.retry(True),
+                                  lambda q: q.get_batch("1.5")])
+def test_an_id_that_is_not_a_whole_number_is_refused_saying_so(queue: JobQueue, call: Any) -> None:
+    with pytest.raises(ValueError, match=r"a (job|batch) id is a whole number, got"):
+        call(queue)
