@@ -87,9 +87,11 @@ class JobHandle:
 
     async def await_finished(self, timeout: float | None = None, *, poll: float = 0.05) -> JobInfo:
         """The async twin of `wait`."""
-        with anyio.fail_after(timeout):
+        info: JobInfo | None = None
+        with anyio.move_on_after(timeout):
             while True:
                 info = await anyio.to_thread.run_sync(self.info)
                 if info.finished:
                     return info
                 await anyio.sleep(poll)
+        raise TimeoutError(f"job {self.id} ({self.name}) still {info.status if info else 'unread'} after {timeout}s")

@@ -92,7 +92,7 @@ def test_a_dependency_already_completed_lets_the_job_run_at_once(queue: JobQueue
 
 
 def test_an_unknown_dependency_is_refused_and_nothing_is_written(queue: JobQueue) -> None:
-    with pytest.raises(JobNotFound, match="123456"):
+    with pytest.raises(JobNotFound, match=rf"{Run.options.name}: depends_on names job\(s\) \[123456\], which do not"):
         Run.set(depends_on=[123456]).perform_later(label="orphan")
     assert queue.list_jobs() == []
 

@@ -243,3 +243,19 @@ def test_a_read_with_a_filter_that_can_match_nothing_says_so(queue: JobQueue, ca
 def test_an_id_that_is_not_a_whole_number_is_refused_saying_so(queue: JobQueue, call: Any) -> None:
     with pytest.raises(ValueError, match=r"a (job|batch) id is a whole number, got"):
         call(queue)
+
+
+def test_await_finished_says_which_job_is_still_unfinished_when_it_times_out(queue: JobQueue) -> None:
+    import anyio
+
+    @job("api_never_run")
+    class NeverRun(BaseJob[Any]):
+        def perform(self, args: Any) -> None: ...
+
+    handle = NeverRun.perform_in(3600)
+
+    async def main() -> None:
+        await handle.await_finished(timeout=0.1)
+
+    with pytest.raises(TimeoutError, match=rf"job {handle.id} \(api_never_run\) still pending after 0.1s"):
+        anyio.run(main)

@@ -47,13 +47,13 @@ class Dependencies(StoreBase):
     """Writing a dependent's edges, and settling dependents once their dependencies end."""
 
     def _add_dependencies(self, c: Connection, job_id: int, on: Sequence[int], run_on_failure: bool,
-                          now: datetime) -> list[dict[str, Any]]:
+                          now: datetime, name: str = "") -> list[dict[str, Any]]:
         """Record that `job_id` (just inserted, `waiting`) waits for `on`, and settle it at once
         if they have all ended (or one failed). Returns the event rows of that settling."""
         found = set(c.execute(select(jobs.c.id).where(jobs.c.id.in_(list(on)))).scalars())
         missing = [i for i in on if i not in found]
         if missing:
-            raise JobNotFound(f"depends_on names job(s) {missing}, which do not exist")
+            raise JobNotFound(f"{name + ': ' if name else ''}depends_on names job(s) {missing}, which do not exist")
         c.execute(insert(dependencies), [
             {"job_id": job_id, "depends_on_id": d, "run_on_failure": run_on_failure} for d in on])
         # Row locks on the dependencies, in id order: a dependency finishing at this moment

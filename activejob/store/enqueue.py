@@ -145,7 +145,8 @@ class Enqueuing(RawAccess, Dependencies):
             # before it in the same call (`chain`).
             for i in fresh:
                 if new[i].depends_on:
-                    rows.extend(self._add_dependencies(c, ids[i], new[i].depends_on, new[i].run_on_failure, now))
+                    rows.extend(self._add_dependencies(c, ids[i], new[i].depends_on, new[i].run_on_failure, now,
+                                                       new[i].name))
             recorded = self._append(c, rows)
             if rows:
                 dialects.notify(c)
