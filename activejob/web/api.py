@@ -13,15 +13,21 @@
     POST /api/jobs/cancel            {"ids": [...]}: those pending, waiting or running
     POST /api/jobs/delete            {"ids": [...]}: those finished
     GET  /api/activity               the last hour per minute: finished by status, depth and oldest age per queue
-    GET  /api/events                 ?after=&job_id=&owner=&limit=   (the polling fallback)
+    GET  /api/events                 ?after=&job_id=&batch_id=&owner=&limit=   (the polling fallback)
     GET  /api/stats                  counts per status, per job type and per queue; paused queues, queue rate limits
     GET  /api/workers                live workers and their last heartbeat
     GET  /api/job-types              registered job types (label, phases, schema, ...)
     GET  /api/schedules              cron schedules: next run, last slot enqueued, catch-up
     GET  /api/openapi.json           this, as OpenAPI 3.1
 
+Every endpoint takes the query parameters and JSON body fields its OpenAPI description
+lists (and `?token=`); any other is a 400 naming it. A POST body must be JSON
+(`Content-Type: application/json`, else 415). Errors are `{"error": "..."}`, a wrong method
+(405, with Allow) and the Host check's 400 included.
+
 The handlers are in api_reads.py (the GETs) and api_changes.py (the POSTs); api_base.py holds
-the `api` decorator and the job helpers both use.
+the `api` decorator and the job helpers both use. The pages' plain forms post to routes of
+their own outside /api (`form_routes`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from .api_changes import cancel, cancel_many, delete, delete_many, pause_queue, resume_queue, retry, retry_failed
+from .api_changes import form_routes as form_routes
 from .api_reads import activity, events, explain, get_job, job_events, job_types, list_jobs, schedules, stats, workers
 from .openapi import openapi_schema as openapi_schema
 

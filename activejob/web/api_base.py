@@ -13,18 +13,34 @@ from starlette.responses import Response
 from ..errors import JobNotFound
 from ..records import JobInfo
 from . import core
-from .core import BadRequest, Conflict
+from .core import BadRequest, Conflict, UnsupportedMediaType, refuse_unknown
 from .jsonio import JSONResponse
-from .openapi import Handler
+from .openapi import Accepted, Handler
 from .security import CSRFError, viewer
+
+ACCEPTED_KEY = "activejob.accepted"  # the running endpoint's Accepted, for the body check (api_changes.py)
+
+
+def accepted(request: Request) -> Accepted:
+    """What the endpoint handling this request accepts (its OpenAPI description, `doc`)."""
+    found = request.scope.get(ACCEPTED_KEY)
+    return found if isinstance(found, Accepted) else Accepted()
 
 
 def api(fn: Handler) -> Handler:
-    """JSON errors for the API: 400 bad input, 403 CSRF, 404 unknown job, 409 conflict."""
+    """An API endpoint: query parameters it does not describe (`doc`) are refused, and errors
+    are JSON: 400 bad input, 403 CSRF, 404 unknown job, 409 conflict, 415 a body not JSON.
+
+    Apply `doc` over it: the check reads the description `doc` attaches to this handler."""
     @functools.wraps(fn)
     async def handler(request: Request) -> Response:
         try:
+            takes: Accepted = getattr(handler, "accepted", None) or Accepted()
+            request.scope[ACCEPTED_KEY] = takes
+            refuse_unknown(request.query_params.keys(), takes.query, "query parameter")
             return await fn(request)
+        except UnsupportedMediaType as error:
+            return JSONResponse({"error": str(error)}, status_code=415, headers={"Accept-Post": "application/json"})
         except BadRequest as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         except (CSRFError, Forbidden) as error:

@@ -1,5 +1,12 @@
 """The REST API's changes (POST, CSRF-checked): cancel, retry or delete a job, pause or resume
 a queue, and the bulk actions (api.py lists the endpoints).
+
+The API reads JSON bodies, and only the fields its OpenAPI description lists (any other is
+a 400: `{"nmae": ...}` must not retry every failed job). A form is read as the pages' plain
+HTML forms are, and answered with a redirect, as it always was; but a JSON text sent as a
+form (curl's default `-d`) is a 415: read as a form, it would lose its fields,
+`expected_status` first. The pages' forms post to their own routes outside /api
+(`form_routes`), which read the same fields and answer the same way.
 """
 
 from __future__ import annotations
@@ -10,26 +17,53 @@ from typing import Any
 import anyio
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from ..records import STATUSES
 from . import core
-from .api_base import Forbidden, api, path_job_id, shown, visible
-from .core import BadRequest, dashboard
+from .api_base import Forbidden, accepted, api, path_job_id, shown, visible
+from .core import BadRequest, UnsupportedMediaType, dashboard, refuse_unknown
 from .jsonio import JSONResponse, loads
-from .openapi import CSRF_BODY, EXPECTED_BODY, FAILED_BODY, IDS_BODY, JOB_ID, QUEUE_NAME, doc
+from .openapi import CSRF_BODY, EXPECTED_BODY, FAILED_BODY, IDS_BODY, JOB_ID, QUEUE_NAME, Handler, doc
 from .security import CSRF_FIELD, base_path, check_csrf, viewer
 
+MAX_BODY = 10_000
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_KEY = "activejob.form"  # set by the pages' form routes: read a form, answer with a redirect
 
-async def _submitted(request: Request) -> tuple[dict[str, Any], bool]:
-    """The body (JSON or a form), and whether it came from a plain HTML form."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}, True
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def via_form(request: Request) -> bool:
+    """Whether this change came through one of the pages' form routes (not the API)."""
+    return bool(request.scope.get(FORM_KEY))
+
+
+async def _submitted(request: Request) -> dict[str, Any]:
+    """The body: a JSON object on the API, a form on the pages' form routes; {} when empty."""
+    kind = _content_type(request)
+    if via_form(request):
+        if kind in FORM_TYPES:
+            form = await request.form()
+            return {k: v for k, v in form.items() if isinstance(v, str)}
+        if not (await request.body()).strip():
+            return {}
+        raise UnsupportedMediaType(f"this route takes the dashboard page's form ({FORM_TYPES[0]}); "
+                                   "send JSON to the same path under /api instead")
     raw = await request.body()
     if not raw.strip():
-        return {}, False
-    if len(raw) > 10_000:
+        return {}
+    if kind in FORM_TYPES and not raw.lstrip().startswith((b"{", b"[")):
+        form = await request.form()
+        request.scope[FORM_KEY] = True  # answered as a page's form is: a redirect
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    if kind != "application/json":
+        hint = "; curl -d sends a form: add -H 'Content-Type: application/json'" if kind in FORM_TYPES else ""
+        raise UnsupportedMediaType(f"send the body as JSON with Content-Type: application/json "
+                                   f"(it came as {kind or 'no content type'}{hint})")
+    if len(raw) > MAX_BODY:
         raise BadRequest("body too large")
     try:
         data = loads(raw)
@@ -37,7 +71,7 @@ async def _submitted(request: Request) -> tuple[dict[str, Any], bool]:
         raise BadRequest(f"the body must be JSON: {error}") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
-    return data, False
+    return data
 
 
 def _expected_status(body: dict[str, Any]) -> str | None:
@@ -55,11 +89,13 @@ def _back(request: Request, job_id: int | None) -> Response:
 
 
 async def proven(request: Request) -> tuple[dict[str, Any], bool]:
-    """The body of a state-changing call, after its CSRF proof is checked."""
-    body, from_form = await _submitted(request)
+    """The body of a state-changing call, holding only the fields its endpoint's description
+    lists, after its CSRF proof is checked; and whether it came from a page's form."""
+    body = await _submitted(request)
+    refuse_unknown(body, accepted(request).body or (), "body field")
     check_csrf(request, body.get(CSRF_FIELD) if isinstance(body.get(CSRF_FIELD), str) else None,
                dashboard(request).allowed_origins)
-    return body, from_form
+    return body, via_form(request)
 
 
 async def _change(request: Request, verb: Callable[[Any, int, str | None], Any], *, gone: bool = False) -> Response:
@@ -188,3 +224,27 @@ def _text(body: dict[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise BadRequest(f"{key} must be a string")
     return value
+
+
+# -- the pages' forms ---------------------------------------------------------------------
+
+def form(handler: Handler) -> Handler:
+    """The pages' plain-HTML counterpart of an API change: the same endpoint, checks and
+    fields, read from a form (with its `csrf_token`) and answered with a redirect."""
+    async def endpoint(request: Request) -> Response:
+        request.scope[FORM_KEY] = True
+        return await handler(request)
+    endpoint.__name__ = endpoint.__qualname__ = f"{handler.__name__}_form"
+    return endpoint
+
+
+def form_routes() -> list[BaseRoute]:
+    """Where the job page's and the queues page's forms post (the pages' script sends JSON
+    to the API instead; these are for a browser without it)."""
+    return [
+        Route("/jobs/{job_id:int}/cancel", form(cancel), methods=["POST"]),
+        Route("/jobs/{job_id:int}/retry", form(retry), methods=["POST"]),
+        Route("/jobs/{job_id:int}/delete", form(delete), methods=["POST"]),
+        Route("/queues/{name:path}/pause", form(pause_queue), methods=["POST"]),
+        Route("/queues/{name:path}/resume", form(resume_queue), methods=["POST"]),
+    ]

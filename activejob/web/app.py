@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -87,6 +88,7 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
         Route("/queues", pages.queues_page, name="queues"),
         Route("/metrics", metrics.endpoint if metrics is not None else _no_metrics, methods=["GET"], name="metrics"),
         Route("/schedules", pages.schedules_page, name="schedules"),
+        *api.form_routes(),
         *batches.page_routes(),
         Mount("/api", routes=[
             *api_routes,
@@ -101,7 +103,8 @@ def create_app(queue: JobQueue | None = None, *, database_url: str | None = None
         middleware=[Middleware(HostCheck, allowed_hosts=hosts),
                     Middleware(Guard, token=token, authorize=authorize, allowed_origins=tuple(allowed_origins),
                                secret=secret)],
-        exception_handlers={404: pages.not_found},
+        # Under /api/ every error is JSON: a wrong method (405) and a crash (500) too.
+        exception_handlers={404: pages.not_found, HTTPException: pages.http_error, Exception: pages.server_error},
     )
     app.state.activejob = dash
     return app

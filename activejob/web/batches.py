@@ -1,7 +1,7 @@
 """Batches on the dashboard and the API: the list, a batch's page with counts and live
 progress, and cancelling one.
 
-    GET  /api/batches                ?unfinished=&limit=
+    GET  /api/batches                ?unfinished=&limit=  (limit 1 to 500, default 50)
     GET  /api/batches/{id}           the batch (BatchInfo) and its members
     GET  /api/batches/{id}/events    ?after=  the batch's own events and its members'
     POST /api/batches/{id}/cancel    cancel the members not yet finished
@@ -23,9 +23,9 @@ from starlette.routing import BaseRoute, Route
 from ..errors import JobNotFound
 from ..records import BatchInfo, JobInfo
 from .api_base import Forbidden, api, shown
-from .api_changes import proven
+from .api_changes import form, proven
 from .api_reads import event_page
-from .core import BadRequest, dashboard, int_param
+from .core import bool_param, dashboard, int_param
 from .jsonio import JSONResponse
 from .openapi import CSRF_BODY, doc, param
 from .pages import _render as render
@@ -33,6 +33,7 @@ from .security import base_path, viewer
 
 BATCH_ID = param("batch_id", {"type": "integer"}, "The batch's id.", where="path")
 MEMBERS_SHOWN = 500
+MAX_BATCHES = 500
 
 
 def _visible(request: Request, batch: BatchInfo | None, batch_id: int) -> BatchInfo:
@@ -50,25 +51,21 @@ def _read(request: Request, batch_id: int) -> tuple[BatchInfo, list[JobInfo]]:
 
 @doc("List batches", parameters=[
     param("unfinished", {"type": "boolean"}, "Only batches still running (true) or finished (false)."),
-    param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "At most this many, newest first."),
+    param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_BATCHES}, "At most this many, newest first "
+          "(default 50)."),
 ])
 @api
 async def list_batches(request: Request) -> Response:
     """Batches, newest first, with their counts and progress."""
     params = request.query_params
-    unfinished = {"true": True, "false": False, None: None}.get(params.get("unfinished"), "bad")
-    if unfinished == "bad":
-        raise BadRequest("unfinished must be true or false")
-    try:
-        limit = min(max(int(params.get("limit", "50")), 1), 500)
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
+    unfinished = bool_param(params.get("unfinished"), "unfinished")
+    limit = int_param(params.get("limit"), "limit", default=50, lo=1, hi=MAX_BATCHES) or 50
     scope = viewer(request)
     if scope is not None and scope.owner is None:
         return JSONResponse({"batches": []})
     owner = scope.owner if scope is not None else None
     found = await anyio.to_thread.run_sync(
-        lambda: dashboard(request).queue.list_batches(limit=limit, unfinished=unfinished, owner=owner))  # type: ignore[arg-type]
+        lambda: dashboard(request).queue.list_batches(limit=limit, unfinished=unfinished, owner=owner))
     return JSONResponse({"batches": [b.to_dict() for b in found]})
 
 
@@ -155,6 +152,8 @@ def page_routes() -> list[BaseRoute]:
     return [
         Route("/batches", batches_page, name="batches"),
         Route("/batches/{batch_id:int}", batch_page, name="batch"),
+        # The batch page's Cancel button: a plain form (api_changes.form), answered with a redirect.
+        Route("/batches/{batch_id:int}/cancel", form(cancel_batch), methods=["POST"]),
     ]
 
 

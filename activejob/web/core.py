@@ -3,6 +3,7 @@ job is presented (its type's label, phases and resource link, what can be done t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,6 +74,21 @@ class BadRequest(ValueError):
     """A query parameter or body field that is not allowed; becomes HTTP 400."""
 
 
+class UnsupportedMediaType(Exception):
+    """A body the API cannot read as JSON (sent as a form, as text...); becomes HTTP 415."""
+
+
+def refuse_unknown(given: Iterable[str], accepted: Sequence[str], what: str) -> None:
+    """BadRequest naming the `given` names not in `accepted`, and those accepted: a typo
+    (`nmae`, `stauts`) must not quietly widen what a call reads or changes."""
+    unknown = sorted({name for name in given if name not in accepted})
+    if not unknown:
+        return
+    names = ", ".join(repr(n) for n in unknown)
+    takes = ", ".join(accepted) if accepted else "none"
+    raise BadRequest(f"unknown {what}{'s' if len(unknown) > 1 else ''} {names}; this endpoint takes: {takes}")
+
+
 def text_param(value: str | None, name: str) -> str | None:
     if value is None or value == "":
         return None
@@ -92,6 +108,14 @@ def int_param(value: str | None, name: str, *, default: int | None = None, lo: i
     if number < lo or (hi is not None and number > hi):
         raise BadRequest(f"{name} must be between {lo} and {hi}" if hi is not None else f"{name} must be >= {lo}")
     return number
+
+
+def bool_param(value: str | None, name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false")
+    return value == "true"
 
 
 def status_param(values: list[str]) -> list[str] | None:

@@ -12,10 +12,14 @@ import ipaddress
 from collections.abc import Sequence
 
 from starlette.datastructures import Headers
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .jsonio import JSONResponse
+from .security import is_api
+
 LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+WILDCARDS = ("0.0.0.0", "::", "[::]", "")
 
 REFUSED = ("Invalid Host header{shown}: this dashboard answers only the host names it is served as "
            "(localhost by default). If this is one, add it to create_app(allowed_hosts=[...]) "
@@ -71,6 +75,58 @@ def normalize_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def is_loopback(address: str) -> bool:
+    """Whether a bind address (`--host`) is this machine's loopback: localhost, 127.x, ::1."""
+    if address.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def served_hosts(bound: str, allowed: Sequence[str] = ()) -> list[str]:
+    """The host names a dashboard bound to `bound` (uvicorn's `--host`) answers: the names
+    given (`--allowed-host`), always the bound address itself, and the loopback names when it
+    listens on loopback (a loopback address, or a wildcard such as 0.0.0.0, which includes it).
+
+        served_hosts("192.0.2.2", ["jobs.example.com"]) == ["jobs.example.com", "192.0.2.2"]
+        served_hosts("127.0.0.2") == ["localhost", "127.0.0.1", "[::1]", "127.0.0.2"]
+
+    A bind address is a name the dashboard is reached by, so naming others must not drop it
+    (the `--allowed-host` help and docs say it is added); the result is for create_app's
+    `allowed_hosts`, which checks it."""
+    names = list(allowed)
+    address = bound.strip()
+    wildcard = address in WILDCARDS
+    if wildcard or is_loopback(address):
+        names += [name for name in LOOPBACK if name not in names]
+    if ":" in address:  # IPv6: as a Host header names it, in brackets
+        address = _bracketed(address.strip("[]")) or address
+    if not wildcard and address not in names:
+        names.append(address)
+    return names
+
+
+def url_host(bound: str) -> str:
+    """The host to print in the dashboard's URL for a bind address: `localhost` where that
+    name reaches the server (127.0.0.1, localhost, a wildcard bind), else the address bound
+    (127.0.0.2: only that address answers; IPv6 in brackets)."""
+    address = bound.strip()
+    if address in WILDCARDS or address in ("127.0.0.1", "localhost"):
+        return "localhost"
+    bare = address.strip("[]")
+    try:
+        return f"[{ipaddress.IPv6Address(bare).compressed}]"
+    except ValueError:
+        return address
+
+
+def dashboard_url(bound: str, port: int, root_path: str = "") -> str:
+    """The URL `activejob dashboard` prints: one a browser on this machine can open."""
+    return f"http://{url_host(bound)}:{port}{root_path.rstrip('/')}/"
+
+
 def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
     return any(pattern == "*" or host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
                for pattern in patterns)
@@ -78,7 +134,8 @@ def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
 
 class HostCheck:
     """ASGI middleware: a 400 for any request, WebSocket included, naming a host that is
-    not allowed. `allowed_hosts=None`: the loopback names only."""
+    not allowed (JSON under /api/, like every API error). `allowed_hosts=None`: the
+    loopback names only."""
 
     def __init__(self, app: ASGIApp, *, allowed_hosts: Sequence[str] | None = None) -> None:
         self.app = app
@@ -98,5 +155,7 @@ class HostCheck:
             # The server cannot answer a WebSocket with an HTTP response: close it, saying why.
             await send({"type": "websocket.close", "code": 1008, "reason": "invalid Host header"})
             return
-        response = PlainTextResponse(message, status_code=400, headers={"X-Content-Type-Options": "nosniff"})
+        headers = {"X-Content-Type-Options": "nosniff"}
+        response: Response = (JSONResponse({"error": message}, status_code=400, headers=headers) if is_api(scope)
+                              else PlainTextResponse(message, status_code=400, headers=headers))
         await response(scope, receive, send)

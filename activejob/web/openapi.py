@@ -1,10 +1,16 @@
 """The REST API's OpenAPI 3.1 description: each endpoint carries its operation (`doc`),
-and `openapi_schema` gathers them with the shared components."""
+and `openapi_schema` gathers them with the shared components.
+
+The description is also what the endpoints accept: `doc` works out from it the query
+parameters and body fields of each (`Accepted`), and the API refuses any other with a 400
+(api_base.py, api_changes.py), so what is documented and what is read cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -29,37 +35,61 @@ def param(name: str, schema: dict[str, Any], description: str, *, where: str = "
 
 JOB_ID = param("job_id", {"type": "integer"}, "The job's id.", where="path")
 QUEUE_NAME = param("name", {"type": "string", "minLength": 1, "maxLength": 200}, "The queue's name.", where="path")
-EXPECTED_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Expectation"}},
-        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Expectation"}},
-    },
-}
-IDS_BODY = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobIds"}}}}
-FAILED_BODY = {"required": False,
-               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FailedFilter"}}}}
-CSRF_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
-        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/CSRFProof"}},
-    },
+
+def _json_body(schema: str, *, required: bool = False) -> dict[str, Any]:
+    """A request body: a JSON object of the named schema (the API takes no other content type)."""
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {"required": required, "content": content}
+
+
+EXPECTED_BODY = _json_body("Expectation")
+IDS_BODY = _json_body("JobIds", required=True)
+FAILED_BODY = _json_body("FailedFilter")
+CSRF_BODY = _json_body("CSRFProof")
+
+# Accepted on every endpoint beside its own parameters: the token, as `?token=` (security.py).
+ALWAYS_ACCEPTED = ("token",)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What an endpoint reads, from its OpenAPI operation: its query parameters (beside
+    ALWAYS_ACCEPTED) and, if it takes a body, the fields of that JSON object (else None)."""
+
+    query: tuple[str, ...] = ALWAYS_ACCEPTED
+    body: tuple[str, ...] | None = None
+
+
+def accepted(operation: dict[str, Any]) -> Accepted:
+    query = tuple(p["name"] for p in operation.get("parameters", ()) if p["in"] == "query")
+    body = None
+    if "requestBody" in operation:
+        ref: str = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        body = tuple(COMPONENTS["schemas"][ref.rsplit("/", 1)[-1]]["properties"])
+    return Accepted(query=(*query, *ALWAYS_ACCEPTED), body=body)
+
+
+_ERROR_TEXTS = {
+    400: "A filter, field or queue name is not allowed, or a query parameter or body field is not one this "
+         "endpoint takes (the error names it and those it takes).",
+    401: "No or wrong token.",
+    403: "Forbidden (hook, CSRF, or beyond a viewer token's scope).",
+    404: "No such job.",
+    409: "The job is not in the expected state; nothing changed.",
+    415: "A body that is not sent as `Content-Type: application/json`; nothing changed.",
 }
 
 
 def doc(summary: str, *, parameters: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
         response: str | None = None, errors: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
-    """Attach the OpenAPI operation of an endpoint to it."""
+    """Attach the OpenAPI operation of an endpoint to it (`fn.openapi`), and what it
+    accepts (`fn.accepted`: the API refuses other query parameters and body fields)."""
     def wrap(fn: Handler) -> Handler:
         responses: dict[str, Any] = {"200": {"description": "OK"}}
         if response:
             responses["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{response}"}}}
-        texts = {400: "A filter, field or queue name is not allowed.", 401: "No or wrong token.",
-                 403: "Forbidden (hook, CSRF, or beyond a viewer token's scope).", 404: "No such job.",
-                 409: "The job is not in the expected state; nothing changed."}
-        for code in (400, 401, 403, *errors):
-            responses[str(code)] = {"description": texts[code],
+        for code in (400, 401, 403, *errors, *((415,) if body else ())):
+            responses[str(code)] = {"description": _ERROR_TEXTS[code],
                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         operation: dict[str, Any] = {"summary": summary, "operationId": fn.__name__, "responses": responses}
         if fn.__doc__:
@@ -69,6 +99,7 @@ def doc(summary: str, *, parameters: list[dict[str, Any]] | None = None, body: d
         if body:
             operation["requestBody"] = body
         fn.openapi = operation  # type: ignore[attr-defined]
+        fn.accepted = accepted(operation)  # type: ignore[attr-defined]
         return fn
     return wrap
 
@@ -77,11 +108,11 @@ _OBJ = {"type": "object"}
 COMPONENTS: dict[str, Any] = {
     "schemas": {
         "Error": {"type": "object", "properties": {"error": {"type": "string"}, "job": _OBJ}},
-        "Expectation": {"type": "object", "properties": {
+        "Expectation": {"type": "object", "additionalProperties": False, "properties": {
             "expected_status": {**STATUS_ENUM, "description": "Act only if the job is still in this status."},
             "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
         }},
-        "CSRFProof": {"type": "object", "properties": {
+        "CSRFProof": {"type": "object", "additionalProperties": False, "properties": {
             "csrf_token": {"type": "string", "description": "Browsers: the CSRF token (or the X-CSRF-Token header)."},
         }},
         "QueueState": {"type": "object", "properties": {
@@ -172,12 +203,13 @@ COMPONENTS: dict[str, Any] = {
                           "description": "Pending jobs at the end of each minute."},
                 "oldest_age": {"type": "array", "items": {"type": "number"},
                                "description": "Seconds the longest-waiting due job had waited then."}}}}}},
-        "JobIds": {"type": "object", "required": ["ids"], "properties": {
+        "JobIds": {"type": "object", "additionalProperties": False, "required": ["ids"], "properties": {
             "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 1000},
             "csrf_token": {"type": "string"}}},
-        "FailedFilter": {"type": "object", "properties": {
+        "FailedFilter": {"type": "object", "additionalProperties": False, "properties": {
             "name": {"type": "string"}, "queue": {"type": "string"}, "owner": {"type": "string"},
             "q": {"type": "string", "maxLength": 200, "description": "Text search, as the job list's."},
+            "search": {"type": "string", "maxLength": 200, "description": "The same as q."},
             "csrf_token": {"type": "string"}}},
         "BulkResult": {"type": "object", "properties": {
             "retried": {"type": "integer"}, "cancelled": {"type": "integer"}, "deleted": {"type": "integer"},
@@ -205,6 +237,10 @@ def openapi_schema(routes: list[BaseRoute], *, title: str, version: str, prefix:
         "openapi": "3.1.0",
         "info": {"title": f"{title} API", "version": version,
                  "description": "Jobs, events, stats and workers of an activejob queue. Live events: the "
-                                "WebSocket at /api/ws (see docs/dashboard.md)."},
+                                "WebSocket at /api/ws (see docs/dashboard.md). Every answer is JSON, errors "
+                                "too ({\"error\": \"...\"}): a query parameter or body field an endpoint "
+                                "does not list is a 400 (besides ?token=), a body not sent as "
+                                "Content-Type: application/json a 415, and a method an endpoint does not "
+                                "take a 405 with an Allow header."},
         "paths": paths, "components": COMPONENTS, "security": [{"bearer": []}, {}],
     }

@@ -13,7 +13,7 @@ import anyio
 import jinja2
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
 
 from .. import __version__
@@ -23,7 +23,7 @@ from ..records import STATUSES, EventRecord, JobInfo
 from . import core
 from .core import BadRequest, JobFilters, dashboard
 from .jsonio import JSONResponse
-from .security import base_path, csrf_token, security_headers, set_csrf_cookie
+from .security import base_path, csrf_token, is_api, security_headers, set_csrf_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -275,8 +275,34 @@ async def schedules_page(request: Request) -> Response:
 
 async def not_found(request: Request, exc: Exception) -> Response:
     detail = getattr(exc, "detail", "Not found")
-    base = base_path(request.scope)
-    path = str(request.scope.get("path", ""))
-    if path.startswith(f"{base}/api"):
+    if is_api(request.scope):
         return JSONResponse({"error": detail}, status_code=404)
     return await _render(request, "error.html", {"page": "", "message": detail, "cursor": 0}, status_code=404)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Any other HTTP error Starlette raises (405 for a method a route does not take): JSON
+    under /api/, with its headers (Allow); plain text, as Starlette's own, for the pages."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    if not is_api(request.scope):
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
+    detail = exc.detail
+    if exc.status_code == 405 and "Allow" in headers:
+        # Starlette lists the methods in a set's order, which differs from run to run.
+        order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        methods = sorted((m.strip() for m in headers["Allow"].split(",")),
+                         key=lambda m: order.index(m) if m in order else len(order))
+        headers["Allow"] = ", ".join(methods)
+        detail = f"method {request.method} is not allowed here; this path takes {headers['Allow']}"
+    return JSONResponse({"error": detail}, status_code=exc.status_code, headers=headers)
+
+
+def server_error(request: Request, exc: Exception) -> Response:
+    """A crash (500): `{"error": ...}` under /api/, Starlette's plain text for the pages. The
+    exception is still raised on to the server, which logs it."""
+    if is_api(request.scope):
+        return JSONResponse({"error": "internal server error"}, status_code=500)
+    return PlainTextResponse("Internal Server Error", status_code=500)

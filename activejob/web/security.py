@@ -186,6 +186,19 @@ def base_path(scope: ASGIScope) -> str:
     return str(scope.get(BASE_KEY, scope.get("root_path")) or "")
 
 
+def route_path(scope: ASGIScope) -> str:
+    """The request's path inside this app (without the path it is mounted at)."""
+    path = str(scope.get("path", ""))
+    base = base_path(scope)
+    return path[len(base):] if base and path.startswith(base) else path
+
+
+def is_api(scope: ASGIScope) -> bool:
+    """Whether a request is for the REST API (`/api/...`), which answers JSON, errors too."""
+    path = route_path(scope)
+    return path == "/api" or path.startswith("/api/")
+
+
 def cookie_path(scope: ASGIScope) -> str:
     return base_path(scope) or "/"
 
@@ -229,11 +242,6 @@ class Guard:
         self.allowed_origins = allowed_origins
         self.secret = secret
 
-    def _route_path(self, scope: ASGIScope) -> str:
-        path = str(scope.get("path", ""))
-        root = str(scope.get("root_path", ""))
-        return path[len(root):] if root and path.startswith(root) else path
-
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -241,7 +249,7 @@ class Guard:
         scope[BASE_KEY] = str(scope.get("root_path") or "")  # where this app is mounted
         scope.pop(VIEWER_KEY, None)  # only this Guard says who is a viewer
         scope.pop(DENIED_KEY, None)
-        path = self._route_path(scope)
+        path = route_path(scope)
         if path.startswith("/static/"):
             await self.app(scope, receive, send)
             return

@@ -137,15 +137,15 @@ def test_delete_and_form_posts(queue: JobQueue, client: TestClient) -> None:
     queue.run_until_idle()
     stale = client.post(f"/api/jobs/{done.id}/delete", json={"expected_status": "pending"}, headers=headers)
     assert stale.status_code == 409 and queue.get_job(done.id) is not None
-    # A plain HTML form (no JavaScript): CSRF field, then a redirect.
-    form = client.post(f"/api/jobs/{done.id}/delete", data={"csrf_token": token, "expected_status": "completed"},
+    # A plain HTML form (no JavaScript) posts to the page's own route: CSRF field, then a redirect.
+    form = client.post(f"/jobs/{done.id}/delete", data={"csrf_token": token, "expected_status": "completed"},
                        follow_redirects=False)
     assert form.status_code == 303 and form.headers["location"] == "/"
     assert queue.get_job(done.id) is None
     assert client.get(f"/api/jobs/{done.id}").status_code == 404
 
     pending = Quick.perform_later(value=2)
-    form = client.post(f"/api/jobs/{pending.id}/cancel", data={"csrf_token": token}, follow_redirects=False)
+    form = client.post(f"/jobs/{pending.id}/cancel", data={"csrf_token": token}, follow_redirects=False)
     assert form.status_code == 303 and form.headers["location"] == f"/jobs/{pending.id}"
 
 
@@ -153,9 +153,11 @@ def test_state_changes_need_csrf_proof(queue: JobQueue, client: TestClient) -> N
     handle = Wait.perform_later(seconds=30)
     client.get("/", headers={"accept": "text/html"})  # has the cookie, but sends no proof
     for attempt in ({}, {"headers": {"X-CSRF-Token": "forged-token-forged-token"}},
-                    {"data": {"csrf_token": "forged-token-forged-token"}}):
+                    {"json": {"csrf_token": "forged-token-forged-token"}}):
         response = client.post(f"/api/jobs/{handle.id}/cancel", **attempt)  # type: ignore[arg-type]
         assert response.status_code == 403, attempt
+    forged = client.post(f"/jobs/{handle.id}/cancel", data={"csrf_token": "forged-token-forged-token"})
+    assert forged.status_code == 403  # the page's own form route
     headers = csrf_headers(client)
     cross = client.post(f"/api/jobs/{handle.id}/cancel", headers={**headers, "origin": "https://evil.example"})
     assert cross.status_code == 403

@@ -85,3 +85,16 @@ def test_the_batch_page_follows_progress_live_in_a_browser(server: tuple[str, Jo
     page.wait_for_selector("[data-batch-state]:has-text('finished')")
     wait_for(lambda: queue.get_batch(batch.id).finished, what="the batch to finish")  # type: ignore[arg-type,union-attr]
 
+
+
+def test_the_cancel_batch_button_cancels_and_returns_to_the_batch(server: tuple[str, JobQueue],  # noqa: F811
+                                                                  page: Any) -> None:  # noqa: F811
+    base, queue = server
+    queue.pause_queue("default")  # its members stay pending until cancelled
+    with Batch(description="to cancel") as batch:
+        Wait.perform_all_later([{"seconds": 60}, {"seconds": 60}])
+    page.goto(f"{base}/batches/{batch.id}")
+    page.click("[data-action=cancel-batch]")  # a plain form: it posts to the page's own route
+    page.wait_for_url(f"{base}/batches/{batch.id}")
+    page.wait_for_selector("[data-batch-state]:has-text('finished')")
+    assert queue.get_batch(batch.id).cancelled == 2  # type: ignore[union-attr]

@@ -24,9 +24,11 @@ def _row(page: str, queue: str) -> str:
 def test_pausing_a_queue_needs_csrf_proof(queue: JobQueue, client: TestClient) -> None:
     client.get("/", headers={"accept": "text/html"})  # has the cookie, but sends no proof
     for attempt in ({}, {"headers": {"X-CSRF-Token": "forged-token-forged-token"}},
-                    {"data": {"csrf_token": "forged-token-forged-token"}}):
+                    {"json": {"csrf_token": "forged-token-forged-token"}}):
         response = client.post("/api/queues/mail/pause", **attempt)  # type: ignore[arg-type]
         assert response.status_code == 403, attempt
+    forged = client.post("/queues/mail/pause", data={"csrf_token": "forged-token-forged-token"})
+    assert forged.status_code == 403  # the queues page's own form route
     cross = client.post("/api/queues/mail/pause", headers={**csrf_headers(client), "origin": "https://evil.example"})
     assert cross.status_code == 403
     assert queue.paused_queues() == []
@@ -112,7 +114,7 @@ def test_pausing_needs_the_token_of_a_protected_dashboard(queue: JobQueue) -> No
 
 def test_a_plain_form_pauses_and_redirects_to_the_queues_page(queue: JobQueue, client: TestClient) -> None:
     token = csrf_headers(client)["X-CSRF-Token"]
-    form = client.post("/api/queues/mail/pause", data={"csrf_token": token}, follow_redirects=False)
+    form = client.post("/queues/mail/pause", data={"csrf_token": token}, follow_redirects=False)
     assert form.status_code == 303 and form.headers["location"] == "/queues"
     assert queue.paused_queues() == ["mail"]
 
@@ -131,8 +133,9 @@ def test_queues_page_offers_resume_for_a_paused_queue_and_pause_for_others(queue
     queue.pause_queue("mail")
     page = client.get("/queues", headers={"accept": "text/html"}).text
     paused, running = _row(page, "mail"), _row(page, "default")
-    assert "data-paused-badge" in paused and 'action="/api/queues/mail/resume"' in paused and ">Resume<" in paused
-    assert "data-paused-badge" not in running and 'action="/api/queues/default/pause"' in running
+    assert "data-paused-badge" in paused and 'action="/queues/mail/resume"' in paused and ">Resume<" in paused
+    assert 'data-api="/api/queues/mail/resume"' in paused  # where the page's script sends it, as JSON
+    assert "data-paused-badge" not in running and 'action="/queues/default/pause"' in running
     assert ">Pause<" in running
 
 

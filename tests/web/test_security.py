@@ -137,3 +137,22 @@ def test_a_same_site_path_or_http_url_is_a_link(sq: JobQueue, link: str) -> None
         assert client.get(f"/api/jobs/{handle.id}").json()["job"]["resource_link"] == link
         page = client.get(f"/jobs/{handle.id}", headers={"accept": "text/html"}).text
         assert f'<span class="rel-kind">Resource</span><a href="{escape(link)}" rel="noopener">' in page
+
+
+def test_a_token_in_the_url_reads_and_listens_but_a_change_needs_the_header(sq: JobQueue) -> None:
+    handle = Quick.perform_later(value=1)
+    with TestClient(create_app(sq, token=TOKEN)) as client:
+        assert client.get(f"/api/jobs/{handle.id}?token={TOKEN}").status_code == 200
+        with client.websocket_connect(f"/api/ws?token={TOKEN}") as ws:
+            ws.send_json({"action": "ping"})
+            assert receive(ws) == {"type": "pong"}
+        refused = client.post(f"/api/jobs/{handle.id}/cancel?token={TOKEN}", json={"expected_status": "pending"})
+        assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+        assert sq.get_job(handle.id).status == "pending"  # type: ignore[union-attr]
+        # With the page's CSRF proof (its cookie and header), the same call is a change.
+        client.get(f"/?token={TOKEN}", headers={"accept": "text/html"})  # the session cookie, then a page
+        proof = {"X-CSRF-Token": client.cookies.get("activejob_csrf") or ""}
+        assert client.post(f"/api/jobs/{handle.id}/cancel?token={TOKEN}", json={}, headers=proof).status_code == 200
+        other = Quick.perform_later(value=2)
+        ok = client.post(f"/api/jobs/{other.id}/cancel", json={}, headers={"authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200

@@ -327,8 +327,10 @@
 
   // -- actions: Cancel / Retry / Delete, Pause / Resume and Watch ------------------------------
 
-  function postAction(form, body) {
-    return fetch(form.action, {
+  // Changes go to the REST API as JSON (a form's data-api); the form's own action is the
+  // pages' plain-form route, for a browser without this script.
+  function postAction(url, body) {
+    return fetch(url, {
       method: 'POST', credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': CSRF },
       body: JSON.stringify(body)
@@ -341,7 +343,7 @@
     var action = form.dataset.action, name = form.dataset.queue;
     var button = form.querySelector('button');
     if (button) button.disabled = true;
-    postAction(form, {}).then(function (res) {
+    postAction(form.dataset.api, {}).then(function (res) {
       if (!res.ok) {
         toast('warn', 'Could not ' + action + ' ' + name, res.data.error || ('HTTP ' + res.status));
       } else if (res.data.paused) {
@@ -370,7 +372,7 @@
     var button = form.querySelector('button');
     if (button) button.disabled = true;
     var expected = form.querySelector('input[name="expected_status"]');
-    postAction(form, { expected_status: expected ? expected.value : undefined }).then(function (res) {
+    postAction(form.dataset.api, { expected_status: expected ? expected.value : undefined }).then(function (res) {
       if (!res.ok) {
         toast('warn', res.status === 409 ? 'Nothing changed' : 'Could not ' + action, res.data.error || ('HTTP ' + res.status));
       } else if (action === 'delete') {
@@ -547,7 +549,7 @@
   body.addEventListener('activejob:refreshed', syncSelection);
 
   function postJSON(url, data) {
-    return postAction({ action: url }, data);
+    return postAction(url, data);
   }
 
   function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
