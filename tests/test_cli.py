@@ -100,6 +100,18 @@ def test_retry_of_a_pending_job_is_refused(queue: JobQueue, sqlite_url: str) -> 
     assert out.returncode != 0 and "only failed or cancelled" in out.stderr
 
 
+def test_cancel_of_a_finished_job_prints_its_status_and_exits_1(queue: JobQueue, sqlite_url: str) -> None:
+    done = Noop.perform_later(n=1)
+    queue.run_until_idle()
+    cancelled = Noop.perform_later(n=2)
+    queue.cancel(cancelled.id)
+    for handle, status in ((done, "completed"), (cancelled, "cancelled")):
+        out = _cli(sqlite_url, "cancel", str(handle.id))
+        assert out.returncode == 1 and out.stdout.strip() == status, (out.stdout, out.stderr)
+        assert out.stderr.strip() == f"Error: job {handle.id} had already finished ({status}): nothing was cancelled"
+    assert queue.get_job(done.id).status == "completed"  # type: ignore[union-attr]
+
+
 def test_stats_prints_counts(queue: JobQueue, sqlite_url: str) -> None:
     Noop.perform_later(n=1)
     stats = json.loads(_cli(sqlite_url, "stats").stdout)
@@ -163,6 +175,24 @@ def test_other_commands_refuse_an_empty_database_url(tmp_path: Path, command: li
     assert done.returncode == 2 and "Error: database_url is empty" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == [], "no activejob.db in the working directory instead"
+
+
+@pytest.mark.parametrize("processes", ["0", "-3"])
+def test_worker_refuses_fewer_than_one_process(tmp_path: Path, processes: str) -> None:
+    done = _finish(["worker", "--processes", processes, "--database-url", "sqlite:///jobs.db"], cwd=tmp_path,
+                   timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '--processes' / '-p': {processes} is not in the range x>=1" in done.stderr
+    assert list(tmp_path.iterdir()) == [], "no worker started"
+
+
+@pytest.mark.parametrize("queues", ["", ",", " , "])
+def test_worker_refuses_an_empty_queue_list(tmp_path: Path, queues: str) -> None:
+    done = _finish(["worker", "--queues", queues, "--database-url", "sqlite:///jobs.db"], cwd=tmp_path, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '--queues' / '-q': no queue named in {queues!r}" in done.stderr
+    assert "'*' for every queue" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == [], "no worker started on every queue"
 
 
 def test_worker_with_an_unimportable_module_exits_with_ex_config(sqlite_url: str) -> None:

@@ -103,6 +103,33 @@ def test_cancel_batch_cancels_the_unfinished_members(queue: JobQueue, sqlite_url
     assert info is not None and (info.cancelled, info.finished) == (2, True)
 
 
+def test_cancel_batch_of_a_finished_batch_cancels_nothing_and_exits_1(queue: JobQueue, sqlite_url: str) -> None:
+    with Batch() as done:
+        Row.perform_all_later([{"n": 1}, {"n": 2}])
+    queue.run_until_idle()
+    with Batch() as cancelled:
+        Row.perform_later(n=3)
+    queue.cancel_batch(cancelled.id)  # type: ignore[arg-type]
+    for batch, state in ((done, "completed"), (cancelled, "cancelled")):
+        out = _cli(sqlite_url, "cancel-batch", str(batch.id))
+        assert out.returncode == 1 and out.stdout == "", (out.stdout, out.stderr)
+        assert out.stderr.strip() == f"Error: batch {batch.id} had already finished ({state}): nothing was cancelled"
+    info = queue.get_batch(done.id)  # type: ignore[arg-type]
+    assert info is not None and (info.completed, info.cancelled, info.cancelled_at) == (2, 0, None)
+
+
+def test_a_repeated_cancel_batch_reports_only_what_it_cancelled(queue: JobQueue, sqlite_url: str) -> None:
+    with Batch() as batch:  # still open: cancelled, it is not finished until its block ends
+        Row.perform_all_later([{"n": 1}, {"n": 2}])
+        first = _cli(sqlite_url, "cancel-batch", str(batch.id))
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.strip() == f"batch {batch.id} cancelled: 2 member(s) cancelled, 0 still stopping"
+        again = _cli(sqlite_url, "cancel-batch", str(batch.id))
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == (f"batch {batch.id} was cancelled already: nothing more was cancelled, "
+                                        "0 member(s) still stopping")
+
+
 def test_batch_follow_prints_events_as_they_come_until_the_batch_finishes(queue: JobQueue, sqlite_url: str) -> None:
     with Batch() as batch:
         Row.perform_all_later([{"n": 1}, {"n": 2}])

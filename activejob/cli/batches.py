@@ -31,11 +31,11 @@ def batches(database_url: str | None, unfinished: bool | None, owner: str | None
         return
     print_table(["batch", "state", "progress", "total", "pending", "running", "completed", "failed", "cancelled",
                  "created", "description"],
-                [[b.id, _batch_state(b), f"{b.progress:.0%}", b.total, b.pending, b.running, b.completed, b.failed,
+                [[b.id, batch_state(b), f"{b.progress:.0%}", b.total, b.pending, b.running, b.completed, b.failed,
                   b.cancelled, show_time(b.created_at), b.description or ""] for b in found])
 
 
-def _batch_state(batch: Any) -> str:
+def batch_state(batch: Any) -> str:
     if batch.finished:
         return "cancelled" if batch.cancelled_at else "failed" if batch.failed else "completed"
     return "open" if not batch.sealed else "failing" if batch.failed else "running"
@@ -66,7 +66,7 @@ def batch(database_url: str | None, batch_id: int, as_json: bool, as_table: bool
                    "callbacks": [c.to_dict() for c in queue.batch_callbacks(batch_id)],
                    "events": [e.to_dict() for e in events]})
         return
-    click.echo(f"batch {info.id}  {_batch_state(info)}  {info.progress:.0%}"
+    click.echo(f"batch {info.id}  {batch_state(info)}  {info.progress:.0%}"
                + (f"  {info.description}" if info.description else ""))
     click.echo(f"total={info.total} pending={info.pending} running={info.running} completed={info.completed} "
                f"failed={info.failed} cancelled={info.cancelled}")
@@ -105,7 +105,7 @@ def _follow_batch(queue: Any, batch_id: int, in_json: bool, interval: float) -> 
         if in_json:
             echo_line(info.to_dict())
         else:
-            click.echo(f"batch {batch_id} {_batch_state(info)}: {info.completed} completed, "
+            click.echo(f"batch {batch_id} {batch_state(info)}: {info.completed} completed, "
                        f"{info.failed} failed, {info.cancelled} cancelled")
         return 0 if info.completed == info.total else 1
 

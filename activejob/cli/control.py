@@ -13,9 +13,26 @@ from .options import open_queue, url_option
 @url_option
 @click.argument("job_id", type=int)
 def cancel(database_url: str | None, job_id: int) -> None:
-    """Cancel a pending or running job."""
+    """Cancel a pending or running job.
+
+    A job that had already finished is left alone: its status is printed, and the exit code
+    is 1."""
+    from ..errors import InvalidTransition
+    from ..models import FINISHED
+    from ..records import STATUSES
+
+    queue = open_queue(database_url)
     with refusals():
-        click.echo(open_queue(database_url).cancel(job_id))
+        try:
+            # Guarded by the states a cancel changes: a finished job is left alone, and says so.
+            click.echo(queue.cancel(job_id, expect=[s for s in STATUSES if s not in FINISHED]))
+            return
+        except InvalidTransition:
+            info = queue.get_job(job_id)
+            if info is None:  # deleted meanwhile
+                raise
+    click.echo(info.status)
+    raise click.ClickException(f"job {job_id} had already finished ({info.status}): nothing was cancelled")
 
 
 @click.command()
@@ -41,11 +58,28 @@ def delete(database_url: str | None, job_id: int) -> None:
 @url_option
 @click.argument("batch_id", type=int)
 def cancel_batch(database_url: str | None, batch_id: int) -> None:
-    """Cancel a batch's members not yet finished (running ones as soon as their workers hear)."""
+    """Cancel a batch's members not yet finished (running ones as soon as their workers hear).
+
+    Prints how many members this call cancelled; a batch that had already finished is left
+    alone, and the exit code is 1."""
+    from .batches import batch_state
+
+    queue = open_queue(database_url)
+    before = queue.get_batch(batch_id)
+    if before is None:
+        raise click.ClickException(f"no batch with id {batch_id}")
+    if before.finished:
+        raise click.ClickException(f"batch {batch_id} had already finished ({batch_state(before)}): "
+                                   "nothing was cancelled")
     with refusals():
-        info = open_queue(database_url).cancel_batch(batch_id)
-    click.echo(f"batch {batch_id} cancelled: {info.cancelled} member(s) cancelled, "
-               f"{info.running} still stopping")
+        after = queue.cancel_batch(batch_id)
+    # The batch's counts are its running totals: this call's share is what it added to them.
+    cancelled = max(0, after.cancelled - before.cancelled)
+    if before.cancelled_at is not None and not cancelled:
+        click.echo(f"batch {batch_id} was cancelled already: nothing more was cancelled, "
+                   f"{after.running} member(s) still stopping")
+        return
+    click.echo(f"batch {batch_id} cancelled: {cancelled} member(s) cancelled, {after.running} still stopping")
 
 
 @click.command()

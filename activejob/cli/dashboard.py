@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import import_modules, imports_option, open_queue, url_option
+from .options import auto_migrate_option, import_modules, imports_option, open_queue, url_option
 
 
 def _loopback(host: str) -> bool:
@@ -45,12 +45,15 @@ def _hook(spec: str) -> Any:
               help="Secret every page, API call and WebSocket must present (open the dashboard with ?token=...).")
 @click.option("--authorize", "authorize_spec", default=None, metavar="MODULE:FUNCTION",
               help="Your own check: a function (request) -> bool, sync or async.")
-@click.option("--root-path", default="", help="URL prefix when served behind a proxy under a path.")
+@click.option("--root-path", default="",
+              help="URL prefix the proxy serves the dashboard under; the proxy strips it, the app answers at /.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A host name browsers reach the dashboard by (repeatable; '*.example.com', '*' for any). "
                    "Default: localhost, 127.0.0.1, [::1] and the --host address; other Host headers get a 400.")
+@auto_migrate_option
 def dashboard(database_url: str | None, imports: tuple[str, ...], host: str, port: int, token: str | None,
-              authorize_spec: str | None, root_path: str, allowed_hosts: tuple[str, ...]) -> None:
+              authorize_spec: str | None, root_path: str, allowed_hosts: tuple[str, ...],
+              auto_migrate: bool | None = None) -> None:
     """Serve the web dashboard, REST API and WebSocket (needs the `web` extra)."""
     import_modules(imports)
     hook = _hook(authorize_spec) if authorize_spec else None
@@ -62,21 +65,23 @@ def dashboard(database_url: str | None, imports: tuple[str, ...], host: str, por
         import uvicorn
 
         from ..web import create_app
-        from ..web.hosts import LOOPBACK, normalize_patterns
+        from ..web.hosts import dashboard_url, normalize_patterns, served_hosts
     except ImportError as error:
         raise click.ClickException(
             f"the dashboard needs the web extra: pip install 'activejob[web]' ({error})") from None
     wildcard = host in ("0.0.0.0", "::", "")
-    # The address it binds to is a name it is served as; a wildcard bind names none.
-    hosts = list(allowed_hosts) or (list(LOOPBACK) if wildcard else [*LOOPBACK, host])
+    # The address it binds to is always a name it is served as (and loopback's names when
+    # loopback reaches it), beside the names given.
+    hosts = served_hosts(host, allowed_hosts)
     try:
         checked = normalize_patterns(hosts)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--allowed-host") from None
-    app = create_app(open_queue(database_url), token=token, authorize=hook, allowed_hosts=checked)
+    app = create_app(open_queue(database_url, auto_migrate=auto_migrate), token=token, authorize=hook,
+                     allowed_hosts=checked)
     if wildcard and not allowed_hosts:
         click.echo(f"note: only requests for localhost are answered; add --allowed-host NAME for each name "
                    f"browsers reach {host} by", err=True)
-    shown = "localhost" if _loopback(host) else host
-    click.echo(f"activejob dashboard: http://{shown}:{port}{root_path}/" + ("?token=<your token>" if token else ""))
+    token_hint = "?token=<your token>" if token else ""
+    click.echo(f"activejob dashboard: {dashboard_url(host, port, root_path)}{token_hint}")
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning")

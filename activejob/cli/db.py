@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .options import settings_for, url_option, usable_url
+from .schema import migration_errors
 
 
 @click.group()
@@ -14,15 +15,24 @@ def db() -> None:
 
 @db.command("upgrade")
 @url_option
-@click.option("--revision", default="head", show_default=True)
-def db_upgrade(database_url: str | None, revision: str) -> None:
-    """Apply migrations up to REVISION."""
+@click.argument("revision", required=False, default=None)
+@click.option("--revision", "revision_option", default=None, metavar="REVISION",
+              help="The same as the REVISION argument.")
+def db_upgrade(database_url: str | None, revision: str | None, revision_option: str | None) -> None:
+    """Apply migrations up to REVISION (default: head, the newest); create a missing SQLite file."""
     from .. import migrate
     from ..store import Store
 
+    if revision is not None and revision_option is not None and revision != revision_option:
+        raise click.UsageError(f"two revisions, {revision!r} and --revision {revision_option!r}: give one")
+    target = revision or revision_option or "head"
     store = Store(_resolved(database_url, create=True))
-    migrate.upgrade(store.engine, revision)
-    click.echo(f"database at revision {migrate.current(store.engine)}")
+    try:
+        with migration_errors(target, base=False):
+            migrate.upgrade(store.engine, target)
+        click.echo(f"database at revision {migrate.current(store.engine)}")
+    finally:
+        store.dispose()
 
 
 @db.command("current")
@@ -33,7 +43,10 @@ def db_current(database_url: str | None) -> None:
     from ..store import Store
 
     store = Store(_resolved(database_url))
-    click.echo(f"{migrate.current(store.engine) or '(none)'} (newest: {migrate.head()})")
+    try:
+        click.echo(f"{migrate.current(store.engine) or '(none)'} (newest: {migrate.head()})")
+    finally:
+        store.dispose()
 
 
 @db.command("downgrade")
@@ -44,7 +57,12 @@ def db_downgrade(database_url: str | None, revision: str) -> None:
     from .. import migrate
     from ..store import Store
 
-    migrate.downgrade(Store(_resolved(database_url)).engine, revision)
+    store = Store(_resolved(database_url))
+    try:
+        with migration_errors(revision, base=True):
+            migrate.downgrade(store.engine, revision)
+    finally:
+        store.dispose()
 
 
 def _resolved(url: str | None, *, create: bool = False) -> str:

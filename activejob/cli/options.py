@@ -46,23 +46,34 @@ def _import_error(error: Exception) -> str:
 
 
 def settings_for(url: str | None, **options: Any) -> Settings:
+    if url is not None and url.strip():  # an empty one is the settings' to refuse (exit 2)
+        _supported(url)  # first: the settings refuse another scheme too, but as an invalid option
     with valid_settings():
         return Settings.build(database_url=url, **{k: v for k, v in options.items() if v is not None})
 
 
-# The long-running commands make a SQLite file that does not exist yet, as the app's own
-# `activejob.configure()` does: started side by side on a new project, neither waits for the
-# other. Every other command only reads or changes what is there, so a missing file is a typo.
-_MAY_CREATE_SQLITE = frozenset({"worker", "dashboard"})
+# The long-running commands make a SQLite file that does not exist yet, and migrate, as the
+# app's own `activejob.configure()` does (unless auto_migrate is off): started side by side on a
+# new project, neither waits for the other. Every other command only reads or changes what is
+# there, so a missing file is a typo, and a database without activejob's tables (or behind its
+# newest migration) is refused rather than changed: `activejob db upgrade` migrates.
+_LONG_RUNNING = frozenset({"worker", "dashboard"})
+
+auto_migrate_option = click.option(
+    "--auto-migrate/--no-auto-migrate", "auto_migrate", default=None, envvar="ACTIVEJOB_AUTO_MIGRATE",
+    show_envvar=True,
+    help="Create or upgrade activejob's tables at start (default: yes, unless the imported modules "
+         "configure(auto_migrate=False)); off: a database not at the newest migration is refused.")
 
 
-def open_queue(url: str | None, *, create: bool | None = None, **options: Any) -> Any:
-    """The queue for this command; `create`: a missing SQLite file may be made (and migrated),
-    by default if the command is one of _MAY_CREATE_SQLITE."""
+def open_queue(url: str | None, **options: Any) -> Any:
+    """The queue for this command. A long-running one (_LONG_RUNNING) may make a missing SQLite
+    file and migrate, as the `auto_migrate` setting says: the option's (None: not given), else
+    that of the queue the imported modules configured, else on. Any other command never
+    migrates, and refuses a database not at the newest migration."""
     from ..queue import JobQueue
+    from .schema import require_schema
 
-    if create is None:
-        create = click.get_current_context().info_name in _MAY_CREATE_SQLITE
     configured = JobQueue.configured()
     if configured is not None and configured.settings.recurring and options.get("recurring") is None:
         # Schedules the imported modules declared (configure(recurring=[...])) have no option
@@ -70,7 +81,14 @@ def open_queue(url: str | None, *, create: bool | None = None, **options: Any) -
         options["recurring"] = configured.settings.recurring
     if configured is not None and configured.settings.middleware and options.get("middleware") is None:
         options["middleware"] = configured.settings.middleware  # likewise configure(middleware=[...])
-    usable_url(settings_for(url, **options).database_url, create=create)
+    long_running = click.get_current_context().info_name in _LONG_RUNNING
+    if not long_running:
+        options["auto_migrate"] = False
+    elif options.get("auto_migrate") is None:
+        options["auto_migrate"] = configured.settings.auto_migrate if configured is not None else True
+    database_url = usable_url(settings_for(url, **options).database_url, create=options["auto_migrate"])
+    if not options["auto_migrate"]:
+        require_schema(database_url, why="auto-migrate is off" if long_running else "this command does not migrate")
     with valid_settings():
         return JobQueue.configure(url, **{k: v for k, v in options.items() if v is not None})
 
@@ -79,6 +97,20 @@ def usable_url(url: str, *, create: bool) -> str:
     """`url` if activejob can use it: a SQLite or PostgreSQL URL, and for SQLite a file that
     exists unless this command may create it. A mistyped path would otherwise make, and
     migrate, a new empty database, and `jobs` would calmly list nothing."""
+    parsed = _supported(url)
+    backend = parsed.get_backend_name()
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file:") or "uri" in parsed.query
+    if backend == "sqlite" and not create and not in_memory and not Path(database).exists():
+        raise click.ClickException(
+            f"no SQLite database at {Path(database).resolve()}: check --database-url (or {ENV_URL}); "
+            "`activejob db upgrade` or a worker creates it")
+    return url
+
+
+def _supported(url: str) -> Any:
+    """`url` parsed, if it is a SQLite or PostgreSQL URL; else one line, exit 1 (a database the
+    command cannot use, as one it cannot reach)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -88,15 +120,8 @@ def usable_url(url: str, *, create: bool) -> str:
         parsed = make_url(normalize_url(url))
     except ArgumentError:
         raise click.ClickException(f"{url!r} is not a database URL: activejob runs on {BACKENDS}") from None
-    shown = parsed.render_as_string(hide_password=True)
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
-        raise click.ClickException(
-            f"unsupported database {backend!r} ({shown}): activejob runs on {BACKENDS}")
-    database = parsed.database or ""
-    in_memory = database in ("", ":memory:") or database.startswith("file:") or "uri" in parsed.query
-    if backend == "sqlite" and not create and not in_memory and not Path(database).exists():
-        raise click.ClickException(
-            f"no SQLite database at {Path(database).resolve()}: check --database-url (or {ENV_URL}); "
-            "`activejob db upgrade` or a worker creates it")
-    return url
+        shown = parsed.render_as_string(hide_password=True)
+        raise click.ClickException(f"unsupported database {backend!r} ({shown}): activejob runs on {BACKENDS}")
+    return parsed

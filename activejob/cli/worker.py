@@ -10,14 +10,32 @@ import click
 
 from ..supervisor import Supervisor
 from .errors import InvalidSetting
-from .options import import_modules, imports_option, open_queue, settings_for, url_option, usable_url
+from .options import (
+    auto_migrate_option,
+    import_modules,
+    imports_option,
+    open_queue,
+    settings_for,
+    url_option,
+    usable_url,
+)
+from .schema import require_schema
+
+
+def _queue_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """`--queues` names at least one queue: an empty list (`--queues "$QUEUES"` with QUEUES
+    unset) would otherwise mean every queue, the opposite of what was asked."""
+    if value is not None and not any(part.partition(":")[0].strip() for part in value.split(",")):
+        raise click.BadParameter(f"no queue named in {value!r}: give at least one queue name, or '*' for "
+                                 "every queue (as leaving --queues out does)")
+    return value
 
 
 @click.command()
 @url_option
 @imports_option
 @click.option("--concurrency", "-c", type=int, default=None, help="Jobs at once per process (default 10).")
-@click.option("--queues", "-q", default=None,
+@click.option("--queues", "-q", default=None, callback=_queue_list,
               help="Comma-separated queues to take jobs from (default: all); 'mail:2' caps mail at 2 at once.")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between polls when nothing wakes us.")
 @click.option("--queue-rate-limit", "queue_rate_limit", multiple=True, metavar="QUEUE=LIMIT",
@@ -28,17 +46,19 @@ from .options import import_modules, imports_option, open_queue, settings_for, u
               help="Seconds a sync job gets to notice a cancel or shutdown before the worker stops waiting.")
 @click.option("--sqlite-synchronous", type=click.Choice(["NORMAL", "FULL"], case_sensitive=False), default=None,
               help="How durable a SQLite commit is (default NORMAL; FULL also survives a power loss).")
-@click.option("--processes", "-p", type=int, default=1, show_default=True, help="Worker processes to run.")
+@click.option("--processes", "-p", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes to run (at least 1).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on this port (needs the metrics extra).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics are served on.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per log line, with job_id, job_name and attempt.")
+@auto_migrate_option
 def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int | None, queues: str | None,
            poll_interval: float | None, lease: float | None, shutdown_grace: float | None,
            cancel_grace: float | None, sqlite_synchronous: str | None, processes: int,
            metrics_port: int | None = None, metrics_host: str = "127.0.0.1", log_format: str = "text",
-           queue_rate_limit: tuple[str, ...] = ()) -> None:
+           queue_rate_limit: tuple[str, ...] = (), auto_migrate: bool | None = None) -> None:
     """Run jobs until SIGTERM/SIGINT (a second signal stops at once)."""
     from .. import logs
 
@@ -48,12 +68,13 @@ def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int 
                "shutdown_grace": shutdown_grace, "cancel_grace": cancel_grace, "sqlite_synchronous": sqlite_synchronous,
                "queue_rate_limits": _queue_rate_limits(queue_rate_limit)}
     # Checked here, before any child starts: each of N children would only fail the same way.
-    url = usable_url(settings_for(database_url, **options).database_url, create=True)
+    # The supervisor knows only the option (the imported modules' setting, in the children).
+    url = usable_url(settings_for(database_url, **options).database_url, create=auto_migrate is not False)
     if processes > 1 and metrics_port is not None:
         raise InvalidSetting("--metrics-port serves one process's counters: with --processes N, start N "
                              "workers each with its own --metrics-port, or scrape the dashboard's /metrics")
     if processes > 1:
-        _reachable(url)
+        require_schema(url, why="auto-migrate is off") if auto_migrate is False else _reachable(url)
         # Children get the same command line: the group's options (-v), then the worker's.
         at = sys.argv.index("worker", 1) if "worker" in sys.argv[1:] else 1
         argv = _strip_processes(sys.argv[at + 1:])
@@ -63,7 +84,7 @@ def worker(database_url: str | None, imports: tuple[str, ...], concurrency: int 
             click.echo(f"Error: {supervisor.failure}", err=True)
         sys.exit(code)
     import_modules(imports)
-    queue = open_queue(database_url, create=True, **options)
+    queue = open_queue(database_url, auto_migrate=auto_migrate, **options)
     from ..definition import registry
 
     if not registry:

@@ -239,11 +239,6 @@ def test_the_printed_url_reaches_a_dashboard_bound_to_another_loopback_address(s
         assert http.get(dashboard_url("127.0.0.2", port) + "api/stats").status_code == 200
 
 
-_CLI_NEEDS = ("activejob/cli/dashboard.py must call activejob.web.hosts.served_hosts(host, allowed_hosts) and "
-              "dashboard_url(host, port, root_path) (the CLI is edited elsewhere)")
-
-
-@pytest.mark.xfail(reason=_CLI_NEEDS, strict=True)
 def test_the_dashboard_command_answers_its_bound_address_beside_allowed_hosts(serve: object) -> None:
     port = serve("--host", "127.0.0.2", "--allowed-host", "jobs.example.com")  # type: ignore[operator]
     with httpx.Client(base_url=f"http://127.0.0.2:{port}") as http:
@@ -253,7 +248,6 @@ def test_the_dashboard_command_answers_its_bound_address_beside_allowed_hosts(se
         assert http.get("/api/stats", headers={"host": "evil.example"}).status_code == 400
 
 
-@pytest.mark.xfail(reason=_CLI_NEEDS, strict=True)
 def test_the_dashboard_command_prints_the_loopback_address_it_binds(sqlite_url: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
