@@ -607,11 +607,18 @@
     var jobId = body.dataset.jobId ? parseInt(body.dataset.jobId, 10) : null;
 
     live.on(maybeToast);
+    // The id of each job's last return to pending: a progress event older than it (one that
+    // reached us late, after the retry did) is the previous attempt's, and is not shown.
+    var backAt = {};
+    function stale(ev) {
+      if (BACK_TO_PENDING[ev.event]) backAt[ev.job_id] = Math.max(backAt[ev.job_id] || 0, ev.id || 0);
+      return ev.event === 'progress' && ev.id != null && ev.id < (backAt[ev.job_id] || 0);
+    }
     if (PAGE === 'job' && jobId != null) {
       live.subscribe({ job_id: jobId });
       Watch.all().slice(-20).forEach(function (id) { if (id !== jobId) live.subscribe({ job_id: id }); });
       live.on(function (ev) {
-        if (ev.job_id !== jobId) return;
+        if (ev.job_id !== jobId || stale(ev)) return;
         if (ev.event === 'progress') {
           var shown = document.querySelector('#progress-card [data-phase-name]');
           var phase = ev.data && ev.data.phase;
@@ -626,6 +633,7 @@
       var batchId = body.dataset.batchId ? parseInt(body.dataset.batchId, 10) : null;
       live.subscribe(batchId != null ? { batch_id: batchId } : {});  // a batch's page: only its events
       live.on(function (ev) {
+        if (stale(ev)) return;
         if (ev.event === 'progress') {
           document.querySelectorAll('[data-progress-for="' + ev.job_id + '"]').forEach(function (cell) { applyProgress(cell, ev); });
           return;
