@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -193,3 +193,25 @@ def run_bounded(argv: list[str], timeout: float, *, cwd: Path = ROOT, merge_stde
         out, err = proc.communicate(timeout=10)
         pytest.fail(f"{argv[:6]} still running after {timeout}s:\n{(err or out)[-3000:]}")
     return subprocess.CompletedProcess(argv, proc.returncode, out, err or "")
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
+    """A command refused with one line on stderr, `Error: ...`, exit code 1, holding `words`."""
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
+    for word in words:
+        assert word in lines[0], done.stderr
+    return lines[0]
+
+
+def table_names(url: str) -> set[str]:
+    """The tables in the database at `url` (read with an engine of its own)."""
+    from activejob.dialects import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

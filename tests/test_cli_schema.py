@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from runner_support import one_line_error, table_names
+from sqlalchemy import create_engine, text
 
 from activejob import migrate
 from activejob.cli.schema import revisions
@@ -29,22 +30,6 @@ def _finish(argv: list[str], cwd: Path = ROOT, timeout: float = 60.0) -> subproc
     return subprocess.CompletedProcess(argv, done.returncode, done.stdout, done.stderr)
 
 
-def _one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert done.returncode == 1, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
-    for word in words:
-        assert word in lines[0], done.stderr
-    return lines[0]
-
-
-def _tables(url: str) -> set[str]:
-    engine = create_engine(normalize_url(url))
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _make_users_table(url: str) -> None:
@@ -88,8 +73,8 @@ _READ_AND_CHANGE = [["jobs"], ["stats"], ["show", "1"], ["explain", "1"], ["work
 def test_read_and_change_commands_refuse_a_database_without_activejob_tables(other_url: str, tmp_path: Path,
                                                                              command: list[str]) -> None:
     done = _finish([*command, "--database-url", other_url], cwd=tmp_path, timeout=60)
-    _one_line_error(done, "no activejob tables in", "run `activejob db upgrade` first", "does not migrate")
-    assert _tables(other_url) == {"users"}, "the command created activejob's tables"
+    one_line_error(done, "no activejob tables in", "run `activejob db upgrade` first", "does not migrate")
+    assert table_names(other_url) == {"users"}, "the command created activejob's tables"
 
 
 @pytest.mark.parametrize("command", [["stats"], ["jobs"], ["pause", "mail"]], ids=" ".join)
@@ -99,7 +84,7 @@ def test_read_and_change_commands_refuse_a_database_behind_the_newest_migration(
     upgraded = _finish(["db", "upgrade", older, "--database-url", other_url], cwd=tmp_path)
     assert upgraded.returncode == 0 and upgraded.stdout.strip() == f"database at revision {older}", upgraded.stderr
     done = _finish([*command, "--database-url", other_url], cwd=tmp_path)
-    _one_line_error(done, f"at activejob's migration {older}, behind the newest, {migrate.head()}",
+    one_line_error(done, f"at activejob's migration {older}, behind the newest, {migrate.head()}",
                     "run `activejob db upgrade` first")
     current = _finish(["db", "current", "--database-url", other_url], cwd=tmp_path)
     assert current.stdout.startswith(f"{older} "), "the command upgraded the database"
@@ -113,13 +98,13 @@ def test_worker_and_dashboard_do_not_migrate_with_activejob_auto_migrate_false(
         pytest.importorskip("uvicorn")
     monkeypatch.setenv("ACTIVEJOB_AUTO_MIGRATE", "false")
     done = _finish([*command, "--database-url", other_url], cwd=tmp_path, timeout=60)
-    _one_line_error(done, "no activejob tables in", "run `activejob db upgrade` first", "auto-migrate is off")
-    assert _tables(other_url) == {"users"}
+    one_line_error(done, "no activejob tables in", "run `activejob db upgrade` first", "auto-migrate is off")
+    assert table_names(other_url) == {"users"}
 
 
 def test_no_auto_migrate_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
     done = _finish(["worker", "--no-auto-migrate", "--database-url", "sqlite:///new.db"], cwd=tmp_path, timeout=30)
-    _one_line_error(done, f"no SQLite database at {tmp_path / 'new.db'}")
+    one_line_error(done, f"no SQLite database at {tmp_path / 'new.db'}")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -128,8 +113,8 @@ def test_a_worker_keeps_auto_migrate_false_of_the_imported_modules(tmp_path: Pat
     _make_users_table(url)
     (tmp_path / "app_jobs.py").write_text(f"import activejob\n\nactivejob.configure({url!r}, auto_migrate=False)\n")
     done = _finish(["worker", "--import", "app_jobs", "--database-url", url], cwd=tmp_path, timeout=60)
-    _one_line_error(done, "no activejob tables in", "auto-migrate is off")
-    assert _tables(url) == {"users"}
+    one_line_error(done, "no activejob tables in", "auto-migrate is off")
+    assert table_names(url) == {"users"}
 
 
 # -- db upgrade [REVISION], db downgrade REVISION ------------------------------------------------
@@ -151,7 +136,7 @@ def test_an_unknown_migration_is_one_line_naming_the_known_ones(db_url: str, tmp
                                                                 command: list[str]) -> None:
     assert _finish(["db", "upgrade", "--database-url", db_url], cwd=tmp_path).returncode == 0
     done = _finish([*command, "--database-url", db_url], cwd=tmp_path)
-    line = _one_line_error(done, "no migration 'nosuch'; known: " + ", ".join(revisions()))
+    line = one_line_error(done, "no migration 'nosuch'; known: " + ", ".join(revisions()))
     assert revisions()[0] == "0001" and migrate.head() in line
     assert _finish(["db", "current", "--database-url", db_url], cwd=tmp_path).stdout.startswith(f"{migrate.head()} ")
 
@@ -160,4 +145,4 @@ def test_a_downgrade_target_above_the_database_is_one_line(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path}/jobs.db"
     assert _finish(["db", "upgrade", revisions()[1], "--database-url", url], cwd=tmp_path).returncode == 0
     done = _finish(["db", "downgrade", migrate.head() or "", "--database-url", url], cwd=tmp_path)
-    _one_line_error(done, f"cannot migrate to '{migrate.head()}'", "not a valid downgrade target")
+    one_line_error(done, f"cannot migrate to '{migrate.head()}'", "not a valid downgrade target")

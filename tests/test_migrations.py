@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from runner_support import table_names
+from sqlalchemy import create_engine
 
 import activejob
 from activejob import JobQueue, migrate
@@ -19,13 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = {"activejob_jobs", "activejob_events", "activejob_workers", "activejob_paused_queues",
           "activejob_alembic_version"}
 
-
-def _tables(url: str) -> set[str]:
-    engine = create_engine(normalize_url(url))
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +31,7 @@ def test_db_upgrade_creates_the_tables(sqlite_url: str) -> None:
     result = _cli("db", "upgrade", "--database-url", sqlite_url)
     assert result.returncode == 0, result.stderr
     assert "database at revision" in result.stdout
-    assert _tables(sqlite_url) >= TABLES
+    assert table_names(sqlite_url) >= TABLES
 
 
 def test_db_current_reports_the_revision(sqlite_url: str) -> None:
@@ -59,7 +53,7 @@ def test_auto_migrate_can_be_turned_off(sqlite_url: str) -> None:
     queue = activejob.configure(sqlite_url, auto_migrate=False)
     try:
         _ = queue.store
-        assert "activejob_jobs" not in _tables(sqlite_url)
+        assert "activejob_jobs" not in table_names(sqlite_url)
     finally:
         JobQueue.reset()
 
@@ -86,9 +80,9 @@ def test_downgrade_to_base_and_back(sqlite_url: str) -> None:
     assert _cli("db", "upgrade", "--database-url", sqlite_url).returncode == 0
     result = _cli("db", "downgrade", "base", "--database-url", sqlite_url)
     assert result.returncode == 0, result.stderr
-    assert not (TABLES - {"activejob_alembic_version"}) & _tables(sqlite_url)
+    assert not (TABLES - {"activejob_alembic_version"}) & table_names(sqlite_url)
     assert _cli("db", "upgrade", "--database-url", sqlite_url).returncode == 0
-    assert _tables(sqlite_url) >= TABLES
+    assert table_names(sqlite_url) >= TABLES
 
 
 def test_migrations_leave_the_applications_own_alembic_table_alone(sqlite_url: str) -> None:
