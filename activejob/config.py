@@ -51,7 +51,7 @@ def default_database_url() -> str:
 _EXAMPLE_URLS = "sqlite:///jobs.db or postgresql://user@host/app"
 
 
-def _not_empty_url(value: str) -> str:
+def _usable_url(value: str) -> str:
     if not value.strip():
         # "" would reach SQLAlchemy as "sqlite://", a private in-memory database: jobs enqueued
         # there vanish with the process and no other worker ever sees them.
@@ -148,7 +148,7 @@ def _every_status(value: dict[str, timedelta]) -> dict[str, timedelta]:
 FINISHED = ("completed", "failed", "cancelled")
 """The statuses whose jobs `retention` keeps for a while, then prunes."""
 
-DatabaseUrl = Annotated[str, Strict(), AfterValidator(_not_empty_url),
+DatabaseUrl = Annotated[str, Strict(), AfterValidator(_usable_url),
                         Says(f"must be a string such as {_EXAMPLE_URLS}")]
 Seconds = Annotated[float, BeforeValidator(_in_seconds), Strict(), Gt(0), Says("must be a positive number of seconds")]
 Grace = Annotated[float, BeforeValidator(_in_seconds), Strict(), Ge(0), Says("must be a number of seconds >= 0")]

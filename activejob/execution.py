@@ -260,7 +260,8 @@ def stopped(entry: Running) -> Outcome | None:
                     extra=_about(job))
         return None
     if reason == "shutdown":
-        log.info("%s #%s interrupted by shutdown; back to pending", job.name, job.id, extra=_about(job))
+        log.info("%s #%s interrupted by shutdown; back to pending (cancelled instead if a cancel was asked)",
+                 job.name, job.id, extra=_about(job))
         return Outcome(job.id, job.lease_token, "pending", "requeued", run_at=clock.now(),
                        refund_attempt=True, data={"reason": "shutdown"})
     log.info("%s #%s cancelled", job.name, job.id, extra=_about(job))

@@ -122,7 +122,7 @@ class Leases(Parents, WorkerRegistry):
                 if status != PENDING:
                     values["finished_at"] = now
                 else:
-                    values.update(run_at=now, cancel_requested=False)
+                    values["run_at"] = now  # (its cancel_requested is false: one asked is cancelled above)
                 row = c.execute(
                     update(jobs)
                     .where(jobs.c.id == job_id, jobs.c.status == RUNNING, jobs.c.lease_token == token)
