@@ -28,7 +28,7 @@ from .queue_batches import QueueBatches
 from .queue_changes import QueueChanges
 from .queue_reads import QueueReads
 from .records import EventRecord
-from .store.enqueue import UniqueKeyHeld
+from .store.enqueue import HeldBy, UniqueKeyHeld
 from .worker import Worker
 
 log = logging.getLogger("activejob")
@@ -118,19 +118,11 @@ class JobQueue(QueueReads, QueueChanges, QueueBatches):
 
     # -- enqueue (the backend of perform_later) ---------------------------------------
 
-    def _handles(self, ids: list[int], requests: Sequence[EnqueueRequest],
-                 records: Sequence[EventRecord]) -> list[JobHandle]:
+    def _handles(self, ids: list[int], requests: Sequence[EnqueueRequest]) -> list[JobHandle]:
         """A handle per request, for the job it got: its own, or the one holding its unique
         key (which may be of another type: the handle has that job's name)."""
-        fresh = {r.job_id for r in records if r.type == "enqueued"}
-        handles = []
-        for job_id, r in zip(ids, requests, strict=True):
-            name = r.name
-            if r.unique_key is not None and job_id not in fresh:
-                holder = self.store.get(job_id)  # (a holder written earlier in a caller's open session: unseen)
-                name = holder.name if holder is not None else name
-            handles.append(JobHandle(job_id, name, self))
-        return handles
+        return [JobHandle(int(job_id), job_id.name if isinstance(job_id, HeldBy) else r.name, self)
+                for job_id, r in zip(ids, requests, strict=True)]
 
     def enqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         """Write validated jobs; with `session`, inside that session's transaction."""
@@ -139,7 +131,7 @@ class JobQueue(QueueReads, QueueChanges, QueueBatches):
         ids, records = self._write(requests)
         self._wake()
         emit(records)
-        return self._handles(ids, requests, records)
+        return self._handles(ids, requests)
 
     async def aenqueue(self, requests: list[EnqueueRequest], session: Any = None) -> list[JobHandle]:
         if session is not None:
@@ -150,7 +142,7 @@ class JobQueue(QueueReads, QueueChanges, QueueBatches):
         ids, records = await anyio.to_thread.run_sync(self._write, requests)
         self._wake()
         await aemit(records)
-        return self._handles(ids, requests, records)
+        return self._handles(ids, requests)
 
     def _enqueue_in(self, session: Any, requests: list[EnqueueRequest]) -> list[JobHandle]:
         if hasattr(session, "run_sync"):
@@ -171,7 +163,7 @@ class JobQueue(QueueReads, QueueChanges, QueueBatches):
             emit(records)
 
         event.listen(session, "after_commit", committed, once=True)
-        return self._handles(ids, requests, records)
+        return self._handles(ids, requests)
 
     def _write(self, requests: list[EnqueueRequest], conn: Any = None) -> tuple[list[int], list[EventRecord]]:
         """The store's enqueue; a unique key held against unique_mode='raise' as DuplicateJobError."""

@@ -40,6 +40,8 @@ BENCH_DB = "activejob_bench"
 TARGETS: dict[str, tuple[str, str, float | None, float | None]] = {
     "enqueue_single": ("jobs/s", "higher", 7500, 2200),
     "enqueue_bulk": ("jobs/s", "higher", 50000, 20000),
+    "enqueue_unique": ("jobs/s", "higher", None, None),
+    "enqueue_duplicate": ("jobs/s", "higher", None, None),
     "drain_p1_c1": ("jobs/s", "higher", None, None),
     "drain_p1_c4": ("jobs/s", "higher", 5000, 2200),
     "drain_p1_c16": ("jobs/s", "higher", None, None),
@@ -239,8 +241,22 @@ def measure_enqueue(url: str, cfg: Config) -> dict[str, float]:
     for _ in range(batches):
         Noop.perform_all_later(items)
     bulk = batches * cfg.bulk_batch / (time.perf_counter() - t)
+    keyed = Noop.set(unique_key=lambda _args: next(keys))  # a key per call, from `keys`
+    keys = iter(range(50))
+    for _ in range(50):
+        keyed.perform_later()
+    keys = iter(range(50, 50 + n))
+    t = time.perf_counter()
+    for _ in range(n):
+        keyed.perform_later()
+    unique = n / (time.perf_counter() - t)
+    keys = iter(range(50, 50 + n))  # the same keys again: each held by a pending job
+    t = time.perf_counter()
+    for _ in range(n):
+        keyed.perform_later()
+    duplicate = n / (time.perf_counter() - t)
     JobQueue.reset()
-    return {"enqueue_single": single, "enqueue_bulk": bulk}
+    return {"enqueue_single": single, "enqueue_bulk": bulk, "enqueue_unique": unique, "enqueue_duplicate": duplicate}
 
 
 def fill(url: str, count: int, batch: int = 5_000, job: Any = None) -> None:
@@ -427,6 +443,8 @@ def _verdict(value: float | None, target: float | None, better: str) -> str:
 LABELS = {
     "enqueue_single": "enqueue, one perform_later per call",
     "enqueue_bulk": "enqueue, perform_all_later (1,000 per call)",
+    "enqueue_unique": "enqueue, one job with a new unique key per call",
+    "enqueue_duplicate": "enqueue, a duplicate of a held unique key (skipped)",
     "drain_p1_c1": "drain, 1 process, concurrency 1",
     "drain_p1_c4": "drain, 1 process, concurrency 4",
     "drain_p1_c16": "drain, 1 process, concurrency 16",

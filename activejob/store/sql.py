@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..models import SQLITE_NAMED_QUEUE_WHERE
+from ..models import SQLITE_NAMED_QUEUE_WHERE, UNIQUE_HELD
 from .checkpoints import BACKSTOP_PAGES
 
 
@@ -36,6 +36,18 @@ SQLITE_JOB_INSERT = (
     "cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key, args_version, meta) "
     "VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
 )
+# A job with a unique key, alone: as PG_ENQUEUE_UNIQUE, in two statements under the write
+# lock (the holder's look sees what the insert saw).
+SQLITE_UNIQUE_JOB_INSERT = SQLITE_JOB_INSERT.replace(
+    "args_version, meta)", "args_version, meta, unique_key, unique_until, unique_expires_at)", 1
+).replace(
+    "?, ?, ?)", f"?, ?, ?, ?, ?, ?) ON CONFLICT (unique_key) WHERE {UNIQUE_HELD} DO NOTHING", 1)
+SQLITE_LIVE_HOLDER = (
+    f"SELECT id, name FROM activejob_jobs WHERE unique_key = ? AND {UNIQUE_HELD} "
+    "AND (unique_until IS NULL OR unique_until <> 'time' OR unique_expires_at > ?)"
+)
+
+
 def sqlite_finish(jobs: int) -> str:
     """One outcome written to `jobs` jobs (params: the outcome's seven values, the ids, then
     (id, token) pairs): outcomes alike (a no-op's `completed`, no result) share a statement.
@@ -193,6 +205,27 @@ WITH j AS (
 )
 SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
 """
+
+# A job with a unique key, alone (perform_later): inserted unless its key is held, in one
+# statement, as a plain job is. A conflict returns instead the holder that is live (a key
+# held for a time that is over lets go only on the general path, which marks it expired),
+# or nothing when the holder let go between the insert and the look: the caller then takes
+# the general path, which does what the unique mode says. The look reads the statement's
+# snapshot, so a holder committed while the insert waited for it is not seen: again the
+# general path. Plain jobs keep PG_ENQUEUE_ONE: ON CONFLICT inserts speculatively, which
+# costs an insert a WAL record more.
+PG_ENQUEUE_UNIQUE = PG_ENQUEUE_ONE.replace(
+    "args_version, meta)\n", "args_version, meta, unique_key, unique_until, unique_expires_at)\n", 1
+).replace(
+    "%(args_version)s, %(meta)s)\n",
+    "%(args_version)s, %(meta)s, %(unique_key)s, %(unique_until)s, %(unique_expires_at)s)\n"
+    f"    ON CONFLICT (unique_key) WHERE {UNIQUE_HELD} DO NOTHING\n", 1
+).replace("SELECT e.job_id, e.id FROM e", "SELECT e.job_id, e.id, NULL, NULL FROM e", 1) + (
+    "UNION ALL\n"
+    "SELECT NULL, NULL, id, name FROM activejob_jobs\n"
+    f" WHERE unique_key = %(unique_key)s AND {UNIQUE_HELD}\n"
+    "   AND (unique_until IS NULL OR unique_until <> 'time' OR unique_expires_at > %(now)s)\n"
+    "   AND NOT EXISTS (SELECT FROM j)\n")
 
 # Paused queues: `coalesce(..., true)` changes nothing (queue is never NULL) but hides the
 # test from the planner's estimates. Without it a generic plan guesses that the test drops

@@ -1,5 +1,6 @@
-"""enqueue: the fast path (no unique key, no caller's connection) and the general path
-(a unique key, or the caller's own transaction) write the same rows and events."""
+"""enqueue: the fast paths (a job alone, unique or not; many jobs without unique keys; no
+caller's connection) and the general path (many unique keys, dependencies, or the caller's
+own transaction) write the same rows and events."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from activejob.records import JobInfo
 from activejob.store import NewJob, Store
+from activejob.store.enqueue import UniqueKeyHeld
 
 from .contract import NAME, NOW, Jobs, at, request
 
@@ -31,11 +33,29 @@ def in_transaction(store: Store, new: list[NewJob]) -> tuple[list[int], list[Any
 
 
 def keyed(store: Store, new: list[NewJob]) -> tuple[list[int], list[Any]]:
-    """The general path, taken for unique keys."""
+    """A unique key each: a job alone takes the fast path, several the general path."""
     return store.enqueue([replace(j, unique_key=f"key-{i}") for i, j in enumerate(new)], NOW)
 
 
-PATHS = pytest.mark.parametrize("path", [fast, in_transaction, keyed], ids=["fast", "session", "unique"])
+def keyed_in_transaction(store: Store, new: list[NewJob]) -> tuple[list[int], list[Any]]:
+    """A unique key each, on the general path however many there are."""
+    return in_transaction(store, [replace(j, unique_key=f"key-{i}") for i, j in enumerate(new)])
+
+
+PATHS = pytest.mark.parametrize("path", [fast, in_transaction, keyed, keyed_in_transaction],
+                                ids=["fast", "session", "unique", "unique-session"])
+
+
+def alone(store: Store, job: NewJob) -> tuple[list[int], list[Any]]:
+    """One job with a unique key: the fast path, which leaves what it cannot settle to the general one."""
+    return store.enqueue([job], NOW)
+
+
+def alone_in_transaction(store: Store, job: NewJob) -> tuple[list[int], list[Any]]:
+    return in_transaction(store, [job])
+
+
+ONE_UNIQUE = pytest.mark.parametrize("enqueue", [alone, alone_in_transaction], ids=["fast", "general"])
 
 
 def without_identity(info: JobInfo) -> dict[str, Any]:
@@ -122,12 +142,54 @@ def test_nothing_to_enqueue_writes_nothing(jobs: Jobs) -> None:
     assert jobs.log() == []
 
 
-def test_a_taken_unique_key_hands_back_the_existing_job_without_an_event(jobs: Jobs) -> None:
-    first, events = jobs.store.enqueue([request(unique_key="daily-report")], NOW)
-    again, more = jobs.store.enqueue([request(unique_key="daily-report", args='{"n": 2}')], NOW)
+@ONE_UNIQUE
+def test_a_taken_unique_key_hands_back_the_existing_job_without_an_event(jobs: Jobs, enqueue: Any) -> None:
+    first, events = enqueue(jobs.store, request(unique_key="daily-report"))
+    again, more = enqueue(jobs.store, request(unique_key="daily-report", args='{"n": 2}'))
     assert again == first and more == []
     assert jobs.get(first[0]).args == {"n": 1}
     assert [e.id for e in jobs.log()] == [e.id for e in events]
+
+
+@ONE_UNIQUE
+def test_a_duplicate_learns_the_holders_name_when_another_type_holds_the_key(jobs: Jobs, enqueue: Any) -> None:
+    (first,), _ = enqueue(jobs.store, request("report_a", unique_key="k"))
+    (again,), events = enqueue(jobs.store, request("report_b", unique_key="k"))
+    assert (again, again.name, events) == (first, "report_a", [])
+
+
+@ONE_UNIQUE
+def test_a_key_held_until_started_is_free_once_its_holder_runs(jobs: Jobs, enqueue: Any) -> None:
+    (first,), _ = enqueue(jobs.store, request(unique_key="k", unique_until="started"))
+    assert enqueue(jobs.store, request(unique_key="k", unique_until="started"))[0] == [first]
+    assert [c.id for c in jobs.claim()] == [first]
+    (again,), events = enqueue(jobs.store, request(unique_key="k", unique_until="started"))
+    assert again != first and [e.type for e in events] == ["enqueued"]
+
+
+@ONE_UNIQUE
+def test_a_key_whose_time_is_over_is_let_go_and_taken_by_the_new_job(jobs: Jobs, enqueue: Any) -> None:
+    (first,), _ = enqueue(jobs.store, request(unique_key="k", unique_until="time", unique_expires_at=NOW))
+    (again,), events = enqueue(jobs.store, request(unique_key="k"))
+    assert again != first and [e.type for e in events] == ["enqueued"]
+    assert jobs.store.get(first).unique_until == "expired"
+
+
+@ONE_UNIQUE
+@pytest.mark.parametrize("mode", ["replace", "debounce"])
+def test_a_duplicate_that_replaces_gives_the_pending_holder_its_args(jobs: Jobs, enqueue: Any, mode: str) -> None:
+    (first,), _ = enqueue(jobs.store, request(unique_key="k", unique_mode=mode))
+    (again,), events = enqueue(jobs.store, request(unique_key="k", unique_mode=mode, args='{"n": 2}'))
+    assert again == first and [e.type for e in events] == ["replaced"]
+    assert jobs.get(first).args == {"n": 2}
+
+
+@ONE_UNIQUE
+def test_a_duplicate_in_raise_mode_is_refused_naming_the_holder(jobs: Jobs, enqueue: Any) -> None:
+    (first,), _ = enqueue(jobs.store, request(unique_key="k", unique_mode="raise"))
+    with pytest.raises(UniqueKeyHeld) as held:
+        enqueue(jobs.store, request(unique_key="k", unique_mode="raise"))
+    assert (held.value.holder_id, held.value.holder_name) == (first, NAME)
 
 
 def test_a_mixed_batch_returns_every_id_in_order_and_events_only_for_new_jobs(jobs: Jobs) -> None:
