@@ -28,6 +28,7 @@ from ..records import EventRecord
 from .base import EVENT_COLUMNS, PENDING, StoreBase, jobs
 
 dependencies = Dependency.__table__  # type: ignore[attr-defined]
+_dep = jobs.alias("dep")  # built once: an alias proxies every column of the table
 
 WAITING = JobStatus.WAITING.value
 COMPLETED = JobStatus.COMPLETED.value
@@ -80,7 +81,7 @@ class Dependencies(StoreBase):
         return rows
 
     def _settle_one(self, c: Connection, job_id: int, now: datetime) -> dict[str, Any] | None:
-        dep = jobs.alias("dep")
+        dep = _dep
         states = c.execute(
             select(dep.c.id, dep.c.status, dependencies.c.run_on_failure)
             .join(dep, dep.c.id == dependencies.c.depends_on_id)

@@ -84,6 +84,11 @@ _HOLDER = (*EVENT_COLUMNS, jobs.c.args, jobs.c.args_version, jobs.c.run_at, jobs
 """What a duplicate needs of the job holding its key: who it is (and its event's columns), and
 what replace and debounce may change."""
 
+_REPLACE = update(jobs).where(jobs.c.id == bindparam("holder"), jobs.c.status == PENDING).values(
+    args=bindparam("new_args"), args_version=bindparam("new_version"), run_at=bindparam("new_run_at"))
+"""A pending holder given a duplicate's args and run time (replace, debounce), values bound
+at execution: a statement built around them cost more than running it."""
+
 _HOLD_ATTEMPTS = 20
 """Times a duplicate looks again after its key changed hands under it (a holder that
 finished, started or expired between two statements) before giving up: each look follows
@@ -250,8 +255,8 @@ class Enqueuing(RawAccess, Dependencies):
         now + the call's wait). Returns whether it was still pending, and the `replaced`
         event row (None when nothing changed)."""
         values = {"args": j.args, "args_version": j.args_version, "run_at": j.run_at}
-        guard = (jobs.c.id == holder["id"]) & (jobs.c.status == PENDING)
-        if not c.execute(update(jobs).where(guard).values(**values)).rowcount:
+        if not c.execute(_REPLACE, {"holder": holder["id"], "new_args": j.args, "new_version": j.args_version,
+                                    "new_run_at": j.run_at}).rowcount:
             return False, None
         changed = [field for field in ("args", "args_version", "run_at") if holder[field] != values[field]]
         if not changed:

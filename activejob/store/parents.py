@@ -14,6 +14,8 @@ from ..records import EventRecord
 from .base import EVENT_COLUMNS, PENDING, jobs
 from .dependencies import Dependencies
 
+_child = jobs.alias("child")  # built once: an alias proxies every column of the table
+
 
 class Parents(Dependencies):
     """Waking waiting parents, within a verb's transaction or as a safety net."""
@@ -21,7 +23,7 @@ class Parents(Dependencies):
     def _wake_parents(self, c: Connection, parent_ids: Iterable[int], now: datetime) -> list[dict[str, Any]]:
         """Put waiting parents whose children have all finished back to pending."""
         rows = []
-        child = jobs.alias("child")
+        child = _child
         for parent_id in sorted(parent_ids):
             if self._skip_locked:
                 # Children finishing at once in separate transactions take turns here, so
