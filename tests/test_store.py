@@ -25,10 +25,15 @@ def store(db_url: str) -> Iterator[Store]:
     s.dispose()
 
 
-def _enqueue(store: Store, *, unique_key: str | None = None) -> int:
+def _enqueue(store: Store, *, general: bool = False) -> int:
+    """One job, by the hot path, or (`general`) by the general path, in a transaction of the store's own."""
     request = EnqueueRequest(name="store_probe", args="{}", queue="default", priority=0, run_at=clock.now(),
-                             max_retries=0, unique_key=unique_key)
-    ids, _ = store.enqueue([request], clock.now())
+                             max_retries=0)
+    if general:
+        with store.write() as conn:
+            ids, _ = store.enqueue([request], clock.now(), conn=conn)
+    else:
+        ids, _ = store.enqueue([request], clock.now())
     return ids[0]
 
 
@@ -159,7 +164,7 @@ def test_events_are_marked_as_written_before_anyone_can_read_them(
 
     monkeypatch.setattr(base, "_written_listeners", [*base._written_listeners, listener])
     try:
-        job_id = _enqueue(store, unique_key="k" if path == "general" else None)
+        job_id = _enqueue(store, general=path == "general")
     finally:
         reader.dispose()
     events = store.events(job_id=job_id)
