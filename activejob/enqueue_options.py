@@ -81,8 +81,10 @@ def _timeout(value: Any) -> Any:
 
 
 def _stored_text(value: Any, info: ValidationInfo) -> str:
-    # Kept as their str(): an owner may be a user id.
+    # Kept as their str(): an owner may be a user id. Not a function's, which names the function.
     option = info.field_name
+    if callable(value):
+        refuse(f"{option} must be text (or a value with a text form, such as a user id), not a function")
     try:
         text = str(value)
     except ValueError as error:  # an int past sys.get_int_max_str_digits()
@@ -91,6 +93,12 @@ def _stored_text(value: Any, info: ValidationInfo) -> str:
     if problem:
         refuse(f"{option} {problem}")
     return text
+
+
+def _key(value: Any, info: ValidationInfo) -> Any:
+    """unique_key: text, or a function of the job's arguments, as on `@job` (job_keys.key_of
+    calls it for each job, and refuses what it gives when no column can hold it)."""
+    return value if callable(value) else _stored_text(value, info)
 
 
 def _unique_until(value: Any) -> str | timedelta:
@@ -153,7 +161,7 @@ class Given(BaseModel):
     owner: Annotated[str, BeforeValidator(_stored_text), Says("must have a text form")] | None = None
     parent: Annotated[Any, BeforeValidator(_parent), Says("must be a job, a handle or a job id")] = None
     session: Any = None  # before on_commit, whose check reads it
-    unique_key: Annotated[str, BeforeValidator(_stored_text), Says("must have a text form")] | None = None
+    unique_key: Annotated[Any, BeforeValidator(_key), Says("must be text or a function of the job's arguments")] = None
     unique_mode: Annotated[Literal["skip", "replace", "debounce", "raise"],
                            Says("must be one of 'skip', 'replace', 'debounce', 'raise'")] | None = None
     unique_until: Annotated[Any, BeforeValidator(_unique_until),

@@ -132,6 +132,7 @@ class ConfiguredJob(Generic[S]):
         SendEmail.set(owner="user-42").perform_later(...)     # the job's owner, for per-user views
         SendEmail.set(session=db_session).perform_later(...)  # commits with the caller's transaction
         SendEmail.set(unique_key="welcome-42").perform_later(...)  # at most one job per key
+        SendEmail.set(unique_key=lambda args: f"welcome-{args.to}").perform_all_later([...])  # a key per job
         SendEmail.set(on_commit=True).perform_later(...)  # once the Django transaction commits
 
     Options are checked when set (`enqueue_options.py`), before anything is written, and
@@ -149,7 +150,7 @@ class ConfiguredJob(Generic[S]):
     owner: str | None = None
     parent: Any = None
     session: Any = None
-    unique_key: str | None = None
+    unique_key: str | Callable[[Any], Any] | None = None  # text, or a function of the job's arguments
     unique_mode: str | None = None  # 'skip', 'replace', 'debounce' or 'raise' (default: the type's)
     unique_until: str | timedelta | None = None  # 'started', 'finished' or a timedelta (default: the type's)
     batch: Any = None  # a Batch, a BatchInfo or a batch id (default: the `with Batch()` block around it)
@@ -229,11 +230,10 @@ class ConfiguredJob(Generic[S]):
             args = None
         model = arguments.validate(opts.name, opts.schema, args, kwargs)
         text = arguments.encode(opts.name, model, max_args_bytes)
-        unique_key = self.unique_key
-        if unique_key is None:
-            unique_key = job_keys.key_of(opts.name, "unique_key", opts.unique_key, model)
+        unique_key = job_keys.key_of(opts.name, "unique_key",
+                                     opts.unique_key if self.unique_key is None else self.unique_key, model)
         return EnqueueRequest(
-            args=text, unique_key=None if unique_key is None else str(unique_key),
+            args=text, unique_key=unique_key,
             concurrency_key=job_keys.key_of(opts.name, "concurrency_key", opts.concurrency_key, model),
             rate_key=job_keys.key_of(opts.name, "rate_limit_key", opts.rate_limit_key, model), **shared,
         )

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine
 from sqlmodel import Session
 
 from activejob import BaseJob, DuplicateJobError, JobHandle, JobQueue, job, signals
+from activejob.errors import JobArgumentsError, JobOptionsError
 
 
 class Account(BaseModel):
@@ -56,6 +57,25 @@ def test_a_key_held_by_a_job_of_another_type_hands_back_that_job_under_its_own_n
     again = OtherType.perform_later(account_id=9)
     assert (again.id, again.name) == (first.id, "uq_sync")
     assert repr(again) == f"<JobHandle uq_sync #{first.id}>"
+
+
+def test_a_per_call_key_may_be_a_function_of_each_jobs_arguments(queue: JobQueue) -> None:
+    by_account = SyncAccount.set(unique_key=lambda args: f"call:{args.account_id}")
+    first, second, again = by_account.perform_all_later([{"account_id": 1}, {"account_id": 2}, {"account_id": 1}])
+    alone = by_account.perform_later(account_id=2, full=True)
+    assert again.id == first.id != second.id == alone.id
+    assert [stored(queue, h).unique_key for h in (first, second)] == ["call:1", "call:2"]
+
+
+def test_a_per_call_key_function_that_raises_refuses_the_enqueue_naming_the_job(queue: JobQueue) -> None:
+    with pytest.raises(JobArgumentsError, match=r"uq_sync.*unique_key raised ZeroDivisionError"):
+        SyncAccount.set(unique_key=lambda args: 1 / 0).perform_later(account_id=3)
+    assert queue.list_jobs() == []
+
+
+def test_an_owner_given_as_a_function_is_refused_naming_the_job_and_the_option(queue: JobQueue) -> None:
+    with pytest.raises(JobOptionsError, match=r"uq_sync.*owner must be text"):
+        SyncAccount.set(owner=lambda args: "alice")
 
 
 def test_a_per_type_mode_applies_to_every_call(queue: JobQueue) -> None:
