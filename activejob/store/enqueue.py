@@ -23,6 +23,7 @@ from .sql import (
     PG_ENQUEUE_IN_BATCHES,
     PG_ENQUEUE_ONE,
     PG_ENQUEUE_UNIQUE,
+    PG_INSERT_FREE_KEYS,
     SQLITE_BATCHES_OPEN,
     SQLITE_ENQUEUED_EVENTS,
     SQLITE_JOB_INSERT,
@@ -150,9 +151,11 @@ class Enqueuing(RawAccess, Dependencies):
                 for i, row in zip(plain, c.execute(stmt, [params[i] for i in plain]), strict=True):
                     ids[i] = row[0]
                 fresh.extend(plain)
+            fresh.extend(self._insert_free_keys(c, new, params, ids, now))
+            inserted_now = set(fresh)
             changes: list[dict[str, Any]] = []  # `replaced` events of holders given the new args
             for i, j in enumerate(new):
-                if j.unique_key is None:
+                if j.unique_key is None or i in inserted_now:
                     continue
                 ids[i], inserted, change = self._hold_key(c, j, params[i], now,
                                                           lambda: {ids[k] for k in fresh})
@@ -196,6 +199,35 @@ class Enqueuing(RawAccess, Dependencies):
         if self._skip_locked:
             look = look.with_for_update(read=True)
         _refuse_closed(new, {row[0]: bool(row[1]) for row in c.execute(look)})
+
+    def _insert_free_keys(self, c: Connection, new: Sequence[EnqueueRequest], params: list[dict[str, Any]],
+                          ids: list[int], now: datetime) -> list[int]:
+        """Insert at once the first job of each unique key of the call whose key is free (one
+        statement for a bulk enqueue's keys, instead of one each), setting their `ids`;
+        returns their indexes. The rest (a key already held, or given again in the call) are
+        `_hold_key`'s. A one-key call leaves its job to `_hold_key` too: one statement either way."""
+        first: dict[str, int] = {}
+        for i, j in enumerate(new):
+            if j.unique_key is not None:
+                first.setdefault(j.unique_key, i)
+        if len(first) < 2:
+            return []
+        # Rows whose key is held come back as none at all, so the ids are matched to their
+        # jobs by key (one job a key here), not by position.
+        if self.dialect == "postgresql":
+            rows = c.exec_driver_sql(PG_INSERT_FREE_KEYS, {"now": now, "jobs": json_rows(
+                [p["name"], p["queue"], p["priority"], p["status"], p["args"], p["max_retries"],
+                 p["run_at"].isoformat(), p["owner"], p["parent_id"], p["concurrency_key"], p["batch_id"],
+                 p["rate_key"], p["args_version"], p["meta"], p["unique_key"], p["unique_until"],
+                 None if p["unique_expires_at"] is None else p["unique_expires_at"].isoformat()]
+                for p in (params[i] for i in first.values()))})
+        else:
+            attempt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect, where=UNIQUE_HELD)
+            rows = c.execute(attempt.returning(jobs.c.id, jobs.c.unique_key), [params[i] for i in first.values()])
+        got = {key: job_id for job_id, key in rows}
+        for key, job_id in got.items():
+            ids[first[key]] = job_id
+        return sorted(first[key] for key in got)
 
     def _hold_statements(self) -> tuple[Any, Any]:
         """`_hold_key`'s insert and holder lookup, built once per store: the values are bound

@@ -174,6 +174,29 @@ SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('act
 ORDER BY e.job_id
 """
 
+# The general path's first go at a bulk enqueue's unique keys (one job a key): each job
+# inserted unless its key is held, the inserted ones' ids and keys returned; the others (none
+# comes back for them) go on to be looked at one by one. Read from JSON as PG_ENQUEUE is:
+# psycopg splits a query's placeholders in Python, 30 ms for a thousand rows of twenty.
+PG_INSERT_FREE_KEYS = f"""
+WITH t AS (
+    SELECT e->>0 AS name, e->>1 AS queue, (e->>2)::int AS priority, e->>3 AS status, e->>4 AS args,
+           (e->>5)::int AS max_retries, (e->>6)::timestamptz AS run_at, e->>7 AS owner, (e->>8)::bigint AS parent_id,
+           e->>9 AS concurrency_key, (e->>10)::bigint AS batch_id, e->>11 AS rate_key, (e->>12)::int AS args_version,
+           e->>13 AS meta, e->>14 AS unique_key, e->>15 AS unique_until, (e->>16)::timestamptz AS unique_expires_at,
+           ord
+      FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY AS r(e, ord)
+)
+INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
+                            cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key, args_version,
+                            meta, unique_key, unique_until, unique_expires_at)
+SELECT name, queue, priority, status, args, 0, max_retries, run_at, %(now)s, false, owner, parent_id,
+       concurrency_key, batch_id, rate_key, args_version, meta, unique_key, unique_until, unique_expires_at
+  FROM t ORDER BY ord
+    ON CONFLICT (unique_key) WHERE {UNIQUE_HELD} DO NOTHING
+RETURNING id, unique_key
+"""
+
 # Members of batches: inserted only if every batch they name is still open, read under a
 # share lock on the batch's row, which settling a batch takes for update (all or nothing:
 # no row at all comes back when one batch is closed, and the caller says which).

@@ -202,6 +202,32 @@ def test_a_mixed_batch_returns_every_id_in_order_and_events_only_for_new_jobs(jo
     jobs.logged(events, after=before)
 
 
+def test_a_bulk_of_keys_writes_the_free_ones_at_once_and_hands_held_ones_their_holders(jobs: Jobs) -> None:
+    (held,), _ = jobs.store.enqueue([request("report_a", unique_key="held")], NOW)
+    before = jobs.last_event()
+    keys = ["a", "held", "b", "a", "c"]
+    ids, events = jobs.store.enqueue([request(unique_key=k, args=f'{{"n": {n}}}') for n, k in enumerate(keys)], NOW)
+    assert ids[1] == held and ids[1].name == "report_a" and ids[3] == ids[0]
+    assert ids[0] < ids[2] < ids[4] and len({ids[0], ids[2], ids[4], held}) == 4
+    assert [jobs.get(i).args["n"] for i in (ids[0], ids[2], ids[4])] == [0, 2, 4]
+    assert [e.job_id for e in events] == [ids[0], ids[2], ids[4]]
+    jobs.logged(events, after=before)
+
+
+def test_a_bulk_in_raise_mode_with_one_held_key_writes_none_of_its_jobs(jobs: Jobs) -> None:
+    (held,), _ = jobs.store.enqueue([request(unique_key="held")], NOW)
+    with pytest.raises(UniqueKeyHeld):
+        jobs.store.enqueue([request(unique_key=k, unique_mode="raise") for k in ("x", "held", "y")], NOW)
+    assert [j.id for j in jobs.store.list_jobs()] == [held]
+
+
+def test_a_bulk_meeting_a_key_whose_time_is_over_takes_it(jobs: Jobs) -> None:
+    (first,), _ = jobs.store.enqueue([request(unique_key="k", unique_until="time", unique_expires_at=NOW)], NOW)
+    ids, events = jobs.store.enqueue([request(unique_key="k"), request(unique_key="other")], NOW)
+    assert first not in ids and [e.job_id for e in events] == ids
+    assert jobs.store.get(first).unique_until == "expired"
+
+
 def test_the_same_new_key_twice_in_one_batch_makes_one_job(jobs: Jobs) -> None:
     ids, events = jobs.store.enqueue([request(unique_key="k"), request(unique_key="k")], NOW)
     assert ids[0] == ids[1] and len(events) == 1
