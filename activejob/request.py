@@ -97,5 +97,6 @@ class EnqueueRequest:
 
     @property
     def plain(self) -> bool:
-        """Nothing beyond the enqueue fast paths: no unique key, no dependencies."""
+        """Nothing beyond the bulk enqueue's fast path: no unique key, no dependencies (a job
+        enqueued alone takes its fast path with a unique key too)."""
         return self.unique_key is None and not self.depends_on

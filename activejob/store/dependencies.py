@@ -81,7 +81,7 @@ class Dependencies(StoreBase):
         return rows
 
     def _settle_one(self, c: Connection, job_id: int, now: datetime) -> dict[str, Any] | None:
-        dep = _dep
+        dep = _dep  # (short: the statement below names it five times)
         states = c.execute(
             select(dep.c.id, dep.c.status, dependencies.c.run_on_failure)
             .join(dep, dep.c.id == dependencies.c.depends_on_id)
