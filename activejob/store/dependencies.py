@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import JobNotFound
@@ -29,6 +29,16 @@ from .base import EVENT_COLUMNS, PENDING, StoreBase, jobs
 
 dependencies = Dependency.__table__  # type: ignore[attr-defined]
 _dep = jobs.alias("dep")  # built once: an alias proxies every column of the table
+_MARK_DEPENDED_ON = (update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+                     .values(has_dependents=True).returning(jobs.c.id, jobs.c.status))
+
+
+class _Edge(NamedTuple):
+    """What settling a waiting job reads of each job it depends on."""
+
+    id: int
+    status: str
+    run_on_failure: bool
 
 WAITING = JobStatus.WAITING.value
 COMPLETED = JobStatus.COMPLETED.value
@@ -51,17 +61,22 @@ class Dependencies(StoreBase):
                           now: datetime, name: str = "") -> list[dict[str, Any]]:
         """Record that `job_id` (just inserted, `waiting`) waits for `on`, and settle it at once
         if they have all ended (or one failed). Returns the event rows of that settling."""
-        found = set(c.execute(select(jobs.c.id).where(jobs.c.id.in_(list(on)))).scalars())
-        missing = [i for i in on if i not in found]
+        # One UPDATE marks the dependencies as having a dependent and takes their row locks:
+        # a dependency finishing at this moment either committed before (its status comes
+        # back here, finished) or waits for this commit (and then sees the edge, and settles
+        # this job itself). What it returns also tells which exist, and how each stands.
+        status = {row.id: row.status for row in c.execute(_MARK_DEPENDED_ON, {"ids": sorted(set(on))})}
+        missing = [i for i in on if i not in status]
         if missing:
             raise JobNotFound(f"{name + ': ' if name else ''}depends_on names job(s) {missing}, which do not exist")
         c.execute(insert(dependencies), [
             {"job_id": job_id, "depends_on_id": d, "run_on_failure": run_on_failure} for d in on])
-        # Row locks on the dependencies, in id order: a dependency finishing at this moment
-        # either committed before (and is read as finished just below) or waits for this
-        # commit (and then sees the edge, and settles this job itself).
-        c.execute(update(jobs).where(jobs.c.id.in_(sorted(on))).values(has_dependents=True))
-        return self._settle_dependents(c, [job_id], now)
+        row = self._settle_one(c, job_id, now, [_Edge(d, status[d], run_on_failure) for d in sorted(status)])
+        if row is None:
+            return []
+        if row["status"] != CANCELLED:
+            return [row]
+        return [row, *self._settle_dependents(c, self._dependents_of(c, [job_id]), now)]
 
     def _settle_dependents(self, c: Connection, job_ids: Iterable[int], now: datetime) -> list[dict[str, Any]]:
         """Settle the waiting jobs among `job_ids` whose dependencies have all ended (or one
@@ -80,13 +95,17 @@ class Dependencies(StoreBase):
             frontier = self._dependents_of(c, cancelled) if cancelled else []
         return rows
 
-    def _settle_one(self, c: Connection, job_id: int, now: datetime) -> dict[str, Any] | None:
-        dep = _dep  # (short: the statement below names it five times)
-        states = c.execute(
-            select(dep.c.id, dep.c.status, dependencies.c.run_on_failure)
-            .join(dep, dep.c.id == dependencies.c.depends_on_id)
-            .where(dependencies.c.job_id == job_id).order_by(dep.c.id)
-        ).all()
+    def _settle_one(self, c: Connection, job_id: int, now: datetime, states: Sequence[Any] | None = None
+                    ) -> dict[str, Any] | None:
+        """Settle one waiting job, from `states` (its edges: id, status and run_on_failure of
+        each dependency, in id order) when the caller has just read them under lock."""
+        if states is None:
+            dep = _dep  # (short: the statement below names it five times)
+            states = c.execute(
+                select(dep.c.id, dep.c.status, dependencies.c.run_on_failure)
+                .join(dep, dep.c.id == dependencies.c.depends_on_id)
+                .where(dependencies.c.job_id == job_id).order_by(dep.c.id)
+            ).all()
         if not states or any(s.status not in _FINISHED for s in states):
             failed = [s for s in states if s.status in (JobStatus.FAILED.value, CANCELLED) and not s.run_on_failure]
             if not failed:
