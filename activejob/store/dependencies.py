@@ -71,12 +71,10 @@ class Dependencies(StoreBase):
             raise JobNotFound(f"{name + ': ' if name else ''}depends_on names job(s) {missing}, which do not exist")
         c.execute(insert(dependencies), [
             {"job_id": job_id, "depends_on_id": d, "run_on_failure": run_on_failure} for d in on])
+        # Settled alone: a job just inserted has no dependents yet to cascade to (a later job
+        # of the same call that waits for it gets its edge after this).
         row = self._settle_one(c, job_id, now, [_Edge(d, status[d], run_on_failure) for d in sorted(status)])
-        if row is None:
-            return []
-        if row["status"] != CANCELLED:
-            return [row]
-        return [row, *self._settle_dependents(c, self._dependents_of(c, [job_id]), now)]
+        return [] if row is None else [row]
 
     def _settle_dependents(self, c: Connection, job_ids: Iterable[int], now: datetime) -> list[dict[str, Any]]:
         """Settle the waiting jobs among `job_ids` whose dependencies have all ended (or one

@@ -42,10 +42,13 @@ SQLITE_UNIQUE_JOB_INSERT = SQLITE_JOB_INSERT.replace(
     "args_version, meta)", "args_version, meta, unique_key, unique_until, unique_expires_at)", 1
 ).replace(
     "?, ?, ?)", f"?, ?, ?, ?, ?, ?) ON CONFLICT (unique_key) WHERE {UNIQUE_HELD} DO NOTHING", 1)
-SQLITE_LIVE_HOLDER = (
-    f"SELECT id, name FROM activejob_jobs WHERE unique_key = ? AND {UNIQUE_HELD} "
-    "AND (unique_until IS NULL OR unique_until <> 'time' OR unique_expires_at > ?)"
+_LIVE_HOLDER = (
+    "SELECT {columns} FROM activejob_jobs WHERE unique_key = {key} AND " + UNIQUE_HELD +
+    " AND (unique_until IS NULL OR unique_until <> 'time' OR unique_expires_at > {now})"
 )
+"""The job holding a key that is still held: a key held for a time that is over lets go only
+on the general path, which marks it expired (both fast paths' look)."""
+SQLITE_LIVE_HOLDER = _LIVE_HOLDER.format(columns="id, name", key="?", now="?")
 
 
 def sqlite_finish(jobs: int) -> str:
@@ -245,10 +248,8 @@ PG_ENQUEUE_UNIQUE = PG_ENQUEUE_ONE.replace(
     f"    ON CONFLICT (unique_key) WHERE {UNIQUE_HELD} DO NOTHING\n", 1
 ).replace("SELECT e.job_id, e.id FROM e", "SELECT e.job_id, e.id, NULL, NULL FROM e", 1) + (
     "UNION ALL\n"
-    "SELECT NULL, NULL, id, name FROM activejob_jobs\n"
-    f" WHERE unique_key = %(unique_key)s AND {UNIQUE_HELD}\n"
-    "   AND (unique_until IS NULL OR unique_until <> 'time' OR unique_expires_at > %(now)s)\n"
-    "   AND NOT EXISTS (SELECT FROM j)\n")
+    + _LIVE_HOLDER.format(columns="NULL, NULL, id, name", key="%(unique_key)s", now="%(now)s")
+    + " AND NOT EXISTS (SELECT FROM j)\n")
 
 # Paused queues: `coalesce(..., true)` changes nothing (queue is never NULL) but hides the
 # test from the planner's estimates. Without it a generic plan guesses that the test drops
