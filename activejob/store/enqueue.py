@@ -154,9 +154,10 @@ class Enqueuing(RawAccess, Dependencies):
             fresh.extend(self._insert_free_keys(c, new, params, ids, now))
             inserted_now = set(fresh)
             changes: list[dict[str, Any]] = []  # `replaced` events of holders given the new args
-            for i, j in enumerate(new):
-                if j.unique_key is None or i in inserted_now:
-                    continue
+            # In key order too (each key's jobs in call order), for the locks' sake, as above.
+            for i in sorted((i for i, j in enumerate(new) if j.unique_key is not None and i not in inserted_now),
+                            key=lambda i: (new[i].unique_key, i)):
+                j = new[i]
                 ids[i], inserted, change = self._hold_key(c, j, params[i], now,
                                                           lambda: {ids[k] for k in fresh})
                 if inserted:
@@ -212,6 +213,10 @@ class Enqueuing(RawAccess, Dependencies):
                 first.setdefault(j.unique_key, i)
         if len(first) < 2:
             return []
+        # In key order: an insert waits for another transaction's uncommitted insert of the
+        # same key (PostgreSQL), so two calls taking keys in different orders could each hold
+        # one the other waits for. Taken in one order, the later call waits for the earlier.
+        first = dict(sorted(first.items()))
         # Rows whose key is held come back as none at all, so the ids are matched to their
         # jobs by key (one job a key here), not by position.
         if self.dialect == "postgresql":

@@ -147,3 +147,39 @@ def test_many_threads_meeting_an_expired_holder_release_it_once_and_make_one_job
     fresh = set(results) - {first}
     assert len(fresh) == 1 and set(results) == fresh
     assert sorted(held(jobs)) == sorted([first, *fresh]), "the expired holder's job stays, without the key"
+
+
+# -- many enqueuers, many keys ------------------------------------------------------------
+
+@pytest.mark.parametrize("held", [False, True], ids=["new keys", "held keys replaced"])
+def test_bulk_enqueues_taking_the_same_keys_in_opposite_orders_do_not_deadlock(jobs: Jobs, held: bool) -> None:
+    """Each call takes its keys in one order whatever order they are given in: two calls
+    given the same keys in opposite orders would otherwise each hold a key the other waits for."""
+    keys = [f"k{n}" for n in range(100)]
+    mode = "replace" if held else "skip"
+    if held:
+        jobs.store.enqueue([request(unique_key=f"{key}-{round}") for round in range(10) for key in keys], NOW)
+    ids: dict[str, list[list[int]]] = {"forward": [], "backward": []}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def enqueuer(way: str) -> None:
+        for round in range(10):
+            order = [f"{key}-{round}" for key in (keys if way == "forward" else keys[::-1])]
+            start.wait(10)
+            try:
+                got, _ = jobs.store.enqueue([request(unique_key=key, unique_mode=mode, args=f'{{"way": "{way}"}}')
+                                             for key in order], NOW)
+            except BaseException as error:  # the deadlock PostgreSQL detects, were keys taken in call order
+                errors.append(error)
+                return
+            ids[way].append(got if way == "forward" else got[::-1])
+
+    threads = [threading.Thread(target=enqueuer, args=(way,)) for way in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert ids["forward"] == ids["backward"], "each key's one job, whichever call wrote it"
+    assert len(jobs.store.list_jobs(limit=2000)) == 1000
