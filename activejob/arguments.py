@@ -8,6 +8,8 @@ payload) is refused before anything is written.
 from __future__ import annotations
 
 import difflib
+import json
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -147,10 +149,39 @@ def decode(job: str, schema: type[BaseModel], text: str) -> BaseModel:
 
 
 def encode_result(value: Any) -> str | None:
-    """A job's return value as JSON; values with no JSON form are stored as their repr."""
+    r"""A job's return value as JSON; values with no JSON form are stored as their repr.
+
+    Text with a lone surrogate (a file name decoded with errors="surrogateescape") has no
+    UTF-8 form, so it is written as a JSON escape, which reads back as the same text: the
+    job ran, and failing it for its result would run it again.
+
+    >>> encode_result({"file": "caf\udcff", "size": float("nan")})
+    '{"file": "caf\\udcff", "size": null}'
+    >>> json.loads(encode_result(["caf\udcff"])) == ["caf\udcff"]
+    True
+    """
     if value is None:
         return None
-    return pydantic_core.to_json(value, fallback=repr, inf_nan_mode="null").decode()
+    try:
+        return pydantic_core.to_json(value, fallback=repr, inf_nan_mode="null").decode()
+    except pydantic_core.PydanticSerializationError as error:
+        if "surrogates not allowed" not in str(error):
+            raise
+        return json.dumps(_plain(value), allow_nan=False)  # ASCII only: every lone surrogate escaped
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON's plain types with its text left as it is (lone surrogates too, which
+    pydantic's serializer refuses); what pydantic knows (models, dates) converted by it."""
+    if isinstance(value, str | bool | int | None):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key if isinstance(key, str) else str(_plain(key)): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return _plain(pydantic_core.to_jsonable_python(value, fallback=repr, inf_nan_mode="null"))
 
 
 def truncate(text: str | None, limit: int = TEXT_LIMIT) -> str | None:

@@ -37,6 +37,12 @@ class BadProgressText(BaseJob[Text]):
         self.log(args.raw(), detail=args.raw())
 
 
+@job("lone_surrogate_result", schema=Text, max_retries=2)
+class LoneSurrogateResult(BaseJob[Text]):
+    def perform(self, args: Text) -> dict[str, Any]:
+        return {"file": args.raw(), args.raw(): [args.raw(), float("nan")]}
+
+
 @job("ordinary")
 class Ordinary(BaseJob[NoArgs]):
     def perform(self, args: NoArgs) -> str:
@@ -58,6 +64,15 @@ def test_errors_with_lone_surrogates_or_nul_are_stored_escaped(queue: JobQueue) 
     assert [e.status for e in errors] == ["failed", "failed"]
     assert errors[0].error == "ValueError: lone \\udcff surrogate"
     assert errors[1].error == "ValueError: nul \\x00 byte"
+
+
+def test_a_result_with_a_lone_surrogate_completes_its_job_and_reads_back_exactly(queue: JobQueue) -> None:
+    handle = LoneSurrogateResult.perform_later(text="caf<S>.txt")
+    queue.run_until_idle()
+    info = job_info(queue, handle.id)
+    expected = {"file": "caf\udcff.txt", "caf\udcff.txt": ["caf\udcff.txt", None]}
+    assert (info.status, info.attempts, info.result) == ("completed", 1, expected)
+    assert [e.data["result"] for e in queue.events(handle.id) if e.type == "completed"] == [expected]
 
 
 def test_progress_and_logs_with_unstorable_text_are_stored_escaped_and_cut(queue: JobQueue) -> None:
