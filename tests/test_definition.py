@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel
 
-from activejob import BaseJob, ConfigurationError, UnknownJobError, job, registry
+from activejob import BaseJob, ConfigurationError, JobQueue, UnknownJobError, job, registry
 from activejob.backoff import Exponential
 
 
@@ -144,6 +144,44 @@ def test_a_job_without_schema_takes_no_arguments() -> None:
             return "tick"
 
     assert Tick.perform_now() == "tick"
+
+
+def test_a_job_without_arguments_may_define_perform_without_args(queue: JobQueue) -> None:
+    @job("defn_bare_sync")
+    class Sweep(BaseJob):  # type: ignore[type-arg]
+        def perform(self) -> str:  # type: ignore[override]
+            return "swept"
+
+    @job("defn_bare_async")
+    class Ping(BaseJob):  # type: ignore[type-arg]
+        async def perform(self) -> str:  # type: ignore[override]
+            return "pong"
+
+    assert (Sweep.perform_now(), Ping.perform_now()) == ("swept", "pong")
+    handles = [Sweep.perform_later(), Ping.perform_later()]
+    queue.run_until_idle()
+    assert [(h.info().status, h.result) for h in handles] == [("completed", "swept"), ("completed", "pong")]
+
+
+def test_perform_without_args_is_refused_when_the_schema_has_fields() -> None:
+    refused = (r"defn_bare_fields: Bare.perform\(self\) takes no arguments, but the job's schema Args "
+               r"has field\(s\) n: define perform\(self, args: Args\)")
+    with pytest.raises(ConfigurationError, match=refused):
+        @job("defn_bare_fields", schema=Args)
+        class Bare(BaseJob[Args]):
+            def perform(self) -> None:  # type: ignore[override]
+                pass
+
+
+@pytest.mark.parametrize("source, needs", [
+    ("def perform(self, n, m): pass", "m"),
+    ("def perform(self, args, *, strict): pass", "strict"),
+])
+def test_perform_needing_more_than_the_args_is_refused_when_defined(source: str, needs: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(source, namespace)
+    with pytest.raises(ConfigurationError, match=rf"defn_spread: Spread.perform\(.*\) needs {needs}, which no worker"):
+        job("defn_spread", schema=Args)(type("Spread", (BaseJob,), {"perform": namespace["perform"]}))
 
 
 def test_display_options_are_kept_for_the_dashboard() -> None:
