@@ -16,6 +16,11 @@ from typing import Any
 from . import clock
 from .errors import JobCancelled
 
+# The keys a log line's data cannot take: its own (`message`, `at`) and those every signal's
+# payload holds (`records.signal_payload`), which win there, so a receiver would not see them.
+RESERVED_LOG_KEYS = frozenset({"message", "at", "event", "event_id", "job_id", "name", "queue", "owner", "status",
+                               "attempt"})
+
 
 class JobContext:
     """The running attempt of one job, as the job sees it through `self`."""
@@ -68,6 +73,10 @@ class JobContext:
         self.on_report()
 
     def log(self, message: str, **data: Any) -> None:
+        if taken := sorted(RESERVED_LOG_KEYS.intersection(data)):
+            # As the logging module refuses `extra` that would overwrite a record's own fields.
+            raise ValueError(f"{self.name}: self.log data cannot use {', '.join(taken)}: every job_log signal "
+                             f"carries {', '.join(sorted(RESERVED_LOG_KEYS))} of its own; rename the key")
         entry = {**data, "message": str(message), "at": clock.now()}
         with self._lock:
             self.pending_logs.append(entry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -13,6 +14,8 @@ from pydantic import BaseModel
 from runner_support import wait_for
 
 from activejob import BaseJob, JobQueue, job, signals
+from activejob.context import RESERVED_LOG_KEYS
+from activejob.records import signal_payload
 
 
 class N(BaseModel):
@@ -65,6 +68,23 @@ def test_log_lines_go_to_the_event_log_in_order_with_their_data(queue: JobQueue)
     logs = [{k: v for k, v in e.data.items() if k != "at"} for e in events if e.type == "log"]
     assert logs == [{"message": "fetched", "rows": 120}, {"message": "skipped", "reason": "empty", "count": 0},
                     {"message": "done"}]
+
+
+def test_log_data_that_would_hide_a_signal_key_is_refused_naming_the_job_and_key() -> None:
+    @job("rt_shadowing_logger", schema=N)
+    class Shadowing(BaseJob[N]):
+        def perform(self, args: N) -> None:
+            self.log("saved", status="ok", rows=3)
+
+    with pytest.raises(ValueError, match=r"rt_shadowing_logger: self.log data cannot use status: every job_log "
+                                         r"signal carries .*; rename the key"):
+        Shadowing.perform_now()
+
+
+def test_every_key_a_signal_payload_holds_is_reserved_in_log_data() -> None:
+    payload = signal_payload("log", job_id=1, name="n", queue="q", owner=None, status="running", attempt=1,
+                             at=datetime.now(UTC), data={"message": "m"})
+    assert set(payload) <= RESERVED_LOG_KEYS
 
 
 def test_a_job_knows_its_id_and_attempt(queue: JobQueue) -> None:
