@@ -101,13 +101,15 @@ class Batches(Enqueuing, Admin):
         statuses, recorded = super().cancel_many(job_ids, now)
         return statuses, recorded + self._settle_batches_of(recorded, now)
 
-    def _settle_batches_of(self, recorded: list[EventRecord], now: datetime) -> list[EventRecord]:
+    def _settle_batches_of(self, recorded: list[EventRecord], now: datetime, also: Sequence[int] = ()
+                           ) -> list[EventRecord]:
+        """Settle the batches of the jobs `recorded` cancelled, and the batches `also`."""
         ended = sorted({r.job_id for r in recorded if r.type == "cancelled" and r.job_id is not None})
-        if not ended:
-            return []
-        with self.read() as c:
-            batch_ids = list(c.execute(select(jobs.c.batch_id).distinct()
-                                       .where(jobs.c.id.in_(ended), jobs.c.batch_id.isnot(None))).scalars())
+        batch_ids = list(also)
+        if ended:
+            with self.read() as c:
+                batch_ids += c.execute(select(jobs.c.batch_id).distinct()
+                                       .where(jobs.c.id.in_(ended), jobs.c.batch_id.isnot(None))).scalars()
         return self.settle_batches(batch_ids, now) if batch_ids else []
 
     def _settle_batch(self, batch_id: int, now: datetime) -> list[EventRecord]:
@@ -185,26 +187,32 @@ class Batches(Enqueuing, Admin):
     def cancel_batch(self, batch_id: int, now: datetime) -> tuple[list[int], list[EventRecord]]:
         """Cancel every unfinished member (running ones are marked for their workers), and
         settle the batch. Returns the ids of the members still running, and the events."""
-        with self.read() as c:
-            if c.execute(select(batches.c.id).where(batches.c.id == batch_id)).first() is None:
+        rows: list[dict[str, Any]] = []  # the members' events
+        recorded: list[EventRecord]
+        with self.write() as c:
+            # The batch first: once its row says cancelled (PostgreSQL: and is locked by this
+            # update until commit), no member can join it, so the members read next are all
+            # there will be. Read before, a member enqueued in between stayed pending.
+            batch = c.execute(update(batches).where(batches.c.id == batch_id, batches.c.cancelled_at.is_(None),
+                                                    batches.c.finished_at.is_(None))
+                              .values(cancelled_at=now).returning(*batches.c)).mappings().first()
+            recorded = []
+            if batch is not None:  # a batch already finished is left as it ended: no event
+                recorded = self._append(c, [_batch_event(batch, "batch_cancelled", JobStatus.CANCELLED.value,
+                                                         self._member_counts(c, batch_id), now)])
+            elif c.execute(select(batches.c.id).where(batches.c.id == batch_id)).first() is None:
                 raise JobNotFound(f"no batch with id {batch_id}")
             members = list(c.execute(select(jobs.c.id).where(jobs.c.batch_id == batch_id,
                                                              jobs.c.status.in_(_UNFINISHED))
                                      .order_by(jobs.c.id)).scalars())
-        recorded: list[EventRecord] = []
-        with self.write() as c:
-            # A batch already finished is left as it ended: nothing of it is cancelled.
-            batch = c.execute(update(batches).where(batches.c.id == batch_id, batches.c.cancelled_at.is_(None),
-                                                    batches.c.finished_at.is_(None))
-                              .values(cancelled_at=now).returning(*batches.c)).mappings().first()
-            if batch is not None:
-                counts = self._member_counts(c, batch_id)
-                recorded += self._append(c, [_batch_event(batch, "batch_cancelled", JobStatus.CANCELLED.value,
-                                                          counts, now)])
-        if not members:  # nothing left to cancel: settle what is there
-            return [], recorded + self.settle_batches([batch_id], now)
-        statuses, ended = self.cancel_many(members, now)  # one UPDATE; it settles the batch too
-        return sorted(i for i, s in statuses.items() if s == RUNNING), recorded + ended
+            parents: set[int] = set()
+            statuses = self._cancel(c, members, now, rows, parents, "requested")
+            self._carry_cancel(c, list(statuses), now, rows, parents)
+            recorded += self._append(c, rows)
+        # Settled after the commit, as any cancel settles the batches of the jobs it ended
+        # (a member's cancelled children may belong to other batches).
+        running = sorted(i for i, s in statuses.items() if s == RUNNING)
+        return running, recorded + self._settle_batches_of(recorded, now, also=[batch_id])
 
     def settle_open_batches(self, now: datetime) -> list[EventRecord]:
         """Safety net: settle sealed batches left unsettled (a worker died between an outcome

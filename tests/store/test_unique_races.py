@@ -8,51 +8,16 @@ enqueue's next statement runs. Many threads then enqueue one key at once, on bot
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, text
 
 from activejob.store import Store
 from activejob.store.enqueue import UniqueKeyHeld
 
 from .contract import NOW, Jobs, at, request
-
-
-@contextmanager
-def before_statement(store: Store, starts: str, action: Callable[[], None]) -> Iterator[list[str]]:
-    """Run `action` (once) just before the store sends its first statement starting with `starts`."""
-    seen: list[str] = []
-
-    def hook(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not seen and statement.lstrip().upper().startswith(starts):
-            seen.append(statement)
-            action()
-
-    event.listen(store.engine, "before_cursor_execute", hook)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", hook)
-
-
-def elsewhere(store: Store, statement: str, **params: Any) -> Callable[[], None]:
-    """A statement committed by another connection, as another process would."""
-    def run() -> None:
-        engine = create_engine(store.engine.url)
-        try:
-            with engine.begin() as c:
-                c.execute(text(statement), params)
-        finally:
-            engine.dispose()
-    return run
-
-
-def only_pg(jobs: Jobs) -> None:
-    if jobs.sqlite:
-        pytest.skip("SQLite has one writer at a time: nothing commits inside an enqueue")
+from .races import before_statement, elsewhere, only_pg
 
 
 def general(store: Store, new: list[Any]) -> tuple[list[int], list[Any]]:
