@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
 import typing
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,6 +27,7 @@ from . import callbacks, job_options, rate_limits
 from .context import JobContext
 from .enqueuing import ConfiguredJob, is_async
 from .errors import ConfigurationError, UnknownJobError, WaitForChildren
+from .job_class import check_perform
 
 if TYPE_CHECKING:
     from .handle import JobHandle
@@ -389,7 +388,7 @@ def job(
             # `class SendEmail(BaseJob[EmailArgs])` names its schema already: no need to repeat
             # it as schema=, and without it the job would take no arguments at all.
             object.__setattr__(options, "schema", declared)
-        _check_perform(cls, name, options.schema)
+        check_perform(cls, name, options.schema)
         cls.options = options
         if not options.description and cls.__doc__:
             object.__setattr__(options, "description", cls.__doc__.strip().splitlines()[0])
@@ -401,41 +400,6 @@ def job(
         return cls
 
     return register
-
-
-def _check_perform(cls: type[BaseJob[Any]], name: str, schema: type[BaseModel]) -> None:
-    """Refuse, when the job is defined, a `perform` no worker could call; let one that takes
-    no arguments (`def perform(self)`) stand for a job without any, as in Rails."""
-    try:
-        params = list(inspect.signature(cls.perform).parameters.values())[1:]  # after self
-    except (TypeError, ValueError):  # no signature to read (a C function): left to run
-        return
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    given = positional[0] if positional else None  # where the worker puts the arguments
-    required = [p.name for p in params if p is not given and p.default is p.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    call = f"{cls.__name__}.perform{inspect.signature(cls.perform).replace(return_annotation=inspect.Signature.empty)}"
-    if required:
-        raise ConfigurationError(
-            f"{name}: {call} needs {', '.join(required)}, which no worker passes: perform gets the job's "
-            f"arguments as one {schema.__name__}, perform(self, args), and reads args.<field>")
-    if positional or any(p.kind is p.VAR_POSITIONAL for p in params):
-        return
-    if schema.model_fields:
-        raise ConfigurationError(
-            f"{name}: {call} takes no arguments, but the job's schema {schema.__name__} has field(s) "
-            f"{', '.join(schema.model_fields)}: define perform(self, args: {schema.__name__})")
-    takes_nothing: Callable[..., Any] = cls.perform
-    if inspect.iscoroutinefunction(takes_nothing):
-        @functools.wraps(takes_nothing)
-        async def perform_async(self: Any, args: Any = None) -> Any:
-            return await takes_nothing(self)
-        cls.perform = perform_async  # type: ignore[method-assign]
-    else:
-        @functools.wraps(takes_nothing)
-        def perform(self: Any, args: Any = None) -> Any:
-            return takes_nothing(self)
-        cls.perform = perform  # type: ignore[method-assign]
 
 
 def _declared_schema(cls: type) -> type[BaseModel] | None:

@@ -1,0 +1,55 @@
+"""What `@job` reads of the class it decorates: whether workers can call its `perform`.
+
+A worker calls `perform(self, args)` with the job's arguments as one model; a `perform` that
+needs anything else would fail at every attempt, so `@job` refuses it when the class is
+defined, and lets a plain `perform(self)` stand for a job without arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .definition import BaseJob
+
+
+def check_perform(cls: type[BaseJob[Any]], name: str, schema: type[BaseModel]) -> None:
+    """Refuse, when the job is defined, a `perform` no worker could call; let one that takes
+    no arguments (`def perform(self)`) stand for a job without any, as in Rails."""
+    try:
+        params = list(inspect.signature(cls.perform).parameters.values())[1:]  # after self
+    except (TypeError, ValueError):  # no signature to read (a C function): left to run
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    given = positional[0] if positional else None  # where the worker puts the arguments
+    required = [p.name for p in params if p is not given and p.default is p.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    call = f"{cls.__name__}.perform{inspect.signature(cls.perform).replace(return_annotation=inspect.Signature.empty)}"
+    if required:
+        raise ConfigurationError(
+            f"{name}: {call} needs {', '.join(required)}, which no worker passes: perform gets the job's "
+            f"arguments as one {schema.__name__}, perform(self, args), and reads args.<field>")
+    if positional or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return
+    if schema.model_fields:
+        raise ConfigurationError(
+            f"{name}: {call} takes no arguments, but the job's schema {schema.__name__} has field(s) "
+            f"{', '.join(schema.model_fields)}: define perform(self, args: {schema.__name__})")
+    takes_nothing: Callable[..., Any] = cls.perform
+    if inspect.iscoroutinefunction(takes_nothing):
+        @functools.wraps(takes_nothing)
+        async def perform_async(self: Any, args: Any = None) -> Any:
+            return await takes_nothing(self)
+        cls.perform = perform_async  # type: ignore[method-assign]
+    else:
+        @functools.wraps(takes_nothing)
+        def perform(self: Any, args: Any = None) -> Any:
+            return takes_nothing(self)
+        cls.perform = perform  # type: ignore[method-assign]
