@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import case, delete, literal, select, update
 from sqlalchemy.engine import Connection
 
-from .. import dialects
 from ..errors import JobNotFound
 from ..models import FINISHED, JobStatus
 from ..records import EventRecord
@@ -107,8 +106,8 @@ class Admin(Parents):
             if row is None:
                 self._refuse(c, job_id, lambda status: (
                     f"job {job_id} is {status}; only {' or '.join(allowed)} jobs can be retried"))
-            recorded = self._append(c, [self._event(row, "enqueued", now, {"reason": "retried by request"})])
-            dialects.notify(c)
+            recorded = self._append(c, [self._event(row, "enqueued", now, {"reason": "retried by request"})],
+                                    wake=True)
         return recorded
 
     def delete(self, job_id: int, now: datetime, *, expect: Sequence[str] | None = None) -> list[EventRecord]:
@@ -125,7 +124,7 @@ class Admin(Parents):
             # rows before the insert would hand their ids out again, and a reader that
             # already saw those ids (EventRelay, `since=`) would never see "deleted".
             woken = self._wake_parents(c, [row["parent_id"]] if row["parent_id"] is not None else [], now)
-            recorded = self._append(c, [self._event(row, "deleted", now), *woken])
+            recorded = self._append(c, [self._event(row, "deleted", now), *woken], wake=bool(woken))
             c.execute(delete(events).where(events.c.job_id == job_id, events.c.id < recorded[0].id))
             return recorded
 
@@ -150,9 +149,7 @@ class Admin(Parents):
                 .returning(*EVENT_COLUMNS)
             ).mappings().all()
             recorded = self._append(c, [self._event(r, "enqueued", now, {"reason": "retried by request"})
-                                        for r in sorted(rows, key=lambda r: r["id"])])
-            if rows:
-                dialects.notify(c)
+                                        for r in sorted(rows, key=lambda r: r["id"])], wake=True)
         return recorded
 
     def cancel_many(self, job_ids: Sequence[int], now: datetime) -> tuple[dict[int, str], list[EventRecord]]:

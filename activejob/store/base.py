@@ -13,7 +13,7 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any, NoReturn
 
-from sqlalchemy import Table, event, insert, select
+from sqlalchemy import Table, event, insert, literal_column, select
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from .. import dialects
@@ -133,6 +133,14 @@ class StoreBase:
             self._pg_hot = PgHotConnections(dialects.pg_dsn(self.url), pool_size)
         self._skip_locked = dialects.claim_lock_clause(self.engine)
         self._insert_events = insert(events).returning(*events.c, sort_by_parameter_order=True)
+        if self.dialect == "postgresql":
+            # The NOTIFYs ride in the insert's RETURNING (one call a row; a transaction's
+            # identical notifications are delivered once): each was a round trip of its own.
+            notify_relays: Any = literal_column(f"pg_notify('{EVENTS_CHANNEL}', '')").label("notified")
+            notify_workers: Any = literal_column(f"pg_notify('{dialects.NOTIFY_CHANNEL}', '')").label("woken")
+            self._insert_events_waking = insert(events).returning(
+                *events.c, notify_relays, notify_workers, sort_by_parameter_order=True)
+            self._insert_events = insert(events).returning(*events.c, notify_relays, sort_by_parameter_order=True)
         self._sql: dict[Any, str] = {}  # prebuilt hot-path statements
         self._steps = threading.local()
         if self.dialect == "sqlite":
@@ -214,14 +222,15 @@ class StoreBase:
             for listener in _written_listeners:
                 listener(self.url, ids)
 
-    def _append(self, conn: Connection, rows: list[dict[str, Any]]) -> list[EventRecord]:
-        if not rows:
+    def _append(self, conn: Connection, rows: list[dict[str, Any]], *, wake: bool = False) -> list[EventRecord]:
+        """Write event rows, waking EventRelays at commit (PostgreSQL's NOTIFY); `wake`: and
+        idle workers of other processes, for a change that makes a job due."""
+        if not rows:  # nothing changed: nobody to wake
             return []
-        result = conn.execute(self._insert_events, rows)
+        result = conn.execute(self._insert_events_waking if wake and self.dialect == "postgresql"
+                              else self._insert_events, rows)
         recorded = [EventRecord.from_row(r) for r in result.mappings()]
         self._written(r.id for r in recorded)  # in the transaction: before any relay can read them
-        if conn.dialect.name == "postgresql":  # wake EventRelays (delivered at commit)
-            conn.exec_driver_sql(f"NOTIFY {EVENTS_CHANNEL}")
         return recorded
 
     @staticmethod

@@ -176,9 +176,7 @@ class Enqueuing(RawAccess, Dependencies):
                 if new[i].depends_on:
                     rows.extend(self._add_dependencies(c, ids[i], new[i].depends_on, new[i].run_on_failure, now,
                                                        new[i].name))
-            recorded = self._append(c, rows)
-            if rows:
-                dialects.notify(c)
+            recorded = self._append(c, rows, wake=True)
         return ids, recorded
 
     @staticmethod

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import case, literal, update
 
-from .. import dialects
 from ..models import FINISHED, JobStatus
 from ..records import Claimed, EventRecord
 from .base import EVENT_COLUMNS, PENDING, RUNNING, dump, jobs, json_rows, new_lease_token, start_data
@@ -129,9 +128,7 @@ class Finishing(Claiming, Parents):
                     parents.add(row["parent_id"])
                 rows.append(self._event(row, o.event, now, finish_data(o)))
             woken = self._wake_parents(c, parents, now)
-            recorded = self._append(c, rows + woken)
-            if woken or any(o.wakes_workers for o in outcomes):
-                dialects.notify(c)
+            recorded = self._append(c, rows + woken, wake=bool(woken) or any(o.wakes_workers for o in outcomes))
         return written, recorded
 
     def _finish_fast(self, outcomes: Sequence[Outcome], now: datetime

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from .. import dialects
 from ..models import JobStatus
 from ..records import EventRecord, WorkerInfo
 from ..retry import attempts_spent
@@ -135,7 +134,5 @@ class Leases(Parents, WorkerRegistry):
                     if status != PENDING and row["parent_id"] is not None:
                         parents.add(row["parent_id"])
             rows.extend(self._wake_parents(c, parents, now))
-            recorded = self._append(c, rows)
-            if rows:
-                dialects.notify(c)
+            recorded = self._append(c, rows, wake=True)
         return recorded
