@@ -24,20 +24,23 @@ def check_perform(cls: type[BaseJob[Any]], name: str, schema: type[BaseModel]) -
     """Refuse, when the job is defined, a `perform` no worker could call; let one that takes
     no arguments (`def perform(self)`) stand for a job without any, as in Rails."""
     try:
-        params = list(inspect.signature(cls.perform).parameters.values())[1:]  # after self
+        signature = inspect.signature(cls.perform)
     except (TypeError, ValueError):  # no signature to read (a C function): left to run
         return
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    given = positional[0] if positional else None  # where the worker puts the arguments
-    required = [p.name for p in params if p is not given and p.default is p.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    call = f"{cls.__name__}.perform{inspect.signature(cls.perform).replace(return_annotation=inspect.Signature.empty)}"
-    if required:
-        raise ConfigurationError(
-            f"{name}: {call} needs {', '.join(required)}, which no worker passes: perform gets the job's "
-            f"arguments as one {schema.__name__}, perform(self, args), and reads args.<field>")
-    if positional or any(p.kind is p.VAR_POSITIONAL for p in params):
+    # Asked as a worker asks it: perform(self, args), whatever the signature's shape
+    # (a decorator's (*args, **kwargs) takes anything).
+    try:
+        signature.bind(None, None)
         return
+    except TypeError as error:
+        reason = str(error)
+    call = f"{cls.__name__}.perform{signature.replace(return_annotation=inspect.Signature.empty)}"
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise ConfigurationError(
+            f"{name}: {call} cannot be called as perform(self, args) ({reason}): perform gets the job's "
+            f"arguments as one {schema.__name__} and reads args.<field>") from None
     if schema.model_fields:
         raise ConfigurationError(
             f"{name}: {call} takes no arguments, but the job's schema {schema.__name__} has field(s) "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -180,8 +182,24 @@ def test_perform_without_args_is_refused_when_the_schema_has_fields() -> None:
 def test_perform_needing_more_than_the_args_is_refused_when_defined(source: str, needs: str) -> None:
     namespace: dict[str, object] = {}
     exec(source, namespace)
-    with pytest.raises(ConfigurationError, match=rf"defn_spread: Spread.perform\(.*\) needs {needs}, which no worker"):
+    with pytest.raises(ConfigurationError, match=rf"defn_spread: Spread.perform\(.*\) cannot be called as "
+                                                 rf"perform\(self, args\) \(missing a required argument: '{needs}'\)"):
         job("defn_spread", schema=Args)(type("Spread", (BaseJob,), {"perform": namespace["perform"]}))
+
+
+def test_a_perform_wrapped_by_a_decorator_taking_anything_is_accepted() -> None:
+    def logged(function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # no functools.wraps: its signature is (*args, **kwargs)
+            return function(*args, **kwargs)
+        return wrapper
+
+    @job("defn_wrapped", schema=Args)
+    class Wrapped(BaseJob[Args]):
+        @logged
+        def perform(self, args: Args) -> int:
+            return args.n + 1
+
+    assert Wrapped.perform_now(n=1) == 2
 
 
 def test_display_options_are_kept_for_the_dashboard() -> None:
