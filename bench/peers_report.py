@@ -11,6 +11,7 @@ table into docs/benchmark.md, and `--render` prints (and with `--docs` writes) a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -299,10 +300,28 @@ def _terminate(signum: int, frame: Any) -> None:
     sys.exit(143)
 
 
+PEER_MODULES = ("huey", "procrastinate", "rq", "redis")
+
+
+def missing_peers() -> list[str]:
+    """The peers' packages this environment lacks (they come with the `bench` extra)."""
+    def lacks(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # (ValueError: blocked in sys.modules)
+            return True
+    return [name for name in PEER_MODULES if lacks(name)]
+
+
 def main(args: argparse.Namespace) -> int:
     out: Path = args.out or RESULTS / "peers.json"
     if args.render:
         report = json.loads(out.read_text())
+    elif missing := missing_peers():
+        # Said before anything runs, rather than a traceback half-way through the run.
+        print(f"python -m bench --peers runs the peers' own packages, missing here: {', '.join(missing)}; "
+              "pip install -e '.[bench]' (make test's .venv has them)", file=sys.stderr)
+        return 2
     else:
         sys.path.insert(0, str(ROOT))
         signal.signal(signal.SIGTERM, _terminate)
