@@ -8,6 +8,7 @@ to the database; under `perform_now` it goes straight to the signals.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -16,10 +17,13 @@ from typing import Any
 from . import clock
 from .errors import JobCancelled
 
-# The keys a log line's data cannot take: its own (`message`, `at`) and those every signal's
-# payload holds (`records.signal_payload`), which win there, so a receiver would not see them.
+# The keys a log line's data shares with its own (`at`) and with every signal's payload
+# (`records.signal_payload`), which win there: a receiver of job_log does not see the data's.
 RESERVED_LOG_KEYS = frozenset({"message", "at", "event", "event_id", "job_id", "name", "queue", "owner", "status",
                                "attempt"})
+
+log = logging.getLogger("activejob.worker")
+_warned: set[tuple[str, tuple[str, ...]]] = set()
 
 
 class JobContext:
@@ -73,14 +77,23 @@ class JobContext:
         self.on_report()
 
     def log(self, message: str, **data: Any) -> None:
-        if taken := sorted(RESERVED_LOG_KEYS.intersection(data)):
-            # As the logging module refuses `extra` that would overwrite a record's own fields.
-            raise ValueError(f"{self.name}: self.log data cannot use {', '.join(taken)}: every job_log signal "
-                             f"carries {', '.join(sorted(RESERVED_LOG_KEYS))} of its own; rename the key")
+        if taken := tuple(sorted(RESERVED_LOG_KEYS.intersection(data))):
+            self._shadowed(taken)
         entry = {**data, "message": str(message), "at": clock.now()}
         with self._lock:
             self.pending_logs.append(entry)
         self.on_report()
+
+    def _shadowed(self, keys: tuple[str, ...]) -> None:
+        """Say once per job type and keys that a log line's data is hidden where it shares a
+        key with the line or the signal (kept in the event log, but for `at`). A warning,
+        not an error: a job is not failed for what it logs."""
+        if (self.name, keys) in _warned:
+            return
+        _warned.add((self.name, keys))
+        log.warning("%s: self.log data %s share(s) a name with what every job_log line and signal carries "
+                    "(%s): job_log receivers get the signal's own; rename the key to keep it visible",
+                    self.name, ", ".join(keys), ", ".join(sorted(RESERVED_LOG_KEYS)))
 
     def checkpoint(self, data: Any) -> None:
         try:

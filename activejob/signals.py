@@ -19,7 +19,7 @@ and, per signal:
 | `job_enqueued` | `run_at` when scheduled for later |
 | `job_started` | `worker_id` |
 | `job_progress` | `progress`, `message`, `phase`, `current`, `total` |
-| `job_log` | `message`, any data passed to `self.log(...)` (whose keys cannot be the ones above) |
+| `job_log` | `message`, any data passed to `self.log(...)` (the keys above win over data of the same name) |
 | `job_retrying` | `error`, `run_at`, `reason` (`worker_lost` after a recovery) |
 | `job_completed` | `result` |
 | `job_failed` | `error`, `traceback` (in-process) |

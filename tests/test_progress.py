@@ -70,15 +70,33 @@ def test_log_lines_go_to_the_event_log_in_order_with_their_data(queue: JobQueue)
                     {"message": "done"}]
 
 
-def test_log_data_that_would_hide_a_signal_key_is_refused_naming_the_job_and_key() -> None:
-    @job("rt_shadowing_logger", schema=N)
+def test_log_data_sharing_a_signal_key_is_kept_in_the_log_and_warned_about_once(
+        queue: JobQueue, caplog: pytest.LogCaptureFixture) -> None:
+    name = f"rt_shadowing_logger_{queue.store.dialect}"  # warned once per process and type
+
+    @job(name, schema=N)
     class Shadowing(BaseJob[N]):
         def perform(self, args: N) -> None:
             self.log("saved", status="ok", rows=3)
+            self.log("saved again", status="ok", rows=4)
 
-    with pytest.raises(ValueError, match=r"rt_shadowing_logger: self.log data cannot use status: every job_log "
-                                         r"signal carries .*; rename the key"):
-        Shadowing.perform_now()
+    heard: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **payload: Any) -> None:
+        heard.append(payload)
+
+    signals.job_log.connect(receiver)
+    try:
+        handle = Shadowing.perform_later()
+        queue.run_until_idle()
+    finally:
+        signals.job_log.disconnect(receiver)
+    assert handle.info().status == "completed"
+    logged = [e.data for e in queue.events(handle.id) if e.type == "log"]
+    assert [(d["status"], d["rows"]) for d in logged] == [("ok", 3), ("ok", 4)]  # the durable log keeps it
+    assert [(p["status"], p["rows"]) for p in heard] == [("running", 3), ("running", 4)]  # the signal's own wins
+    warned = [r.getMessage() for r in caplog.records if "self.log data" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"{name}: self.log data status share(s) a name")
 
 
 def test_every_key_a_signal_payload_holds_is_reserved_in_log_data() -> None:
