@@ -320,7 +320,7 @@ def main(args: argparse.Namespace) -> int:
     elif missing := missing_peers():
         # Said before anything runs, rather than a traceback half-way through the run.
         print(f"python -m bench --peers runs the peers' own packages, missing here: {', '.join(missing)}; "
-              "pip install -e '.[bench]' (make test's .venv has them)", file=sys.stderr)
+              "pip install -e '.[bench]'", file=sys.stderr)
         return 2
     else:
         sys.path.insert(0, str(ROOT))

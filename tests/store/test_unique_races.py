@@ -123,14 +123,14 @@ def test_bulk_enqueues_taking_the_same_keys_in_opposite_orders_do_not_deadlock(j
     keys = [f"k{n}" for n in range(100)]
     mode = "replace" if held else "skip"
     if held:
-        jobs.store.enqueue([request(unique_key=f"{key}-{round}") for round in range(10) for key in keys], NOW)
+        jobs.store.enqueue([request(unique_key=f"{key}-{n}") for n in range(10) for key in keys], NOW)
     ids: dict[str, list[list[int]]] = {"forward": [], "backward": []}
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
     def enqueuer(way: str) -> None:
-        for round in range(10):
-            order = [f"{key}-{round}" for key in (keys if way == "forward" else keys[::-1])]
+        for n in range(10):
+            order = [f"{key}-{n}" for key in (keys if way == "forward" else keys[::-1])]
             start.wait(10)
             try:
                 got, _ = jobs.store.enqueue([request(unique_key=key, unique_mode=mode, args=f'{{"way": "{way}"}}')
