@@ -183,12 +183,16 @@ def test_widget_and_polling_fallback(server: tuple[str, JobQueue], page: Any) ->
 
 
 def test_the_widget_polls_while_the_websocket_is_down(server: tuple[str, JobQueue], page: Any) -> None:
-    base, _queue = server
+    base, queue = server
     page.add_init_script("window.WebSocket = function () { throw new Error('no websockets here'); };")
-    handle = Steps.perform_later(steps=5, delay=0.1)
+    # Held on a paused queue until the widget polls: on a slow machine the job (half a
+    # second) could finish before the page loaded, and a finished job's widget follows nothing.
+    queue.pause_queue("widget")
+    handle = Steps.set(queue="widget").perform_later(steps=5, delay=0.1)
     page.goto(f"{base.removesuffix('/jobs')}/my-app?job={handle.id}")
     widget = f"#job-{handle.id}"
     page.wait_for_function(f"() => document.querySelector('{widget}').getAttribute('connection') === 'polling'")
+    queue.resume_queue("widget")
     page.wait_for_function(f"() => document.querySelector('{widget}').getAttribute('status') === 'completed'",
                            timeout=30_000)
     assert page.locator(widget).get_attribute("connection") is None  # finished: it follows nothing now
