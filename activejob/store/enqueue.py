@@ -45,8 +45,8 @@ def _enqueued_data(job: EnqueueRequest, now: datetime) -> dict[str, Any] | None:
 
 
 def jobs_json(new: Sequence[EnqueueRequest], datas: Sequence[dict[str, Any] | None]) -> str:
-    """New jobs as PostgreSQL's bulk enqueue reads them (see PG_ENQUEUE): an array per job,
-    with its `enqueued` event's data."""
+    """New jobs as PostgreSQL's bulk enqueue reads them: an array per job, with its
+    `enqueued` event's data, in the order of `sql.ENQUEUE_FIELDS`."""
     stamps: dict[datetime, str] = {}  # a bulk enqueue mostly shares one run_at
     return json_rows(
         [j.name, j.queue, j.priority, j.args, j.max_retries,
@@ -217,7 +217,7 @@ class Enqueuing(RawAccess, Dependencies):
         first = dict(sorted(first.items()))
         # Rows whose key is held come back as none at all, so the ids are matched to their
         # jobs by key (one job a key here), not by position.
-        if self.dialect == "postgresql":
+        if self.dialect == "postgresql":  # arrays in the order of sql.FREE_KEYS_FIELDS
             rows = c.exec_driver_sql(PG_INSERT_FREE_KEYS, {"now": now, "jobs": json_rows(
                 [p["name"], p["queue"], p["priority"], p["status"], p["args"], p["max_retries"],
                  p["run_at"].isoformat(), p["owner"], p["parent_id"], p["concurrency_key"], p["batch_id"],

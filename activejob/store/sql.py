@@ -145,20 +145,39 @@ _SQLITE_CLAIM = (
 )
 
 
-# The jobs come as one JSON text (`enqueue.jobs_json`), an array per job in the order read
-# below: not fourteen arrays, which psycopg dumps element by element in Python (6 us a job),
+# A bulk enqueue's jobs come as one JSON text (`enqueue.jobs_json`), an array per job in the
+# order its fields name: not fourteen arrays, which psycopg dumps element by element in Python (6 us a job),
 # nor objects as the outcomes of PG_FINISH_CTES, whose keys made a large bulk enqueue's text
 # twice as long (a call of 200,000 jobs peaked 245 MB above its start, 191 MB now, 176 MB
 # with the arrays); jsonb, whose elements are read by position at once, where json parses
 # each element again for every field (a third slower).
-PG_ENQUEUE = """
-WITH t AS (
-    SELECT e->>0 AS name, e->>1 AS queue, (e->>2)::int AS priority, e->>3 AS args, (e->>4)::int AS max_retries,
-           (e->>5)::timestamptz AS run_at, e->>6 AS owner, (e->>7)::bigint AS parent_id, e->>8 AS concurrency_key,
-           e->>9 AS data, (e->>10)::bigint AS batch_id, e->>11 AS rate_key, (e->>12)::int AS args_version,
-           e->>13 AS meta, ord
-      FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY AS r(e, ord)
-), j AS (
+
+
+def _jobs_from_json(fields: str) -> str:
+    """The CTE `t`: the rows of the JSON text `%(jobs)s`, an array each, whose positions are
+    `fields` in order ("name", or "priority::int" for a cast), with `ord`, the row's place.
+
+    >>> print(_jobs_from_json("name priority::int"))
+    t AS (
+        SELECT e->>0 AS name, (e->>1)::int AS priority, ord
+          FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY AS r(e, ord)
+    )
+    """
+    columns = []
+    for i, field in enumerate(fields.split()):
+        name, _, cast = field.partition("::")
+        columns.append(f"(e->>{i})::{cast} AS {name}" if cast else f"e->>{i} AS {name}")
+    return (f"t AS (\n    SELECT {', '.join(columns)}, ord\n"
+            "      FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY AS r(e, ord)\n)")
+
+
+ENQUEUE_FIELDS = ("name queue priority::int args max_retries::int run_at::timestamptz owner parent_id::bigint "
+                  "concurrency_key data batch_id::bigint rate_key args_version::int meta")
+"""PG_ENQUEUE's array per job (`enqueue.jobs_json` writes them): the job's columns and its
+`enqueued` event's data."""
+
+PG_ENQUEUE = f"""
+WITH {_jobs_from_json(ENQUEUE_FIELDS)}, j AS (
     INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
                                 cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key,
                                 args_version, meta)
@@ -181,15 +200,13 @@ ORDER BY e.job_id
 # inserted unless its key is held, the inserted ones' ids and keys returned; the others (none
 # comes back for them) go on to be looked at one by one. Read from JSON as PG_ENQUEUE is:
 # psycopg splits a query's placeholders in Python, 30 ms for a thousand rows of twenty.
+FREE_KEYS_FIELDS = ("name queue priority::int status args max_retries::int run_at::timestamptz owner "
+                    "parent_id::bigint concurrency_key batch_id::bigint rate_key args_version::int meta unique_key "
+                    "unique_until unique_expires_at::timestamptz")
+"""PG_INSERT_FREE_KEYS's array per job (`Enqueuing._insert_free_keys` writes them)."""
+
 PG_INSERT_FREE_KEYS = f"""
-WITH t AS (
-    SELECT e->>0 AS name, e->>1 AS queue, (e->>2)::int AS priority, e->>3 AS status, e->>4 AS args,
-           (e->>5)::int AS max_retries, (e->>6)::timestamptz AS run_at, e->>7 AS owner, (e->>8)::bigint AS parent_id,
-           e->>9 AS concurrency_key, (e->>10)::bigint AS batch_id, e->>11 AS rate_key, (e->>12)::int AS args_version,
-           e->>13 AS meta, e->>14 AS unique_key, e->>15 AS unique_until, (e->>16)::timestamptz AS unique_expires_at,
-           ord
-      FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY AS r(e, ord)
-)
+WITH {_jobs_from_json(FREE_KEYS_FIELDS)}
 INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
                             cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key, args_version,
                             meta, unique_key, unique_until, unique_expires_at)
