@@ -224,21 +224,21 @@ class Enqueuing(RawAccess, Dependencies):
                  p["rate_key"], p["args_version"], p["meta"], p["unique_key"], p["unique_until"],
                  None if p["unique_expires_at"] is None else p["unique_expires_at"].isoformat()]
                 for p in (params[i] for i in first.values()))})
-        else:
-            attempt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect, where=UNIQUE_HELD)
-            rows = c.execute(attempt.returning(jobs.c.id, jobs.c.unique_key), [params[i] for i in first.values()])
+        else:  # `_hold_key`'s insert, given every row at once
+            rows = c.execute(self._hold_statements()[0], [params[i] for i in first.values()])
         got = {key: job_id for job_id, key in rows}
         for key, job_id in got.items():
             ids[first[key]] = job_id
         return sorted(first[key] for key in got)
 
     def _hold_statements(self) -> tuple[Any, Any]:
-        """`_hold_key`'s insert and holder lookup, built once per store: the values are bound
-        at execution, since building a statement around them (`.values(**row)`) cost more
-        than the SQL itself, about three quarters of a unique job's enqueue."""
+        """`_hold_key`'s insert (returning the id and key of what it inserted) and holder
+        lookup, built once per store: the values are bound at execution, since building a
+        statement around them (`.values(**row)`) cost more than the SQL itself, about three
+        quarters of a unique job's enqueue."""
         if self._hold_sql is None:
             attempt = dialects.insert_unless_exists(jobs, "unique_key", self.dialect, where=UNIQUE_HELD)
-            self._hold_sql = (attempt.returning(jobs.c.id),
+            self._hold_sql = (attempt.returning(jobs.c.id, jobs.c.unique_key),
                               select(*_HOLDER).where(jobs.c.unique_key == bindparam("key"), text(UNIQUE_HELD)))
         return self._hold_sql
 
@@ -255,7 +255,7 @@ class Enqueuing(RawAccess, Dependencies):
         has inserted so far."""
         attempt, find = self._hold_statements()
         for _ in range(_HOLD_ATTEMPTS):
-            got = c.execute(attempt, row).scalar()
+            got = c.execute(attempt, row).scalar()  # the id
             if got is not None:
                 return got, True, None
             holder = c.execute(find, {"key": j.unique_key}).mappings().first()
