@@ -1,4 +1,5 @@
-"""Many worker processes on one PostgreSQL database, as on many machines.
+"""Many worker processes on one database: PostgreSQL, as on many machines, and a SQLite
+file, as on one machine (the first two tests run on both).
 
 Real `activejob worker` subprocesses drain thousands of jobs; each job appends a line
 to a file when it runs (tests/cluster_jobs.py), so executions are counted outside the
@@ -22,14 +23,15 @@ from runner_support import Workers, sql, wait_for
 from activejob import JobQueue
 from activejob.store import Store
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+postgres_only = pytest.mark.postgres
 
 JOBS = "tests.cluster_jobs"
 
 
 
 def enqueue(url: str, log: Path, count: int, *, seconds: float = 0.0, start: int = 0) -> None:
-    queue = JobQueue(url, auto_migrate=False)
+    queue = JobQueue(url, auto_migrate=url.startswith("sqlite"))  # (a new SQLite file has no tables yet)
     try:
         items = [{"n": n, "log": str(log), "seconds": seconds} for n in range(start, start + count)]
         for i in range(0, len(items), 1000):
@@ -56,29 +58,31 @@ def activejob_connections(url: str) -> int:
                         "AND application_name LIKE 'activejob%'")[0][0])
 
 
-def test_four_workers_drain_thousands_each_exactly_once(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+def test_four_workers_drain_thousands_each_exactly_once(db_url: str, workers: Workers, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     total = 3000
     for _ in range(4):
-        start(workers, pg_url, "--concurrency", "8")
+        start(workers, db_url, "--concurrency", "8")
 
     # The registry: every worker process recorded itself.
     registry = "SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at FROM activejob_workers"
-    rows = wait_for(lambda: (lambda r: r if len(r) == 4 else None)(sql(pg_url, registry)), what="4 worker rows")
+    rows = wait_for(lambda: (lambda r: r if len(r) == 4 else None)(sql(db_url, registry)), what="4 worker rows")
     assert {r[2] for r in rows} == {w.pid for w in workers.started}
     assert all(r[1] and r[4] == 8 and r[5] is not None and r[6] is not None for r in rows)
     # Enqueued once all four are up: on a busy machine the first to start could otherwise
     # drain the lot before the others began.
-    enqueue(pg_url, log, total)
+    enqueue(db_url, log, total)
 
     peak = 0
+    on_postgres = db_url.startswith("postgresql")
 
     def drained() -> bool:
         nonlocal peak
-        peak = max(peak, activejob_connections(pg_url))
-        return completed(pg_url) == total
+        if on_postgres:
+            peak = max(peak, activejob_connections(db_url))
+        return completed(db_url) == total
 
-    wait_for(drained, 120, interval=0.2, what=f"{total} jobs completed: {statuses(pg_url)}")
+    wait_for(drained, 120, interval=0.2, what=f"{total} jobs completed: {statuses(db_url)}")
     runs = cluster_jobs.executions(str(log))
     assert len(runs) == total and set(runs.values()) == {1}, "every job ran exactly once"
     pids = {line.split()[1] for line in log.read_text().splitlines()}
@@ -91,28 +95,28 @@ def test_four_workers_drain_thousands_each_exactly_once(pg_url: str, workers: Wo
         w.signal(signal.SIGTERM)
     for w in workers.started:
         assert w.wait(30) == 0, w.output()
-    assert sql(pg_url, "SELECT count(*) FROM activejob_workers")[0][0] == 0, "stopped workers unregister"
+    assert sql(db_url, "SELECT count(*) FROM activejob_workers")[0][0] == 0, "stopped workers unregister"
 
 
-def test_sigkill_one_of_three_workers_mid_drain(pg_url: str, workers: Workers, tmp_path: Path) -> None:
+def test_sigkill_one_of_three_workers_mid_drain(db_url: str, workers: Workers, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     total = 600
-    enqueue(pg_url, log, total, seconds=0.01)
+    enqueue(db_url, log, total, seconds=0.01)
     for _ in range(3):
-        start(workers, pg_url, "--concurrency", "4", lease=2.0, poll=0.2)
+        start(workers, db_url, "--concurrency", "4", lease=2.0, poll=0.2)
     victim = workers.started[0]
     wait_for(lambda: any(line.endswith(f" {victim.pid}") for line in log.read_text().splitlines())
              if log.exists() else False, 60, what="the victim to run jobs")
     victim.signal(signal.SIGKILL)
     victim.wait(10)
 
-    wait_for(lambda: completed(pg_url) == total, 120, interval=0.2, what=f"all jobs completed: {statuses(pg_url)}")
+    wait_for(lambda: completed(db_url) == total, 120, interval=0.2, what=f"all jobs completed: {statuses(db_url)}")
     runs = cluster_jobs.executions(str(log))
     assert set(runs) == set(range(total)), "no job lost"
     twice = [n for n, count in runs.items() if count > 1]
     assert len(twice) <= 4, f"only the victim's in-flight jobs may run again: {twice}"
     # The victim's registry row stops being live, and is removed by the survivors.
-    wait_for(lambda: sql(pg_url, "SELECT count(*) FROM activejob_workers WHERE pid = :pid", pid=victim.pid)[0][0] == 0,
+    wait_for(lambda: sql(db_url, "SELECT count(*) FROM activejob_workers WHERE pid = :pid", pid=victim.pid)[0][0] == 0,
              60, interval=0.2, what="the dead worker's row to be cleaned up")
     assert all(w.alive() for w in workers.started[1:])
 
@@ -134,6 +138,7 @@ def _drain_through(disrupt: Callable[[int], None], pg_url: str, workers: Workers
     return log
 
 
+@postgres_only
 def test_workers_survive_terminated_connections(pg_url: str, workers: Workers, tmp_path: Path) -> None:
     terminate = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")
@@ -175,6 +180,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@postgres_only
 @pytest.mark.serial  # restarts the server every other test process is using
 def test_workers_carry_on_through_a_postgresql_restart(pg_url: str, workers: Workers, tmp_path: Path) -> None:
     def restart(_total: int) -> None:
@@ -184,6 +190,7 @@ def test_workers_carry_on_through_a_postgresql_restart(pg_url: str, workers: Wor
     _drain_through(restart, pg_url, workers, tmp_path, total=1500, seconds=0.002, lease=5.0)
 
 
+@postgres_only
 def test_notify_wakes_an_idle_worker_in_another_process(pg_url: str, workers: Workers, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     start(workers, pg_url, "--concurrency", "2", poll=30.0)
@@ -198,6 +205,7 @@ def test_notify_wakes_an_idle_worker_in_another_process(pg_url: str, workers: Wo
     assert max(delays) < 2.0, delays
 
 
+@postgres_only
 def test_store_pool_is_bounded(pg_url: str) -> None:
     store = Store(pg_url, pool_size=3)
     try:
@@ -221,6 +229,7 @@ def _stop_postgres_for(seconds: float) -> None:
         subprocess.run([*command, "start"], capture_output=True, timeout=60)
 
 
+@postgres_only
 @pytest.mark.serial  # stops the server every other test process is using
 def test_outcomes_held_through_an_outage_are_written_before_anyone_recovers_their_leases(
         pg_url: str, workers: Workers, tmp_path: Path) -> None:
