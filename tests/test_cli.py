@@ -214,7 +214,8 @@ def test_a_module_that_fails_while_importing_is_reported_with_its_line(tmp_path:
 
 _EVERY_COMMAND = [["jobs"], ["stats"], ["show", "1"], ["workers"], ["queues"], ["prune"], ["cancel", "1"],
                   ["retry", "1"], ["delete", "1"], ["pause", "mail"], ["resume", "mail"], ["db", "current"],
-                  ["db", "upgrade"], ["db", "downgrade", "base"], ["dashboard"], ["worker"]]
+                  ["db", "upgrade"], ["db", "downgrade", "base"], ["dashboard"], ["worker"],
+                  ["enqueue", "cl_record", '{"n": 1, "log": "runs.log"}', "--import", "tests.cluster_jobs"]]
 
 
 def _one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> None:

@@ -3,6 +3,7 @@
     activejob worker --database-url sqlite:///jobs.db --import myapp.jobs --concurrency 8
     activejob db upgrade
     activejob jobs --status failed
+    activejob enqueue send_email '{"to": "a@example.com"}' --import myapp.jobs
     activejob dashboard --port 8000
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import click
 
-from . import batches, control, dashboard, db, jobs, overview, worker
+from . import batches, control, dashboard, db, enqueue, jobs, overview, worker
 from .errors import database_errors
 
 
@@ -42,6 +43,7 @@ for _command in (
     worker.worker, db.db, dashboard.dashboard,
     jobs.jobs, jobs.show, jobs.explain, batches.batches, batches.batch,
     overview.stats, overview.queues, overview.workers, overview.types, overview.cron,
+    enqueue.enqueue,
     control.cancel, control.retry, control.delete, control.cancel_batch, control.pause, control.resume, control.prune,
 ):
     main.add_command(_command)
