@@ -3,9 +3,9 @@
 The runner holds the jobs in flight and the worker's lifecycle, and hands the rest to
 the parts that own it: the `Dispatcher` claims, the `Recorder` writes outcomes and
 progress, the `LeaseKeeper` heartbeats, `Maintenance` does the chores, the `Lane` runs
-sync jobs on threads of the worker's own, and the `WorkerStore` decides how each
-database call runs. One task group holds every loop and every async job; nothing
-outlives `run()`.
+sync jobs on threads of the worker's own, the `LoopWatch` says when an async job holds
+up the event loop, and the `WorkerStore` decides how each database call runs. One task
+group holds every loop and every async job; nothing outlives `run()`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from .execution import (
 )
 from .lane import Lane
 from .lease_keeper import LeaseKeeper
+from .loop_watch import LoopWatch
 from .maintenance import Maintenance
 from .recorder import Recorder
 from .records import Claimed, WorkerInfo
@@ -177,6 +178,8 @@ class Runner:
             watcher = dialects.ChangeWatcher(self.db.url, lambda _payload: self.wake())
             watcher.start()
         self._log_start()
+        watch = LoopWatch(self.running.values, self.worker_id, self.settings.lease)
+        watch.start()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -197,6 +200,7 @@ class Runner:
             self.state = "stopped"
             self.ready.set()
             self.lane.close()
+            watch.stop()
             if watcher is not None:
                 watcher.stop()
             with CancelScope(shield=True):
