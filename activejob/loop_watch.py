@@ -70,7 +70,9 @@ class LoopWatch:
         where = _where(at or stack[0])
         if at is not None and at is not stack[0]:
             where += f" (inside {_where(stack[0])})"
-        past = f" (held past the lease, {self._lease:g}s, a job goes to another worker and runs again)"
+        past = f", and a job held past its lease ({self._lease:g}s) goes to another worker and runs again"
+        if len(self._told) > 1000:  # (a long-lived worker: what was named long ago is let go)
+            self._told.clear()
         if culprit is not None:
             key: Any = (culprit.job.id, culprit.job.attempts)
             if key in self._told:
@@ -86,8 +88,9 @@ class LoopWatch:
         if key in self._told:
             return
         self._told.add(key)
-        log.warning("worker %s: the event loop has been held up for over %.0fs, at %s%s", self._worker_id,
-                    BLOCKED_AFTER, where, past)
+        log.warning("worker %s: code outside any job's perform has held up the event loop for over %.0fs, at %s: "
+                    "every job of the worker, its heartbeats and claims wait%s", self._worker_id, BLOCKED_AFTER,
+                    where, past)
 
 
 def _stack(frame: FrameType) -> list[FrameType]:

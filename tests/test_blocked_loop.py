@@ -71,3 +71,20 @@ def test_a_sync_job_that_sleeps_does_not_block_the_loop(queue: JobQueue, caplog:
     queue.run_until_idle()
     assert handle.status == "completed"
     assert blocked(caplog) == []
+
+
+def test_a_hold_up_outside_any_job_gives_the_line(queue: JobQueue, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="activejob.worker")
+
+    def slow_receiver(sender: object, **payload: object) -> None:
+        time.sleep(2.5)  # a signal receiver that blocks: it runs on the worker's loop
+
+    activejob.signals.job_started.connect(slow_receiver)
+    try:
+        SleepsInAThread.perform_later()
+        queue.run_until_idle()
+    finally:
+        activejob.signals.job_started.disconnect(slow_receiver)
+    (warning,) = blocked(caplog)
+    assert "bl_sleeps_in_a_thread" not in warning, "no job is blamed"
+    assert f"{__file__}:" in warning and "in slow_receiver" in warning
