@@ -99,6 +99,10 @@ class JobNotFound(ActiveJobError, LookupError):
     """No job has this id (it may have been deleted or pruned)."""
 
 
+class UnknownScheduleError(ActiveJobError, LookupError):
+    """No cron schedule has this key (`queue.run_schedule`)."""
+
+
 class InvalidTransition(ActiveJobError):
     """The job is not in a state that allows what was asked (e.g. deleting a running job)."""
 

@@ -20,14 +20,16 @@ from sqlalchemy import event
 
 from . import clock, enqueuing, middleware
 from .config import Settings
+from .definition import registry
 from .emit import aemit, emit
 from .enqueuing import EnqueueRequest
-from .errors import ConfigurationError, DuplicateJobError
+from .errors import ConfigurationError, DuplicateJobError, UnknownScheduleError
 from .handle import JobHandle
 from .queue_batches import QueueBatches
 from .queue_changes import QueueChanges
 from .queue_reads import QueueReads
 from .records import EventRecord
+from .recurring import effective
 from .store.enqueue import HeldBy, UniqueKeyHeld
 from .worker import Worker
 
@@ -143,6 +145,26 @@ class JobQueue(QueueReads, QueueChanges, QueueBatches):
         self._wake()
         await aemit(records)
         return self._handles(ids, requests)
+
+    def run_schedule(self, key: str) -> JobHandle:
+        """Enqueue a cron schedule's job now, with the schedule's arguments, queue and
+        priority: "Run now" on the dashboard's schedules page, `activejob cron --run KEY`.
+        Its slots are untouched (the next one still runs when due).
+
+            handle = queue.run_schedule("nightly")
+
+        An unknown key is UnknownScheduleError (naming the known ones); a schedule declared in
+        the settings whose job type is not imported here, or whose arguments fail its schema,
+        is a ConfigurationError saying which."""
+        found, problems = effective(self.settings.recurring, registry)
+        schedule = next((s for s in found if s.key == key), None)
+        if schedule is None:
+            if key in problems:
+                raise ConfigurationError(problems[key][1])
+            known = sorted([s.key for s in found] + list(problems))
+            raise UnknownScheduleError(f"no cron schedule has the key {key!r}; "
+                                       + (f"the schedules are: {', '.join(known)}" if known else "there are none"))
+        return self.enqueue([schedule.request(None, self.max_args_bytes)])[0]
 
     def _enqueue_in(self, session: Any, requests: list[EnqueueRequest]) -> list[JobHandle]:
         if hasattr(session, "run_sync"):

@@ -87,13 +87,14 @@ class Recurring:
         more = len(slots) > limit
         return sorted(slots[:limit]), more
 
-    def request(self, slot: datetime, max_args_bytes: int) -> EnqueueRequest:
+    def request(self, slot: datetime | None, max_args_bytes: int) -> EnqueueRequest:
+        """The job of `slot`, due then, whose unique key names the slot (each slot runs once);
+        or, with None, a job due now beside the slots (`queue.run_schedule`)."""
         from .enqueuing import ConfiguredJob
 
-        configured = ConfiguredJob(self.job).set(
-            wait_until=slot, queue=self.queue, priority=self.priority,
-            unique_key=f"{self.key_prefix}{slot.isoformat()}",
-        )
+        configured = ConfiguredJob(self.job).set(queue=self.queue, priority=self.priority)
+        if slot is not None:
+            configured = configured.set(wait_until=slot, unique_key=f"{self.key_prefix}{slot.isoformat()}")
         return configured.request(self.args, max_args_bytes=max_args_bytes)
 
     def describe(self, now: datetime | None = None, last: datetime | None = None) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The system as a whole: `stats`, `queues`, live `workers`, registered job `types` and `cron`
-schedules."""
+schedules (and running one of them now)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .errors import refusals
 from .options import import_modules, imports_option, open_queue, url_option
 from .output import echo_json, json_option, print_table, show_time, wants_json
 
@@ -106,10 +107,24 @@ def types(imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
 @url_option
 @imports_option
 @json_option(table_by_default=True)
-def cron(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
-    """Cron schedules (in code and in settings), their next run and last slot enqueued."""
+@click.option("--run", "run_key", default=None, metavar="KEY",
+              help="Enqueue the job of schedule KEY now (its slots run as usual), and print its id.")
+def cron(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_table: bool,
+         run_key: str | None) -> None:
+    """Cron schedules (in code and in settings), their next run and last slot enqueued;
+    `--run KEY` runs one now."""
     import_modules(imports)
-    found = open_queue(database_url).recurring()
+    queue = open_queue(database_url)
+    if run_key is not None:
+        with refusals():
+            handle = queue.run_schedule(run_key)
+        info = queue.get_job(handle.id)
+        if as_json and info is not None:
+            echo_json(info.to_dict())
+        else:
+            click.echo(f"job {handle.id} ({handle.name}) enqueued now for schedule {run_key!r}")
+        return
+    found = queue.recurring()
     if wants_json(as_json, as_table, table_by_default=True):
         echo_json(found)
     elif not found:

@@ -18,6 +18,7 @@
     GET  /api/workers                live workers and their last heartbeat
     GET  /api/job-types              registered job types (label, phases, schema, ...)
     GET  /api/schedules              cron schedules: next run, last slot enqueued, catch-up
+    POST /api/schedules/{key}/run    enqueue the schedule's job now (its slots run as usual)
     GET  /api/openapi.json           this, as OpenAPI 3.1
 
 Every endpoint takes the query parameters and JSON body fields its OpenAPI description
@@ -34,7 +35,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from .api_changes import cancel, cancel_many, delete, delete_many, pause_queue, resume_queue, retry, retry_failed
+from .api_changes import (
+    cancel,
+    cancel_many,
+    delete,
+    delete_many,
+    pause_queue,
+    resume_queue,
+    retry,
+    retry_failed,
+    run_schedule,
+)
 from .api_changes import form_routes as form_routes
 from .api_reads import activity, events, explain, get_job, job_events, job_types, list_jobs, schedules, stats, workers
 from .openapi import openapi_schema as openapi_schema
@@ -61,4 +72,5 @@ def routes() -> list[BaseRoute]:
         Route("/workers", workers, methods=["GET"]),
         Route("/job-types", job_types, methods=["GET"]),
         Route("/schedules", schedules, methods=["GET"]),
+        Route("/schedules/{key:path}/run", run_schedule, methods=["POST"]),
     ]

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import JobNotFound
+from ..errors import JobNotFound, UnknownScheduleError
 from ..records import JobInfo
 from . import core
 from .core import BadRequest, Conflict, UnsupportedMediaType, refuse_unknown
@@ -29,7 +29,7 @@ def accepted(request: Request) -> Accepted:
 
 def api(fn: Handler) -> Handler:
     """An API endpoint: query parameters it does not describe (`doc`) are refused, and errors
-    are JSON: 400 bad input, 403 CSRF, 404 unknown job, 409 conflict, 415 a body not JSON.
+    are JSON: 400 bad input, 403 CSRF, 404 unknown job or schedule, 409 conflict, 415 a body not JSON.
 
     Apply `doc` over it: the check reads the description `doc` attaches to this handler."""
     @functools.wraps(fn)
@@ -45,7 +45,7 @@ def api(fn: Handler) -> Handler:
             return JSONResponse({"error": str(error)}, status_code=400)
         except (CSRFError, Forbidden) as error:
             return JSONResponse({"error": str(error)}, status_code=403)
-        except JobNotFound as error:
+        except (JobNotFound, UnknownScheduleError) as error:
             return JSONResponse({"error": str(error)}, status_code=404)
         except Conflict as error:
             job = core.job_json(error.job) if error.job is not None else None

@@ -1,5 +1,5 @@
 """The REST API's changes (POST, CSRF-checked): cancel, retry or delete a job, pause or resume
-a queue, and the bulk actions (api.py lists the endpoints).
+a queue, run a cron schedule's job now, and the bulk actions (api.py lists the endpoints).
 
 The API reads JSON bodies, and only the fields its OpenAPI description lists (any other is
 a 400: `{"nmae": ...}` must not retry every failed job). A form is read as the pages' plain
@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..errors import ConfigurationError
 from ..records import STATUSES
 from . import core
 from .api_base import Forbidden, accepted, api, path_job_id, shown, visible
-from .core import BadRequest, UnsupportedMediaType, dashboard, refuse_unknown
+from .core import BadRequest, Conflict, UnsupportedMediaType, dashboard, refuse_unknown
 from .jsonio import JSONResponse, loads
-from .openapi import CSRF_BODY, EXPECTED_BODY, FAILED_BODY, IDS_BODY, JOB_ID, QUEUE_NAME, Handler, doc
+from .openapi import CSRF_BODY, EXPECTED_BODY, FAILED_BODY, IDS_BODY, JOB_ID, QUEUE_NAME, SCHEDULE_KEY, Handler, doc
 from .security import CSRF_FIELD, base_path, check_csrf, viewer
 
 MAX_BODY = 10_000
@@ -171,6 +172,28 @@ async def resume_queue(request: Request) -> Response:
     return await _queue_change(request, pause=False)
 
 
+@doc("Run a cron schedule's job now", response="JobResult", parameters=[SCHEDULE_KEY], body=CSRF_BODY,
+     errors=(404, 409))
+@api
+async def run_schedule(request: Request) -> Response:
+    """Enqueue the schedule's job now, with its arguments, queue and priority; its slots run
+    as usual. 404: no schedule has the key; 409: it cannot run here (its job type is not
+    imported by the dashboard, or its arguments fail the schema). A page's form is answered
+    with the new job's page."""
+    if viewer(request) is not None:  # the Guard already refuses this path to a viewer
+        raise Forbidden("forbidden: a viewer token may not run schedules")
+    _body, from_form = await proven(request)
+    dash = dashboard(request)
+    try:
+        handle = await anyio.to_thread.run_sync(dash.queue.run_schedule, request.path_params["key"])
+    except ConfigurationError as error:
+        raise Conflict(str(error), None) from None
+    if from_form:
+        return RedirectResponse(f"{base_path(request.scope)}/jobs/{handle.id}", status_code=303)
+    job = await anyio.to_thread.run_sync(core.require_job, dash.queue, handle.id)
+    return JSONResponse({"job": shown(request, job)})
+
+
 # -- bulk actions -----------------------------------------------------------------------
 
 def _operator(request: Request) -> None:
@@ -239,7 +262,7 @@ def form(handler: Handler) -> Handler:
 
 
 def form_routes() -> list[BaseRoute]:
-    """Where the job page's and the queues page's forms post (the pages' script sends JSON
+    """Where the job page's, the queues page's and the schedules page's forms post (the pages' script sends JSON
     to the API instead; these are for a browser without it)."""
     return [
         Route("/jobs/{job_id:int}/cancel", form(cancel), methods=["POST"]),
@@ -247,4 +270,5 @@ def form_routes() -> list[BaseRoute]:
         Route("/jobs/{job_id:int}/delete", form(delete), methods=["POST"]),
         Route("/queues/{name:path}/pause", form(pause_queue), methods=["POST"]),
         Route("/queues/{name:path}/resume", form(resume_queue), methods=["POST"]),
+        Route("/schedules/{key:path}/run", form(run_schedule), methods=["POST"]),
     ]

@@ -35,6 +35,7 @@ def param(name: str, schema: dict[str, Any], description: str, *, where: str = "
 
 JOB_ID = param("job_id", {"type": "integer"}, "The job's id.", where="path")
 QUEUE_NAME = param("name", {"type": "string", "minLength": 1, "maxLength": 200}, "The queue's name.", where="path")
+SCHEDULE_KEY = param("key", {"type": "string", "minLength": 1}, "The cron schedule's key.", where="path")
 
 def _json_body(schema: str, *, required: bool = False) -> dict[str, Any]:
     """A request body: a JSON object of the named schema (the API takes no other content type)."""

@@ -274,3 +274,16 @@ def test_a_retrying_job_shows_no_stale_progress(server: tuple[str, JobQueue], pa
     card = page.locator("#progress-card").inner_text()
     assert "25 of 80" not in card and "sleeping" not in card and "Not started yet" in card, card
     assert queue.get_job(handle.id).attempts == 1  # type: ignore[union-attr]
+
+
+def test_run_now_on_the_schedules_page_opens_the_job_it_enqueued(server: tuple[str, JobQueue], page: Any) -> None:
+    base, queue = server
+    activejob.recurring("0 3 * * *", Quick, args={"value": "from the schedule"}, key="browser-nightly")
+    page.goto(base + "/schedules")
+    page.click('form[data-run-schedule="browser-nightly"] button')
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    job_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector(".job-head [data-status-badge]:text('completed')", timeout=30_000)
+    info = queue.get_job(job_id)
+    assert info is not None and (info.name, info.args, info.unique_key) == (
+        "web_quick", {"value": "from the schedule"}, None)
