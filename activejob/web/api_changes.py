@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import ConfigurationError
+from ..errors import ActiveJobError, UnknownScheduleError
 from ..records import STATUSES
 from . import core
 from .api_base import Forbidden, accepted, api, path_job_id, shown, visible
@@ -178,15 +178,18 @@ async def resume_queue(request: Request) -> Response:
 async def run_schedule(request: Request) -> Response:
     """Enqueue the schedule's job now, with its arguments, queue and priority; its slots run
     as usual. 404: no schedule has the key; 409: it cannot run here (its job type is not
-    imported by the dashboard, or its arguments fail the schema). A page's form is answered
-    with the new job's page."""
+    imported by the dashboard, or its arguments fail the schema), or its job was refused (a
+    unique key held, with unique_mode 'raise'). A page's form is answered with the new job's
+    page."""
     if viewer(request) is not None:  # the Guard already refuses this path to a viewer
         raise Forbidden("forbidden: a viewer token may not run schedules")
     _body, from_form = await proven(request)
     dash = dashboard(request)
     try:
         handle = await anyio.to_thread.run_sync(dash.queue.run_schedule, request.path_params["key"])
-    except ConfigurationError as error:
+    except UnknownScheduleError:
+        raise  # a 404
+    except ActiveJobError as error:  # it cannot run here, or its unique key is held ('raise'), or refused
         raise Conflict(str(error), None) from None
     if from_form:
         return RedirectResponse(f"{base_path(request.scope)}/jobs/{handle.id}", status_code=303)

@@ -32,6 +32,11 @@ class Cleanup(BaseJob[Days]):
         return args.days
 
 
+@job("rs_only_one", schema=Days, unique_key=lambda args: "rs-only-one", unique_mode="raise")
+class OnlyOne(BaseJob[Days]):
+    def perform(self, args: Days) -> None: ...
+
+
 NIGHTLY = {"key": "nightly", "job": "rs_cleanup", "cron": "0 3 * * *", "args": {"days": 30}, "queue": "chores",
            "priority": 5}
 
@@ -150,6 +155,15 @@ def test_api_run_of_a_schedule_that_cannot_run_here_is_409(db_url: str) -> None:
         assert response.status_code == 409 and "rs_nobody" in response.json()["error"]
     finally:
         JobQueue.reset()
+
+
+def test_api_run_of_a_schedule_whose_job_is_refused_is_409(queue: JobQueue, client: TestClient) -> None:
+    recurring("0 4 * * *", OnlyOne, args={"days": 1}, key="only-one")
+    first = client.post("/api/schedules/only-one/run", headers=csrf_headers(client))
+    again = client.post("/api/schedules/only-one/run", headers=csrf_headers(client))
+    assert first.status_code == 200 and again.status_code == 409, again.text
+    assert "rs-only-one" in again.json()["error"]
+    assert [j.name for j in queue.list_jobs()] == ["rs_only_one"]
 
 
 def test_api_run_needs_csrf_proof(queue: JobQueue, client: TestClient) -> None:
