@@ -11,12 +11,16 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import BaseModel
 
 import activejob
 from activejob import BaseJob, JobQueue, job
+
+if TYPE_CHECKING:  # (worker subprocesses import this module for its job types, without the tests' path)
+    from runner_support import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "tests.test_cli_enqueue"
@@ -31,6 +35,12 @@ class Mail(BaseModel):
 class SendMail(BaseJob[Mail]):
     def perform(self, args: Mail) -> str:
         return f"sent to {args.to}"
+
+
+@job("cle_bounce", schema=Mail, max_retries=0)
+class Bounces(BaseJob[Mail]):
+    def perform(self, args: Mail) -> None:
+        raise RuntimeError(f"{args.to} bounced")
 
 
 @job("cle_once", schema=Mail, unique_key=lambda args: args.to)
@@ -135,6 +145,24 @@ def test_a_held_unique_key_gives_the_holder_and_writes_no_job(queue: JobQueue, s
     assert first.returncode == again.returncode == 0, again.stderr
     (holder,) = queue.list_jobs()
     assert f"job {holder.id} (cle_once) already held its unique key" in again.stdout
+
+
+def test_follow_prints_the_events_and_exits_0_once_a_worker_completed_it(queue: JobQueue, sqlite_url: str,
+                                                                         workers: Workers) -> None:
+    workers.start(sqlite_url, imports=MODULE)
+    out = enqueue(sqlite_url, "cle_mail", '{"to": "j@example.com"}', "--follow", "--interval", "0.1")
+    assert out.returncode == 0, out.stderr
+    (found,) = queue.list_jobs()
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"job {found.id} (cle_mail) on queue 'mail': ")  # pending, or running already
+    assert any("started" in line for line in lines) and lines[-1] == f"job {found.id} completed"
+
+
+def test_follow_exits_1_when_the_job_fails(queue: JobQueue, sqlite_url: str, workers: Workers) -> None:
+    workers.start(sqlite_url, imports=MODULE)
+    out = enqueue(sqlite_url, "cle_bounce", '{"to": "k@example.com"}', "--follow", "--interval", "0.1")
+    assert out.returncode == 1
+    assert out.stdout.splitlines()[-1].endswith("failed: RuntimeError: k@example.com bounced")
 
 
 def test_enqueue_does_not_create_a_database(tmp_path: Path) -> None:

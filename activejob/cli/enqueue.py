@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from .errors import refusals
+from .jobs import follow_job
 from .options import import_modules, imports_option, open_queue, url_option
-from .output import echo_json, show_time
+from .output import echo_json, echo_line, interval_option, show_time
 
 
 def _arguments(name: str, text: str | None) -> dict[str, Any]:
@@ -54,14 +55,19 @@ def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @click.option("--at", "wait_until", callback=_moment, default=None, metavar="TIME",
               help="Run no sooner than TIME (ISO 8601; UTC without an offset).")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON (for scripts).")
+@click.option("--follow", "-f", is_flag=True,
+              help="Then print its events as they come until it finishes; exit 0 if it completed, 1 if not.")
+@interval_option
 def enqueue(database_url: str | None, imports: tuple[str, ...], name: str, args: str | None, queue_name: str | None,
-            priority: int | None, wait: float | None, wait_until: datetime | None, as_json: bool) -> None:
+            priority: int | None, wait: float | None, wait_until: datetime | None, as_json: bool, follow: bool,
+            interval: float) -> None:
     """Enqueue a job of type NAME with ARGS, a JSON object of its arguments ('-': read
     them from standard input). Prints its id.
 
     \b
         activejob enqueue send_email '{"to": "a@example.com"}' --import myapp.jobs
         activejob enqueue nightly_cleanup --import myapp.jobs --queue maintenance --wait 60
+        activejob enqueue backfill '{"day": "2026-12-01"}' --import myapp.jobs --follow
     """
     from .. import clock
     from ..definition import registry
@@ -86,13 +92,13 @@ def enqueue(database_url: str | None, imports: tuple[str, ...], name: str, args:
         info = queue.get_job(handle.id)
     if info is None:  # a worker ran and pruned it already, or someone deleted it
         click.echo(f"job {handle.id} ({handle.name}) enqueued")
-        return
-    if as_json:
-        echo_json(info.to_dict())
-        return
-    if info.created_at < asked:  # its unique key was held: the holder's handle came back
+    elif as_json:
+        (echo_line if follow else echo_json)(info.to_dict())
+    elif info.created_at < asked:  # its unique key was held: the holder's handle came back
         click.echo(f"job {info.id} ({info.name}) already held its unique key, and is {info.status}: no new job")
-        return
-    when = f", runs at {show_time(info.run_at)} UTC" if info.status == "pending" and info.run_at > info.created_at \
-        else ""
-    click.echo(f"job {info.id} ({info.name}) on queue {info.queue!r}: {info.status}{when}")
+    else:
+        when = f", runs at {show_time(info.run_at)} UTC" if info.status == "pending" and info.run_at > \
+            info.created_at else ""
+        click.echo(f"job {info.id} ({info.name}) on queue {info.queue!r}: {info.status}{when}")
+    if follow:
+        follow_job(queue, handle.id, as_json, interval)

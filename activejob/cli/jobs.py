@@ -109,7 +109,7 @@ def show(database_url: str | None, job_id: int, as_json: bool, as_table: bool, f
     if info is None:
         raise click.ClickException(f"no job with id {job_id}")
     if follow:
-        _follow(queue, job_id, in_json, interval)
+        follow_job(queue, job_id, in_json, interval)
     events = queue.events(job_id)
     if in_json:
         echo_json({**info.to_dict(), "events": [e.to_dict() for e in events]})
@@ -163,7 +163,7 @@ def _event_rows(events: Sequence[Any], *, header: bool) -> None:
             click.echo("  ".join(str(c) for c in row).rstrip())
 
 
-def _follow(queue: Any, job_id: int, in_json: bool, interval: float) -> NoReturn:
+def follow_job(queue: Any, job_id: int, in_json: bool, interval: float) -> NoReturn:
     """Print the job's events, old then new, until it finishes; exit 0 if it completed, 1 if
     it failed or was cancelled, 130 on Ctrl-C."""
     from ..models import FINISHED

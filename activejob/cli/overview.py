@@ -8,8 +8,9 @@ import sys
 import click
 
 from .errors import refusals
+from .jobs import follow_job
 from .options import import_modules, imports_option, open_queue, url_option
-from .output import echo_json, json_option, print_table, show_time, wants_json
+from .output import echo_json, echo_line, interval_option, json_option, print_table, show_time, wants_json
 
 
 @click.command()
@@ -109,20 +110,27 @@ def types(imports: tuple[str, ...], as_json: bool, as_table: bool) -> None:
 @json_option(table_by_default=True)
 @click.option("--run", "run_key", default=None, metavar="KEY",
               help="Enqueue the job of schedule KEY now (its slots run as usual), and print its id.")
+@click.option("--follow", "-f", is_flag=True,
+              help="With --run: then print its events until it finishes; exit 0 if it completed, 1 if not.")
+@interval_option
 def cron(database_url: str | None, imports: tuple[str, ...], as_json: bool, as_table: bool,
-         run_key: str | None) -> None:
+         run_key: str | None, follow: bool, interval: float) -> None:
     """Cron schedules (in code and in settings), their next run and last slot enqueued;
     `--run KEY` runs one now."""
     import_modules(imports)
     queue = open_queue(database_url)
+    if follow and run_key is None:
+        raise click.UsageError("--follow follows the job of --run KEY: give --run too")
     if run_key is not None:
         with refusals():
             handle = queue.run_schedule(run_key)
         info = queue.get_job(handle.id)
         if as_json and info is not None:
-            echo_json(info.to_dict())
+            (echo_line if follow else echo_json)(info.to_dict())
         else:
             click.echo(f"job {handle.id} ({handle.name}) enqueued now for schedule {run_key!r}")
+        if follow:
+            follow_job(queue, handle.id, as_json, interval)
         return
     found = queue.recurring()
     if wants_json(as_json, as_table, table_by_default=True):

@@ -127,6 +127,12 @@ def test_cron_run_of_an_unknown_key_is_one_line_and_exit_1(queue: JobQueue, db_u
     assert done.stderr.strip() == "Error: no cron schedule has the key 'weekly'; the schedules are: nightly"
 
 
+def test_cron_follow_needs_run(queue: JobQueue, db_url: str, tmp_path: Path) -> None:
+    queue.stats()
+    done = cron(tmp_path, db_url, "--follow")
+    assert done.returncode == 2 and "give --run too" in done.stderr
+
+
 @pytest.fixture
 def client(queue: JobQueue) -> Iterator[TestClient]:
     with TestClient(create_app(queue)) as c:
