@@ -5,8 +5,9 @@ stops every async job of the worker, its heartbeats and its claims; past the lea
 workers take its jobs and run them again. Python says nothing of it. So a thread of the
 worker asks the loop to answer four times a second; when it has not answered for
 `BLOCKED_AFTER` seconds, the thread looks at the loop thread's stack while it is still held
-and logs a warning naming the job whose `perform` is on it, and the line. Sync jobs run on
-threads of their own (lane.py) and cannot hold up the loop.
+and logs a warning naming the job whose `perform` is on it, and the line (which also goes
+into that job's own history, as a line of its log). Sync jobs run on threads of their own
+(lane.py) and cannot hold up the loop.
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ class LoopWatch:
             if key in self._told:
                 return
             self._told.add(key)
+            # In the job's own history too (the dashboard's timeline, `activejob show`): the
+            # context takes log lines from any thread, and the worker writes them once the
+            # loop runs again, at the latest with the attempt's outcome.
+            culprit.context.log(f"held up the worker's event loop for over {BLOCKED_AFTER:.0f}s: a blocking call in "
+                                "`async def perform`?", where=where)
             log.warning("worker %s: %s #%s has held up the event loop for over %.0fs, at %s. A blocking call in "
                         "`async def perform` (time.sleep, requests, a sync database driver) stops every job of the "
                         "worker, its heartbeats and claims%s: make it `def perform`, or run the call with "

@@ -80,6 +80,14 @@ def test_an_async_job_that_blocks_the_loop_is_named_in_a_warning(queue: JobQueue
     assert "def perform" in warning and "to_thread" in warning
 
 
+def test_the_hold_up_is_a_line_of_the_job_s_own_log(queue: JobQueue) -> None:
+    handle = Blocks.perform_later()
+    queue.run_until_idle()
+    (line,) = [e.data for e in queue.events(handle.id) if e.type == "log"]
+    assert line["message"].startswith("held up the worker's event loop for over 1s")
+    assert f"{__file__}:" in line["where"] and "in perform" in line["where"]
+
+
 def test_a_job_that_blocks_again_and_again_is_named_once(queue: JobQueue, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="activejob.worker")
     handle = BlocksTwice.perform_later()
