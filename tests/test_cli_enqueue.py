@@ -147,6 +147,13 @@ def test_a_held_unique_key_gives_the_holder_and_writes_no_job(queue: JobQueue, s
     assert f"job {holder.id} (cle_once) already held its unique key" in again.stdout
 
 
+def test_json_says_whether_the_job_is_new(queue: JobQueue, sqlite_url: str) -> None:
+    first = json.loads(enqueue(sqlite_url, "cle_once", '{"to": "l@example.com"}', "--json").stdout)
+    again = json.loads(enqueue(sqlite_url, "cle_once", '{"to": "l@example.com"}', "--json").stdout)
+    assert (first["enqueued"], again["enqueued"]) == (True, False)
+    assert first["id"] == again["id"] and first["unique_key"] == "l@example.com"
+
+
 def test_follow_prints_the_events_and_exits_0_once_a_worker_completed_it(queue: JobQueue, sqlite_url: str,
                                                                          workers: Workers) -> None:
     workers.start(sqlite_url, imports=MODULE)

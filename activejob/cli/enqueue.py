@@ -54,7 +54,8 @@ def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @click.option("--wait", type=float, default=None, metavar="SECONDS", help="Run no sooner than SECONDS from now.")
 @click.option("--at", "wait_until", callback=_moment, default=None, metavar="TIME",
               help="Run no sooner than TIME (ISO 8601; UTC without an offset).")
-@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON (for scripts).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the job as JSON (for scripts), with `enqueued`: false if a unique key's holder.")
 @click.option("--follow", "-f", is_flag=True,
               help="Then print its events as they come until it finishes; exit 0 if it completed, 1 if not.")
 @interval_option
@@ -90,11 +91,12 @@ def enqueue(database_url: str | None, imports: tuple[str, ...], name: str, args:
     with refusals():
         handle = job_type.set(**{k: v for k, v in options.items() if v is not None}).perform_later(given)
         info = queue.get_job(handle.id)
+    held = info is not None and info.created_at < asked  # its unique key was held: the holder came back
     if info is None:  # a worker ran and pruned it already, or someone deleted it
         click.echo(f"job {handle.id} ({handle.name}) enqueued")
-    elif as_json:
-        (echo_line if follow else echo_json)(info.to_dict())
-    elif info.created_at < asked:  # its unique key was held: the holder's handle came back
+    elif as_json:  # `enqueued`: false for the holder of a unique key, which is not a new job
+        (echo_line if follow else echo_json)({**info.to_dict(), "enqueued": not held})
+    elif held:
         click.echo(f"job {info.id} ({info.name}) already held its unique key, and is {info.status}: no new job")
     else:
         when = f", runs at {show_time(info.run_at)} UTC" if info.status == "pending" and info.run_at > \
