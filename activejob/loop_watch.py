@@ -41,13 +41,18 @@ class LoopWatch:
         self._answered = threading.Event()
         self._stopped = threading.Event()
         self._told: set[Any] = set()  # what a warning named already: a job (id, attempt) or a line
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="activejob-loop-watch", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="activejob-loop-watch", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread, and wait a moment for it: a stopped worker leaves no watch behind."""
         self._stopped.set()
         self._answered.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
         while not self._stopped.is_set():

@@ -119,3 +119,9 @@ def test_a_hold_up_outside_any_job_gives_the_line(queue: JobQueue, caplog: pytes
     (warning,) = blocked(caplog)
     assert "bl_sleeps_in_a_thread" not in warning, "no job is blamed"
     assert f"{__file__}:" in warning and "in hold_until_warned" in warning
+
+
+def test_a_stopped_worker_leaves_no_watch_behind(queue: JobQueue) -> None:
+    SleepsInAThread.perform_later()
+    queue.run_until_idle()
+    assert not [t for t in threading.enumerate() if t.name == "activejob-loop-watch"]
