@@ -25,6 +25,7 @@ from .store.sql import (
     SQLITE_BEGIN_WRITE,
     SQLITE_DATA_VERSION,
     SQLITE_WAL,
+    WORKERS_CHANNEL,
     pg_listen,
     pg_notify,
     sqlite_settings,
@@ -32,7 +33,7 @@ from .store.sql import (
 
 log = logging.getLogger("activejob.store")
 
-NOTIFY_CHANNEL = "activejob"
+NOTIFY_CHANNEL = WORKERS_CHANNEL
 
 
 def normalize_url(url: str) -> str:

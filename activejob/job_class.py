@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from .enqueuing import is_async
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def check_perform(cls: type[BaseJob[Any]], name: str, schema: type[BaseModel]) -
             f"{name}: {call} takes no arguments, but the job's schema {schema.__name__} has field(s) "
             f"{', '.join(schema.model_fields)}: define perform(self, args: {schema.__name__})")
     takes_nothing: Callable[..., Any] = cls.perform
-    if inspect.iscoroutinefunction(takes_nothing):
+    if is_async(takes_nothing):
         @functools.wraps(takes_nothing)
         async def perform_async(self: Any, args: Any = None) -> Any:
             return await takes_nothing(self)

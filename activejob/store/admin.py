@@ -165,12 +165,17 @@ class Admin(Parents):
         ids = sorted(set(job_ids))
         if not ids:
             return {}, []
+        with self.write() as c:
+            return self._cancel_in(c, ids, now)
+
+    def _cancel_in(self, c: Connection, ids: Sequence[int], now: datetime) -> tuple[dict[int, str], list[EventRecord]]:
+        """`cancel_many` inside the caller's transaction (`cancel_batch` cancels its members
+        in the transaction that marks the batch)."""
         rows: list[dict[str, Any]] = []
         parents: set[int] = set()
-        with self.write() as c:
-            statuses = self._cancel(c, ids, now, rows, parents, "requested")
-            self._carry_cancel(c, list(statuses), now, rows, parents)
-            return statuses, self._append(c, rows)
+        statuses = self._cancel(c, ids, now, rows, parents, "requested")
+        self._carry_cancel(c, list(statuses), now, rows, parents)
+        return statuses, self._append(c, rows)
 
     def delete_many(self, job_ids: Sequence[int], now: datetime) -> list[EventRecord]:
         """Delete these jobs where they are finished (completed, failed or cancelled), with

@@ -20,6 +20,7 @@ from .. import dialects
 from ..errors import InvalidTransition, JobNotFound
 from ..models import Job, JobEvent, JobStatus, PausedQueue, Worker
 from ..records import EventRecord
+from . import sql
 from .checkpoints import WalCheckpointer
 from .pg_connections import PgHotConnections
 
@@ -28,7 +29,7 @@ events: Table = JobEvent.__table__  # type: ignore[attr-defined]
 workers: Table = Worker.__table__  # type: ignore[attr-defined]
 paused: Table = PausedQueue.__table__  # type: ignore[attr-defined]
 
-EVENTS_CHANNEL = "activejob_events"
+EVENTS_CHANNEL = sql.EVENTS_CHANNEL
 """PostgreSQL channel NOTIFYed by every transaction that appends events (EventRelay listens)."""
 BATCH_EVENT_NAME = "batch"
 """The `name` of a batch's own events (they have no job type), and so their signals' sender."""
@@ -136,8 +137,8 @@ class StoreBase:
         if self.dialect == "postgresql":
             # The NOTIFYs ride in the insert's RETURNING (one call a row; a transaction's
             # identical notifications are delivered once): each was a round trip of its own.
-            notify_relays: Any = literal_column(f"pg_notify('{EVENTS_CHANNEL}', '')").label("notified")
-            notify_workers: Any = literal_column(f"pg_notify('{dialects.NOTIFY_CHANNEL}', '')").label("woken")
+            notify_relays: Any = literal_column(sql.PG_WAKE_RELAYS).label("notified")
+            notify_workers: Any = literal_column(sql.PG_WAKE_WORKERS).label("woken")
             self._insert_events_waking = insert(events).returning(
                 *events.c, notify_relays, notify_workers, sort_by_parameter_order=True)
             self._insert_events = insert(events).returning(*events.c, notify_relays, sort_by_parameter_order=True)

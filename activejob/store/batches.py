@@ -187,7 +187,6 @@ class Batches(Enqueuing, Admin):
     def cancel_batch(self, batch_id: int, now: datetime) -> tuple[list[int], list[EventRecord]]:
         """Cancel every unfinished member (running ones are marked for their workers), and
         settle the batch. Returns the ids of the members still running, and the events."""
-        rows: list[dict[str, Any]] = []  # the members' events
         recorded: list[EventRecord]
         with self.write() as c:
             # The batch first: once its row says cancelled (PostgreSQL: and is locked by this
@@ -205,10 +204,8 @@ class Batches(Enqueuing, Admin):
             members = list(c.execute(select(jobs.c.id).where(jobs.c.batch_id == batch_id,
                                                              jobs.c.status.in_(_UNFINISHED))
                                      .order_by(jobs.c.id)).scalars())
-            parents: set[int] = set()
-            statuses = self._cancel(c, members, now, rows, parents, "requested")
-            self._carry_cancel(c, list(statuses), now, rows, parents)
-            recorded += self._append(c, rows)
+            statuses, cancelled = self._cancel_in(c, members, now)
+            recorded += cancelled
         # Settled after the commit, as any cancel settles the batches of the jobs it ended
         # (a member's cancelled children may belong to other batches).
         running = sorted(i for i, s in statuses.items() if s == RUNNING)

@@ -27,6 +27,20 @@ def sqlite_ts(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:26]
 
 
+WORKERS_CHANNEL = "activejob"
+"""What idle workers LISTEN to on PostgreSQL: a job may be due (`dialects.NOTIFY_CHANNEL`)."""
+EVENTS_CHANNEL = "activejob_events"
+"""What EventRelays LISTEN to: events were written (`store.EVENTS_CHANNEL`)."""
+PG_WAKE_WORKERS = f"pg_notify('{WORKERS_CHANNEL}', '')"
+PG_WAKE_RELAYS = f"pg_notify('{EVENTS_CHANNEL}', '')"
+"""The NOTIFYs as expressions, for a statement's own SELECT or RETURNING: a transaction's
+identical notifications are delivered once, at its commit, however many rows call them."""
+PG_NOTIFY_FROM = f"(SELECT {PG_WAKE_WORKERS}, {PG_WAKE_RELAYS}) AS n"
+PG_EVENTS_NOTIFY_FROM = f"(SELECT {PG_WAKE_RELAYS}) AS n"
+PG_NOTIFY_JOIN = f", {PG_NOTIFY_FROM}"
+PG_EVENTS_NOTIFY_JOIN = f", {PG_EVENTS_NOTIFY_FROM}"
+
+
 EVENT_INSERT = (
     "INSERT INTO activejob_events (job_id, type, name, queue, owner, status, attempt, data, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -192,7 +206,7 @@ WITH {_jobs_from_json(ENQUEUE_FIELDS)}, j AS (
      ORDER BY j.id
     RETURNING id, job_id
 )
-SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
+SELECT e.job_id, e.id FROM e{PG_NOTIFY_JOIN}
 ORDER BY e.job_id
 """
 
@@ -232,7 +246,7 @@ PG_ENQUEUE_IN_BATCHES = PG_ENQUEUE.replace("""
       FROM t ORDER BY ord""", """
       FROM t WHERE (SELECT count(*) FROM open) = (SELECT count(*) FROM wanted) ORDER BY ord""", 1)
 
-PG_ENQUEUE_ONE = """
+PG_ENQUEUE_ONE = f"""
 WITH j AS (
     INSERT INTO activejob_jobs (name, queue, priority, status, args, attempts, max_retries, run_at, created_at,
                                 cancel_requested, owner, parent_id, concurrency_key, batch_id, rate_key,
@@ -246,7 +260,7 @@ WITH j AS (
     SELECT id, 'enqueued', name, queue, owner, 'pending', 0, %(data)s, %(now)s FROM j
     RETURNING id, job_id
 )
-SELECT e.job_id, e.id FROM e, (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n
+SELECT e.job_id, e.id FROM e{PG_NOTIFY_JOIN}
 """
 
 # A job with a unique key, alone (perform_later): inserted unless its key is held, in one
@@ -416,10 +430,6 @@ UNION ALL
 SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM {notify}
 """
-PG_NOTIFY_JOIN = ", (SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
-PG_EVENTS_NOTIFY_JOIN = ", (SELECT pg_notify('activejob_events', '')) AS n"
-PG_NOTIFY_FROM = "(SELECT pg_notify('activejob', ''), pg_notify('activejob_events', '')) AS n"
-PG_EVENTS_NOTIFY_FROM = "(SELECT pg_notify('activejob_events', '')) AS n"
 
 
 # -- connection plumbing, used by dialects.py -------------------------------------------
